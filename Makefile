@@ -1,0 +1,52 @@
+# mercato: `make run` installs, migrates, loads demo data and serves; `make test` runs everything.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
+
+.PHONY: install run serve migrate demo-data test unit lint format typecheck imports clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create the virtual environment and install mercato with its test tools
+
+migrate: install  ## apply database migrations
+	$(BIN)/mercato db upgrade
+
+demo-data: migrate  ## load demo accounts and products (idempotent)
+	$(BIN)/mercato demo-data
+
+run: demo-data  ## install, migrate, load demo data and serve on http://127.0.0.1:8000
+	$(BIN)/mercato serve
+
+serve: install
+	$(BIN)/mercato serve
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: install
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+typecheck: install  ## mypy (strict for the kernel and every domain module)
+	$(BIN)/mypy
+
+imports: install  ## module boundaries (import-linter contracts in pyproject.toml)
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+test: lint typecheck imports  ## everything: lint, types, boundaries, unit, integration, e2e
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,0 +1,3 @@
+"""mercato: a commerce backend built as a modular monolith."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""The composition root: builds every module and platform part from Settings and wires them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from mercato.catalog import CatalogService
+from mercato.config import Settings
+from mercato.customers import CustomersService
+from mercato.orders import OrdersService, PricingService, ShippingCalculator, ShippingRates
+from mercato.orders.service import CheckoutReconciler
+from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider
+from mercato.platform.connect import create_database
+from mercato.platform.db import Database
+from mercato.platform.outbox import EventBus, OutboxRelay
+from mercato.platform.security import PasswordHashing, TokenService
+from mercato.platform.uow import Transactor
+from mercato.platform.workers import Worker, WorkerRunner
+
+log = logging.getLogger("mercato")
+
+
+@dataclass
+class Container:
+    """Everything the application is made of, for one set of settings."""
+
+    settings: Settings
+    db: Database
+    transact: Transactor
+    bus: EventBus
+    tokens: TokenService
+    customers: CustomersService
+    catalog: CatalogService
+    payments: PaymentsService
+    orders: OrdersService
+    relay: OutboxRelay
+    reconciler: CheckoutReconciler
+    runner: WorkerRunner
+    started: bool = field(default=False)
+
+    async def start(self, *, workers: bool | None = None) -> None:
+        """Connect to the database and (unless told otherwise) start the background workers."""
+        await self.db.connect()
+        if self.settings.run_workers if workers is None else workers:
+            self.runner.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop workers after their current batch, then close the database."""
+        await self.runner.stop()
+        await self.db.close()
+        self.started = False
+
+
+def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Container:
+    """Wire the application (no I/O happens here; :meth:`Container.start` connects)."""
+    db = create_database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout_s,
+    )
+    transact = Transactor(db)
+    bus = EventBus()
+    tokens = TokenService(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
+    hashing = PasswordHashing(
+        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+    )
+    customers = CustomersService(transact, hashing=hashing, tokens=tokens)
+    catalog = CatalogService(transact)
+    payments = PaymentsService(transact, provider=provider or SandboxProvider())
+    pricing = PricingService(
+        tax_rate_bp=settings.tax_rate_bp, discount_codes=settings.discount_codes
+    )
+    shipping = ShippingCalculator(
+        ShippingRates(
+            home_country=settings.shop_country,
+            domestic_base=settings.shipping_domestic_base,
+            domestic_per_kg=settings.shipping_domestic_per_kg,
+            international_base=settings.shipping_international_base,
+            international_per_kg=settings.shipping_international_per_kg,
+            free_from=settings.free_shipping_from,
+        )
+    )
+    orders = OrdersService(
+        transact,
+        catalog=catalog,
+        payments=payments,
+        pricing=pricing,
+        shipping=shipping,
+        currency=settings.currency,
+        reservation_ttl_s=settings.reservation_ttl_s,
+    )
+    bus.subscribe("OrderCancelled", payments.on_order_cancelled)
+    relay = OutboxRelay(db, bus)
+    reconciler = CheckoutReconciler(orders, payments, grace_s=settings.checkout_grace_s)
+    workers: list[Worker] = [relay, reconciler]
+    runner = WorkerRunner(workers, idle=settings.worker_idle_s)
+    transact.after_commit(lambda events: runner.wake(relay.name))
+    return Container(
+        settings=settings,
+        db=db,
+        transact=transact,
+        bus=bus,
+        tokens=tokens,
+        customers=customers,
+        catalog=catalog,
+        payments=payments,
+        orders=orders,
+        relay=relay,
+        reconciler=reconciler,
+        runner=runner,
+    )

@@ -1,0 +1,245 @@
+"""HTTP API of the catalog: browsing for everyone, product and stock management for staff."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from mercato.catalog.domain import MAX_STOCK_DELTA, MAX_WEIGHT_GRAMS, Product
+from mercato.catalog.service import Adjustment, CatalogService, ProductChanges
+from mercato.platform.deps import IfMatch, MaybeUser, ResourceId, StaffUser, parse_if_match
+from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
+from mercato.platform.schemas import MoneyModel
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+
+def _service(request: Request) -> CatalogService:
+    service: CatalogService = request.app.state.catalog
+    return service
+
+
+Service = Annotated[CatalogService, Depends(_service)]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="next_cursor of the previous page")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+
+
+class ProductCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sku: Annotated[str, Field(min_length=1, max_length=64, examples=["MUG-BLUE"])]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=5000)] = ""
+    price: MoneyModel
+    weight_grams: Annotated[int, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = 0
+    initial_stock: Annotated[int, Field(ge=0, le=MAX_STOCK_DELTA, strict=True)] = 0
+
+
+class ProductUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    description: Annotated[str | None, Field(max_length=5000)] = None
+    price: MoneyModel | None = None
+    weight_grams: Annotated[int | None, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = None
+    active: Annotated[bool | None, Field(strict=True)] = None
+
+
+class StockAdjustmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delta: Annotated[
+        int, Field(ge=-MAX_STOCK_DELTA, le=MAX_STOCK_DELTA, strict=True, examples=[25])
+    ]
+    reason: Annotated[str, Field(min_length=1, max_length=500, examples=["delivery from supplier"])]
+
+
+class ProductRead(BaseModel):
+    id: str
+    sku: str
+    name: str
+    description: str
+    price: MoneyModel
+    weight_grams: int
+    active: bool
+    available: int
+    version: int
+
+    @classmethod
+    def of(cls, p: Product) -> ProductRead:
+        return cls(
+            id=p.id,
+            sku=p.sku,
+            name=p.name,
+            description=p.description,
+            price=MoneyModel.of(p.price),
+            weight_grams=p.weight_grams,
+            active=p.active,
+            available=p.available,
+            version=p.version,
+        )
+
+
+class ProductStaffRead(ProductRead):
+    reserved: int
+    sold: int
+    on_hand: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: Product) -> ProductStaffRead:
+        return cls(
+            **ProductRead.of(p).model_dump(),
+            reserved=p.reserved,
+            sold=p.sold,
+            on_hand=p.on_hand,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+        )
+
+
+class ProductPage(BaseModel):
+    items: list[ProductRead]
+    next_cursor: str | None
+
+
+class AdjustmentRead(BaseModel):
+    id: str
+    product_id: str
+    delta: int
+    reason: str
+    actor_id: str
+    available_after: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: Adjustment) -> AdjustmentRead:
+        return cls(
+            id=a.id,
+            product_id=a.product_id,
+            delta=a.delta,
+            reason=a.reason,
+            actor_id=a.actor_id,
+            available_after=a.available_after,
+            created_at=a.created_at,
+        )
+
+
+class AdjustmentPage(BaseModel):
+    items: list[AdjustmentRead]
+    next_cursor: str | None
+
+
+def _etag(response: Response, product: Product) -> None:
+    response.headers["ETag"] = f'"{product.version}"'
+
+
+@router.get("/products", response_model=ProductPage)
+async def list_products(
+    service: Service,
+    user: MaybeUser,
+    q: Annotated[str | None, Query(max_length=100, description="text in name or SKU")] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE,
+    include_inactive: Annotated[bool, Query(description="staff only")] = False,
+) -> ProductPage:
+    """Browse products, filtered by text in the name or SKU; active products only."""
+    staff = user is not None and user.is_staff
+    page = await service.list_products(
+        text=q,
+        after=decode_cursor(cursor),
+        limit=limit,
+        include_inactive=include_inactive and staff,
+    )
+    return ProductPage(items=[ProductRead.of(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/products/{product_id}", response_model=ProductRead | ProductStaffRead)
+async def read_product(
+    product_id: ResourceId, service: Service, user: MaybeUser, response: Response
+) -> ProductRead:
+    """One product (staff also see inactive products and stock details)."""
+    staff = user is not None and user.is_staff
+    product = await service.get_product(product_id, include_inactive=staff)
+    _etag(response, product)
+    return ProductStaffRead.of(product) if staff else ProductRead.of(product)
+
+
+@router.post("/products", status_code=201, response_model=ProductStaffRead)
+async def create_product(
+    body: ProductCreate, staff: StaffUser, service: Service, response: Response
+) -> ProductStaffRead:
+    """Add a product with its opening stock (staff only)."""
+    product = await service.create_product(
+        actor_id=staff.user_id,
+        sku=body.sku,
+        name=body.name,
+        description=body.description,
+        price_amount=body.price.amount,
+        currency=body.price.currency,
+        weight_grams=body.weight_grams,
+        initial_stock=body.initial_stock,
+    )
+    _etag(response, product)
+    response.headers["Location"] = f"/v1/products/{product.id}"
+    return ProductStaffRead.of(product)
+
+
+@router.patch("/products/{product_id}", response_model=ProductStaffRead)
+async def update_product(
+    product_id: ResourceId,
+    body: ProductUpdate,
+    _: StaffUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProductStaffRead:
+    """Change a product's name, description, price, weight or active flag (staff only).
+
+    Send ``If-Match`` with the version you read to refuse the change (409) if someone else
+    changed the product in between.
+    """
+    changes = ProductChanges(
+        name=body.name,
+        description=body.description,
+        price_amount=body.price.amount if body.price else None,
+        currency=body.price.currency if body.price else None,
+        weight_grams=body.weight_grams,
+        active=body.active,
+    )
+    product = await service.update_product(
+        product_id, changes, expected_version=parse_if_match(if_match)
+    )
+    _etag(response, product)
+    return ProductStaffRead.of(product)
+
+
+@router.post(
+    "/products/{product_id}/stock-adjustments", status_code=201, response_model=ProductStaffRead
+)
+async def adjust_stock(
+    product_id: ResourceId, body: StockAdjustmentCreate, staff: StaffUser, service: Service
+) -> ProductStaffRead:
+    """Add (positive delta) or remove (negative) available stock, with a reason (staff only)."""
+    product = await service.adjust_stock(
+        product_id, delta=body.delta, reason=body.reason, actor_id=staff.user_id
+    )
+    return ProductStaffRead.of(product)
+
+
+@router.get("/products/{product_id}/stock-adjustments", response_model=AdjustmentPage)
+async def list_adjustments(
+    product_id: ResourceId,
+    _: StaffUser,
+    service: Service,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE,
+) -> AdjustmentPage:
+    """The stock audit trail of a product, oldest first (staff only)."""
+    page = await service.adjustments(product_id, after=decode_cursor(cursor), limit=limit)
+    return AdjustmentPage(
+        items=[AdjustmentRead.of(a) for a in page.items], next_cursor=page.next_cursor
+    )

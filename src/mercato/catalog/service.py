@@ -1,0 +1,222 @@
+"""Catalog use cases for staff and shoppers, and the stock operations orders rely on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mercato.catalog import store
+from mercato.catalog.domain import (
+    Product,
+    ProductConflict,
+    ProductInactive,
+    ProductNotFound,
+    ReservedLine,
+    adjustment_event,
+    check_adjustment,
+)
+from mercato.kernel.clock import utcnow
+from mercato.kernel.ids import new_id
+from mercato.kernel.money import Currency, Money
+from mercato.platform.db import Connection
+from mercato.platform.pagination import Page, page_of
+from mercato.platform.uow import Transactor, UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    id: str
+    product_id: str
+    delta: int
+    reason: str
+    actor_id: str
+    available_after: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProductChanges:
+    name: str | None = None
+    description: str | None = None
+    price_amount: int | None = None
+    currency: str | None = None
+    weight_grams: int | None = None
+    active: bool | None = None
+
+
+class CatalogService:
+    """The catalog module's use cases."""
+
+    def __init__(self, transact: Transactor) -> None:
+        self._transact = transact
+
+    async def create_product(
+        self,
+        *,
+        actor_id: str,
+        sku: str,
+        name: str,
+        description: str,
+        price_amount: int,
+        currency: str,
+        weight_grams: int,
+        initial_stock: int,
+    ) -> Product:
+        """Add a product; its opening stock is the first entry of its audit trail."""
+        now = utcnow()
+        product = Product.create(
+            id=new_id(),
+            sku=sku,
+            name=name,
+            description=description,
+            price=Money.of(price_amount, Currency.validate(currency)),
+            weight_grams=weight_grams,
+            initial_stock=0,
+            now=now,
+        )
+        delta, reason = (initial_stock, "initial stock") if initial_stock else (0, "")
+        if delta:
+            check_adjustment(delta, reason)
+
+        async def work(uow: UnitOfWork) -> Product:
+            await store.add(uow.conn, product)
+            uow.collect(product)
+            if delta:
+                product.available = await store.adjust(
+                    uow.conn, product.id, delta=delta, reason=reason, actor_id=actor_id, now=now
+                )
+                uow.add(
+                    adjustment_event(
+                        product.id,
+                        delta=delta,
+                        reason=reason,
+                        available=product.available,
+                        actor_id=actor_id,
+                    )
+                )
+            return product
+
+        return await self._transact(work)
+
+    async def update_product(
+        self, product_id: str, changes: ProductChanges, *, expected_version: int | None
+    ) -> Product:
+        """Change a product's attributes; ProductConflict if ``expected_version`` is stale."""
+
+        async def work(uow: UnitOfWork) -> Product:
+            product = await store.get(uow.conn, product_id)
+            if product is None:
+                raise ProductNotFound(product_id)
+            seen = product.version
+            if expected_version is not None and expected_version != seen:
+                raise ProductConflict(product_id, current_version=seen)
+            price = None
+            if changes.price_amount is not None or changes.currency is not None:
+                price = Money.of(
+                    product.price.amount if changes.price_amount is None else changes.price_amount,
+                    Currency.validate(changes.currency or product.price.currency),
+                )
+            product.update(
+                now=utcnow(),
+                name=changes.name,
+                description=changes.description,
+                price=price,
+                weight_grams=changes.weight_grams,
+                active=changes.active,
+            )
+            if product.version != seen and not await store.save(
+                uow.conn, product, expected_version=seen
+            ):
+                current = await store.version_of(uow.conn, product_id)
+                raise ProductConflict(product_id, current_version=current or seen)
+            uow.collect(product)
+            return product
+
+        return await self._transact(work)
+
+    async def adjust_stock(
+        self, product_id: str, *, delta: int, reason: str, actor_id: str
+    ) -> Product:
+        """Add or remove available units with a reason; never below zero."""
+        delta, reason = check_adjustment(delta, reason)
+
+        async def work(uow: UnitOfWork) -> Product:
+            available = await store.adjust(
+                uow.conn, product_id, delta=delta, reason=reason, actor_id=actor_id, now=utcnow()
+            )
+            uow.add(
+                adjustment_event(
+                    product_id, delta=delta, reason=reason, available=available, actor_id=actor_id
+                )
+            )
+            product = await store.get(uow.conn, product_id)
+            assert product is not None
+            return product
+
+        return await self._transact(work)
+
+    async def adjustments(
+        self, product_id: str, *, after: str | None, limit: int
+    ) -> Page[Adjustment]:
+        """The stock audit trail of a product, oldest first."""
+
+        async def read(conn: Connection) -> list[Adjustment]:
+            if await store.version_of(conn, product_id) is None:
+                raise ProductNotFound(product_id)
+            rows = await store.adjustments_page(conn, product_id, after=after, limit=limit + 1)
+            return [Adjustment(**dict(r)) for r in rows]
+
+        return page_of(await self._transact.read(read), limit)
+
+    async def get_product(self, product_id: str, *, include_inactive: bool = False) -> Product:
+        """One product; inactive ones only when asked (staff)."""
+        product = await self._transact.read(lambda conn: store.get(conn, product_id))
+        if product is None or (not product.active and not include_inactive):
+            raise ProductNotFound(product_id)
+        return product
+
+    async def list_products(
+        self, *, text: str | None, after: str | None, limit: int, include_inactive: bool = False
+    ) -> Page[Product]:
+        """A page of products whose name or SKU contains ``text``."""
+        rows = await self._transact.read(
+            lambda conn: store.page(
+                conn, text=text, after=after, limit=limit + 1, include_inactive=include_inactive
+            )
+        )
+        return page_of(rows, limit)
+
+    # -- used by the orders module, inside its unit of work -------------------------------
+
+    @staticmethod
+    async def describe_for_order(conn: Connection, product_id: str) -> ReservedLine:
+        """An active product's name, SKU, price and weight, for an order line."""
+        found = await store.snapshot(conn, product_id)
+        if found is None:
+            raise ProductNotFound(product_id)
+        line, active = found
+        if not active:
+            raise ProductInactive(product_id)
+        return line
+
+    @staticmethod
+    async def reserve(
+        conn: Connection, order_id: str, quantities: dict[str, int], *, expires_at: datetime
+    ) -> list[ReservedLine]:
+        """Hold stock for every line of an order, all or nothing, at current prices."""
+        return await store.reserve(conn, order_id, quantities, expires_at=expires_at, now=utcnow())
+
+    @staticmethod
+    async def commit_reservation(conn: Connection, order_id: str) -> None:
+        """Turn an order's held stock into sold stock (the order was paid)."""
+        await store.commit(conn, order_id)
+
+    @staticmethod
+    async def release_reservation(conn: Connection, order_id: str) -> None:
+        """Give an order's held stock back (payment failed or the hold expired)."""
+        await store.release(conn, order_id)
+
+    @staticmethod
+    async def return_stock(conn: Connection, order_id: str) -> None:
+        """Give a cancelled paid order's sold units back to available stock."""
+        await store.give_back(conn, order_id)

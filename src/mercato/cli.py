@@ -1,0 +1,180 @@
+"""The ``mercato`` command line: serve, migrate, load demo data, manage staff, run workers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from mercato import __version__
+from mercato.config import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise SystemExit(f"mercato: invalid configuration:\n{exc}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    os.environ.setdefault("MERCATO_DATABASE_URL", settings.database_url)
+    uvicorn.run(
+        "mercato.app:create_app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Migrations: upgrade, downgrade, current, history."""
+    from mercato import migrate
+
+    url = _settings().database_url
+    if args.action == "upgrade":
+        migrate.upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        migrate.downgrade(url, args.revision or "-1")
+    elif args.action == "current":
+        print(migrate.current(url) or "(empty database)")
+    else:
+        from alembic import command
+
+        command.history(migrate.alembic_config(url), verbose=args.verbose)
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    """Load the demo staff account, demo customer and products (skips what exists)."""
+    from mercato.demo import load_demo_data
+
+    report = asyncio.run(load_demo_data(_settings()))
+    print(report)
+    return 0
+
+
+def cmd_create_staff(args: argparse.Namespace) -> int:
+    """Create a staff account."""
+    from mercato.demo import create_staff
+
+    password = os.environ.get("MERCATO_STAFF_PASSWORD") or args.password
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("Password for the new staff account: ")
+    staff_id = asyncio.run(
+        create_staff(_settings(), email=args.email, name=args.name, password=password)
+    )
+    print(f"created staff account {args.email} ({staff_id})")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the background workers without the HTTP API, until SIGTERM or SIGINT."""
+    from mercato.bootstrap import build
+    from mercato.platform.logging import configure
+
+    settings = _settings()
+    configure(level=settings.log_level, fmt=settings.log_format)
+
+    async def main() -> None:
+        container = build(settings)
+        await container.db.connect()
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        container.runner.start()
+        await stopping.wait()
+        await container.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    """Print the effective configuration, secrets redacted."""
+    for key, value in sorted(_settings().redacted().items()):
+        print(f"{key:32} {value}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mercato",
+        description="mercato: a commerce backend. Settings come from MERCATO_* environment "
+        "variables (MERCATO_DATABASE_URL first: sqlite:///./mercato.db or postgresql://...).",
+    )
+    parser.add_argument("--version", action="version", version=f"mercato {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the HTTP API", description=cmd_serve.__doc__)
+    serve.add_argument("--host", help="interface to bind (default: MERCATO_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: MERCATO_PORT or 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default: MERCATO_WORKERS or 1)"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database migrations", description=cmd_db.__doc__)
+    db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
+    up.add_argument("revision", nargs="?", help="target revision (default: head)")
+    down = db_sub.add_parser("downgrade", help="revert migrations (default: the last one)")
+    down.add_argument("revision", nargs="?", help="target revision, e.g. -1 or base")
+    db_sub.add_parser("current", help="print the revision the database is at")
+    hist = db_sub.add_parser("history", help="list all revisions")
+    hist.add_argument("--verbose", "-v", action="store_true")
+    db.set_defaults(func=cmd_db)
+
+    demo = sub.add_parser(
+        "demo-data", help="load demo accounts and products", description=cmd_demo_data.__doc__
+    )
+    demo.set_defaults(func=cmd_demo_data)
+
+    users = sub.add_parser("users", help="manage accounts", description="Manage accounts.")
+    users_sub = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    staff = users_sub.add_parser(
+        "create-staff",
+        help="create a staff account",
+        description="Create a staff account. The password comes from --password, "
+        "MERCATO_STAFF_PASSWORD, standard input, or a prompt.",
+    )
+    staff.add_argument("--email", required=True)
+    staff.add_argument("--name", default="Staff")
+    staff.add_argument("--password", help="prefer MERCATO_STAFF_PASSWORD or the prompt")
+    staff.set_defaults(func=cmd_create_staff)
+
+    worker = sub.add_parser(
+        "worker", help="run background workers only", description=cmd_worker.__doc__
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    config = sub.add_parser(
+        "config", help="inspect configuration", description="Inspect configuration."
+    )
+    config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = config_sub.add_parser("show", help="print the effective settings, secrets redacted")
+    show.set_defaults(func=cmd_config_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mercato`` command."""
+    args = _parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,127 @@
+"""HTTP API of the customers module: registration, tokens, accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from mercato.customers.domain import Customer
+from mercato.customers.service import CustomersService
+from mercato.platform.deps import CurrentUser, ResourceId, StaffUser
+from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
+
+router = APIRouter(prefix="/v1", tags=["customers"])
+
+
+def _service(request: Request) -> CustomersService:
+    service: CustomersService = request.app.state.customers
+    return service
+
+
+Service = Annotated[CustomersService, Depends(_service)]
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Annotated[str, Field(max_length=254, examples=["ada@example.com"])]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    name: Annotated[str, Field(min_length=1, max_length=200, examples=["Ada Lovelace"])]
+
+
+class CustomerRead(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: str
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerRead:
+        return cls(
+            id=customer.id,
+            email=str(customer.email),
+            name=customer.name,
+            role=customer.role.value,
+            active=customer.active,
+            created_at=customer.created_at,
+        )
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerRead]
+    next_cursor: str | None
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Annotated[str, Field(max_length=254)]
+    password: Annotated[str, Field(max_length=1024)]
+
+
+class TokenRead(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    customer_id: str
+    role: str
+
+
+@router.post("/customers", status_code=201, response_model=CustomerRead)
+async def register(body: CustomerCreate, service: Service) -> CustomerRead:
+    """Register a customer account."""
+    customer = await service.register(email=body.email, password=body.password, name=body.name)
+    return CustomerRead.of(customer)
+
+
+@router.post("/auth/token", response_model=TokenRead)
+async def issue_token(body: TokenCreate, service: Service) -> TokenRead:
+    """Exchange e-mail and password for a bearer token."""
+    issued = await service.login(email=body.email, password=body.password)
+    return TokenRead(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        customer_id=issued.customer.id,
+        role=issued.customer.role.value,
+    )
+
+
+@router.get("/customers/me", response_model=CustomerRead)
+async def read_me(user: CurrentUser, service: Service) -> CustomerRead:
+    """The calling account."""
+    return CustomerRead.of(await service.get(user.user_id))
+
+
+@router.get("/customers", response_model=CustomerPage)
+async def list_customers(
+    _: StaffUser,
+    service: Service,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> CustomerPage:
+    """All accounts, oldest first (staff only)."""
+    page = await service.list_accounts(after=decode_cursor(cursor), limit=limit)
+    return CustomerPage(
+        items=[CustomerRead.of(c) for c in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerRead)
+async def read_customer(customer_id: ResourceId, _: StaffUser, service: Service) -> CustomerRead:
+    """One account (staff only)."""
+    return CustomerRead.of(await service.get(customer_id))
+
+
+@router.post("/customers/{customer_id}/deactivate", response_model=CustomerRead)
+async def deactivate(customer_id: ResourceId, _: StaffUser, service: Service) -> CustomerRead:
+    """Deactivate an account: it can no longer log in or order (staff only)."""
+    return CustomerRead.of(await service.set_active(customer_id, active=False))
+
+
+@router.post("/customers/{customer_id}/activate", response_model=CustomerRead)
+async def activate(customer_id: ResourceId, _: StaffUser, service: Service) -> CustomerRead:
+    """Re-activate an account (staff only)."""
+    return CustomerRead.of(await service.set_active(customer_id, active=True))

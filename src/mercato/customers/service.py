@@ -1,0 +1,125 @@
+"""Customer use cases: register, log in, look up, (de)activate, create staff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mercato.customers import store
+from mercato.customers.domain import (
+    Customer,
+    CustomerInactive,
+    CustomerNotFound,
+    InvalidCredentials,
+    Role,
+    check_password,
+)
+from mercato.kernel.clock import utcnow
+from mercato.kernel.errors import Conflict, InvalidValue
+from mercato.kernel.ids import new_id
+from mercato.kernel.values import Email
+from mercato.platform.db import Connection
+from mercato.platform.pagination import Page, page_of
+from mercato.platform.security import PasswordHashing, Principal, TokenService
+from mercato.platform.security import Role as TokenRole
+from mercato.platform.uow import Transactor, UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    customer: Customer
+
+
+class CustomersService:
+    """The customers module's use cases."""
+
+    def __init__(
+        self, transact: Transactor, *, hashing: PasswordHashing, tokens: TokenService
+    ) -> None:
+        self._transact = transact
+        self._hashing = hashing
+        self._tokens = tokens
+
+    async def register(
+        self, *, email: str, password: str, name: str, role: Role = Role.CUSTOMER
+    ) -> Customer:
+        """Create an account; EmailTaken if the e-mail (case-insensitive) is in use."""
+        address = Email(email)
+        password_hash = await self._hashing.hash(check_password(password))
+
+        async def work(uow: UnitOfWork) -> Customer:
+            customer = Customer.register(
+                id=new_id(),
+                email=address,
+                name=name,
+                password_hash=password_hash,
+                role=role,
+                now=utcnow(),
+            )
+            await store.add(uow.conn, customer)
+            uow.collect(customer)
+            return customer
+
+        return await self._transact(work)
+
+    async def login(self, *, email: str, password: str) -> IssuedToken:
+        """A token for valid credentials of an active account; InvalidCredentials otherwise."""
+        try:
+            address = Email(email)
+        except InvalidValue:
+            address = None
+        customer = None
+        if address is not None:
+            customer = await self._transact.read(lambda conn: store.by_email(conn, address))
+        stored = customer.password_hash if customer else None
+        if not await self._hashing.verify(stored, password) or customer is None:
+            raise InvalidCredentials()
+        if not customer.active:
+            raise CustomerInactive(customer.id)
+        token, ttl = self._tokens.issue(Principal(customer.id, TokenRole(customer.role.value)))
+        return IssuedToken(token, ttl, customer)
+
+    async def get(self, customer_id: str) -> Customer:
+        """The customer; CustomerNotFound if there is none."""
+        customer = await self._transact.read(lambda conn: store.get(conn, customer_id))
+        if customer is None:
+            raise CustomerNotFound(customer_id)
+        return customer
+
+    async def list_accounts(self, *, after: str | None, limit: int) -> Page[Customer]:
+        """A page of accounts in registration order."""
+        rows = await self._transact.read(
+            lambda conn: store.page(conn, after=after, limit=limit + 1)
+        )
+        return page_of(rows, limit)
+
+    async def set_active(self, customer_id: str, *, active: bool) -> Customer:
+        """Activate or deactivate an account."""
+
+        async def work(uow: UnitOfWork) -> Customer:
+            customer = await store.get(uow.conn, customer_id, for_update=True)
+            if customer is None:
+                raise CustomerNotFound(customer_id)
+            seen = customer.version
+            if active:
+                customer.activate()
+            else:
+                customer.deactivate()
+            if customer.version != seen and not await store.save(
+                uow.conn, customer, expected_version=seen
+            ):
+                raise Conflict("customer_conflict", "the customer changed concurrently")
+            uow.collect(customer)
+            return customer
+
+        return await self._transact(work)
+
+    @staticmethod
+    async def ensure_can_order(conn: Connection, customer_id: str) -> None:
+        """Inside the caller's transaction: raise unless the customer exists and is active."""
+        active = await store.is_active(conn, customer_id)
+        if active is None:
+            raise CustomerNotFound(customer_id)
+        if not active:
+            raise CustomerInactive(customer_id)

@@ -1,0 +1,104 @@
+"""Value objects shared by every module: Quantity, Email, Address."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mercato.kernel.errors import InvalidValue
+
+
+class ValueError_(StrEnum):
+    INVALID_QUANTITY = "invalid_quantity"
+    INVALID_EMAIL = "invalid_email"
+    INVALID_ADDRESS = "invalid_address"
+
+
+MAX_QUANTITY = 10_000
+
+# Deliberately modest: one @, a non-empty local part, a dotted domain with a 2+ letter TLD.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A positive whole number of units, at most MAX_QUANTITY per line."""
+
+    value: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, bool) or not isinstance(self.value, int):
+            raise InvalidValue(
+                ValueError_.INVALID_QUANTITY, "quantity must be a whole number", field="quantity"
+            )
+        if not 1 <= self.value <= MAX_QUANTITY:
+            raise InvalidValue(
+                ValueError_.INVALID_QUANTITY,
+                f"quantity must be between 1 and {MAX_QUANTITY}",
+                field="quantity",
+            )
+
+    def __add__(self, other: Quantity) -> Quantity:
+        return Quantity(self.value + other.value)
+
+    def __int__(self) -> int:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """An e-mail address; compared case-insensitively (stored lower-cased)."""
+
+    value: str
+
+    def __post_init__(self) -> None:
+        normalised = self.value.strip().lower() if isinstance(self.value, str) else ""
+        if len(normalised) > 254 or not _EMAIL.match(normalised):
+            raise InvalidValue(
+                ValueError_.INVALID_EMAIL, "not a valid e-mail address", field="email"
+            )
+        object.__setattr__(self, "value", normalised)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A postal address; street, city and country (ISO 3166 alpha-2) are required."""
+
+    street: str
+    city: str
+    country: str
+    postal_code: str = ""
+    region: str = ""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("street", "city"):
+            value = getattr(self, attr).strip()
+            if not value:
+                raise InvalidValue(ValueError_.INVALID_ADDRESS, f"{attr} is required", field=attr)
+            object.__setattr__(self, attr, value)
+        country = self.country.strip().upper()
+        if len(country) != 2 or not country.isalpha() or not country.isascii():
+            raise InvalidValue(
+                ValueError_.INVALID_ADDRESS,
+                "country must be an ISO 3166-1 alpha-2 code such as 'DE'",
+                field="country",
+            )
+        object.__setattr__(self, "country", country)
+
+    def as_dict(self) -> dict[str, str]:
+        """The address as a plain mapping (for events and storage)."""
+        return {
+            "name": self.name,
+            "street": self.street,
+            "city": self.city,
+            "postal_code": self.postal_code,
+            "region": self.region,
+            "country": self.country,
+        }

@@ -1,0 +1,459 @@
+"""HTTP API of orders: drafts, checkout, fulfilment and cancellation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from mercato.kernel.values import MAX_QUANTITY, Address
+from mercato.orders.domain import MAX_LINES, Order, OrderLine, Status, Totals
+from mercato.orders.service import NewLine, OrdersService
+from mercato.payments import Payment
+from mercato.platform.deps import CurrentUser, IfMatch, ResourceId, parse_if_match
+from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
+from mercato.platform.schemas import MoneyModel
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+def _service(request: Request) -> OrdersService:
+    service: OrdersService = request.app.state.orders
+    return service
+
+
+Service = Annotated[OrdersService, Depends(_service)]
+Qty = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2])]
+
+
+class AddressModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(max_length=200)] = ""
+    street: Annotated[str, Field(min_length=1, max_length=200, examples=["Unter den Linden 1"])]
+    city: Annotated[str, Field(min_length=1, max_length=100, examples=["Berlin"])]
+    postal_code: Annotated[str, Field(max_length=20, examples=["10117"])] = ""
+    region: Annotated[str, Field(max_length=100)] = ""
+    country: Annotated[str, Field(min_length=2, max_length=2, examples=["DE"])]
+
+    def to_domain(self) -> Address:
+        return Address(
+            street=self.street,
+            city=self.city,
+            country=self.country,
+            postal_code=self.postal_code,
+            region=self.region,
+            name=self.name,
+        )
+
+    @classmethod
+    def of(cls, a: Address | None) -> AddressModel | None:
+        return None if a is None else cls(**a.as_dict())
+
+
+class LineCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    product_id: Annotated[str, Field(min_length=1, max_length=36)]
+    quantity: Qty
+
+
+class QuantityUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quantity: Qty
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    currency: Annotated[str | None, Field(min_length=3, max_length=3)] = None
+    lines: Annotated[list[LineCreate], Field(max_length=MAX_LINES)] = []
+    shipping_address: AddressModel | None = None
+    billing_address: AddressModel | None = None
+    discount_code: Annotated[str | None, Field(min_length=1, max_length=40)] = None
+
+
+class AddressesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shipping_address: AddressModel
+    billing_address: AddressModel | None = None
+
+
+class DiscountUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: Annotated[str, Field(min_length=1, max_length=40, examples=["WELCOME10"])]
+
+
+class PlaceOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    card_number: Annotated[
+        str, Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
+    ]
+
+
+class ShipOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tracking_code: Annotated[str, Field(max_length=100)] = ""
+
+
+class CancelOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class LineRead(BaseModel):
+    product_id: str
+    sku: str
+    name: str
+    unit_price: MoneyModel
+    quantity: int
+    weight_grams: int
+    total: MoneyModel
+
+    @classmethod
+    def of(cls, ln: OrderLine) -> LineRead:
+        return cls(
+            product_id=ln.product_id,
+            sku=ln.sku,
+            name=ln.name,
+            unit_price=MoneyModel.of(ln.unit_price),
+            quantity=ln.quantity.value,
+            weight_grams=ln.weight_grams,
+            total=MoneyModel.of(ln.total),
+        )
+
+
+class TotalsRead(BaseModel):
+    subtotal: MoneyModel
+    discount: MoneyModel
+    shipping: MoneyModel
+    tax: MoneyModel
+    total: MoneyModel
+
+    @classmethod
+    def of(cls, t: Totals) -> TotalsRead:
+        return cls(
+            subtotal=MoneyModel.of(t.subtotal),
+            discount=MoneyModel.of(t.discount),
+            shipping=MoneyModel.of(t.shipping),
+            tax=MoneyModel.of(t.tax),
+            total=MoneyModel.of(t.total),
+        )
+
+
+class OrderRead(BaseModel):
+    id: str
+    customer_id: str
+    status: Status
+    currency: str
+    lines: list[LineRead]
+    totals: TotalsRead
+    shipping_address: AddressModel | None
+    billing_address: AddressModel | None
+    discount_code: str | None
+    discount_percent: int
+    payment_in_progress: bool
+    tracking_code: str | None
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    placed_at: datetime | None
+    version: int
+
+    @classmethod
+    def of(cls, o: Order) -> OrderRead:
+        return cls(
+            id=o.id,
+            customer_id=o.customer_id,
+            status=o.status,
+            currency=o.currency,
+            lines=[LineRead.of(ln) for ln in o.lines.values()],
+            totals=TotalsRead.of(o.totals or Totals.zero(o.currency)),
+            shipping_address=AddressModel.of(o.shipping_address),
+            billing_address=AddressModel.of(o.billing_address),
+            discount_code=o.discount_code,
+            discount_percent=o.discount_percent,
+            payment_in_progress=o.in_checkout,
+            tracking_code=o.tracking_code,
+            cancel_reason=o.cancel_reason,
+            created_at=o.created_at,
+            updated_at=o.updated_at,
+            placed_at=o.placed_at,
+            version=o.version,
+        )
+
+
+class OrderPage(BaseModel):
+    items: list[OrderRead]
+    next_cursor: str | None
+
+
+class PaymentRead(BaseModel):
+    id: str
+    order_id: str
+    amount: MoneyModel
+    status: str
+    provider: str
+    card_last4: str
+    failure_reason: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: Payment) -> PaymentRead:
+        return cls(
+            id=p.id,
+            order_id=p.order_id,
+            amount=MoneyModel.of(p.amount),
+            status=p.status.value,
+            provider=p.provider,
+            card_last4=p.card_last4,
+            failure_reason=p.failure_reason,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+        )
+
+
+def _read(order: Order, response: Response) -> OrderRead:
+    response.headers["ETag"] = f'"{order.version}"'
+    return OrderRead.of(order)
+
+
+@router.post("", status_code=201, response_model=OrderRead)
+async def create_order(
+    body: OrderCreate, user: CurrentUser, service: Service, response: Response
+) -> OrderRead:
+    """Start a draft order, optionally with lines, addresses and a discount code."""
+    order = await service.create(
+        user,
+        currency=body.currency,
+        lines=[NewLine(ln.product_id, ln.quantity) for ln in body.lines],
+        shipping_address=body.shipping_address.to_domain() if body.shipping_address else None,
+        billing_address=body.billing_address.to_domain() if body.billing_address else None,
+        discount_code=body.discount_code,
+    )
+    response.headers["Location"] = f"/v1/orders/{order.id}"
+    return _read(order, response)
+
+
+@router.get("", response_model=OrderPage)
+async def list_orders(
+    user: CurrentUser,
+    service: Service,
+    status: Status | None = None,
+    customer_id: Annotated[str | None, Query(max_length=36, description="staff only")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> OrderPage:
+    """Your orders, newest first (staff: everyone's, filterable by customer and status)."""
+    page = await service.list_orders(
+        user, status=status, customer_id=customer_id, before=decode_cursor(cursor), limit=limit
+    )
+    return OrderPage(items=[OrderRead.of(o) for o in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{order_id}", response_model=OrderRead)
+async def read_order(
+    order_id: ResourceId, user: CurrentUser, service: Service, response: Response
+) -> OrderRead:
+    """One order (yours, or any for staff)."""
+    return _read(await service.get(user, order_id), response)
+
+
+@router.get("/{order_id}/payments", response_model=list[PaymentRead])
+async def list_payments(
+    order_id: ResourceId, user: CurrentUser, service: Service
+) -> list[PaymentRead]:
+    """Every payment attempt of an order."""
+    return [PaymentRead.of(p) for p in await service.payments(user, order_id)]
+
+
+@router.post("/{order_id}/lines", response_model=OrderRead)
+async def add_line(
+    order_id: ResourceId,
+    body: LineCreate,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Add a product to a draft (adding it again raises its quantity)."""
+    order = await service.add_line(
+        user,
+        order_id,
+        product_id=body.product_id,
+        quantity=body.quantity,
+        expected_version=parse_if_match(if_match),
+    )
+    return _read(order, response)
+
+
+@router.put("/{order_id}/lines/{product_id}", response_model=OrderRead)
+async def set_line_quantity(
+    order_id: ResourceId,
+    product_id: ResourceId,
+    body: QuantityUpdate,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Set the quantity of a product on a draft."""
+    order = await service.set_line_quantity(
+        user,
+        order_id,
+        product_id=product_id,
+        quantity=body.quantity,
+        expected_version=parse_if_match(if_match),
+    )
+    return _read(order, response)
+
+
+@router.delete("/{order_id}/lines/{product_id}", response_model=OrderRead)
+async def remove_line(
+    order_id: ResourceId,
+    product_id: ResourceId,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Remove a product from a draft."""
+    order = await service.remove_line(
+        user, order_id, product_id=product_id, expected_version=parse_if_match(if_match)
+    )
+    return _read(order, response)
+
+
+@router.put("/{order_id}/addresses", response_model=OrderRead)
+async def set_addresses(
+    order_id: ResourceId,
+    body: AddressesUpdate,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Set the shipping address (and billing address, which defaults to it)."""
+    order = await service.set_addresses(
+        user,
+        order_id,
+        shipping=body.shipping_address.to_domain(),
+        billing=body.billing_address.to_domain() if body.billing_address else None,
+        expected_version=parse_if_match(if_match),
+    )
+    return _read(order, response)
+
+
+@router.put("/{order_id}/discount", response_model=OrderRead)
+async def apply_discount(
+    order_id: ResourceId,
+    body: DiscountUpdate,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Apply a percentage discount code to a draft."""
+    order = await service.apply_discount(
+        user, order_id, code=body.code, expected_version=parse_if_match(if_match)
+    )
+    return _read(order, response)
+
+
+@router.delete("/{order_id}/discount", response_model=OrderRead)
+async def remove_discount(
+    order_id: ResourceId,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Remove the discount code from a draft."""
+    order = await service.apply_discount(
+        user, order_id, code=None, expected_version=parse_if_match(if_match)
+    )
+    return _read(order, response)
+
+
+@router.post("/{order_id}/place", response_model=OrderRead)
+async def place_order(
+    order_id: ResourceId,
+    body: PlaceOrder,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Reserve the stock, charge the card and place the order.
+
+    A declined card answers 402 and a provider failure 503; either way nothing stays reserved
+    and the order is a draft again that can be placed once more.
+    """
+    order = await service.place(
+        user, order_id, card_number=body.card_number, expected_version=parse_if_match(if_match)
+    )
+    return _read(order, response)
+
+
+@router.post("/{order_id}/confirm", response_model=OrderRead)
+async def confirm_order(
+    order_id: ResourceId,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Accept a placed order (staff only)."""
+    order = await service.confirm(user, order_id, expected_version=parse_if_match(if_match))
+    return _read(order, response)
+
+
+@router.post("/{order_id}/ship", response_model=OrderRead)
+async def ship_order(
+    order_id: ResourceId,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    body: ShipOrder | None = None,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Mark a confirmed order as shipped, with an optional tracking code (staff only)."""
+    order = await service.ship(
+        user,
+        order_id,
+        tracking_code=body.tracking_code if body else "",
+        expected_version=parse_if_match(if_match),
+    )
+    return _read(order, response)
+
+
+@router.post("/{order_id}/deliver", response_model=OrderRead)
+async def deliver_order(
+    order_id: ResourceId,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Mark a shipped order as delivered (staff only)."""
+    order = await service.deliver(user, order_id, expected_version=parse_if_match(if_match))
+    return _read(order, response)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderRead)
+async def cancel_order(
+    order_id: ResourceId,
+    user: CurrentUser,
+    service: Service,
+    response: Response,
+    body: CancelOrder | None = None,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    """Cancel a draft, placed or confirmed order; a paid order is restocked and refunded."""
+    order = await service.cancel(
+        user,
+        order_id,
+        reason=body.reason if body else "",
+        expected_version=parse_if_match(if_match),
+    )
+    return _read(order, response)

@@ -1,0 +1,242 @@
+"""Order persistence: ``orders_orders`` and ``orders_lines``, mapped explicitly to the aggregate.
+
+Saving checks the version the order was loaded at, so two writers can never both win.
+Listing fetches a page of orders and then all their lines in one more query (no N+1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from mercato.kernel.money import Money
+from mercato.kernel.values import Address, Quantity
+from mercato.orders.domain import Order, OrderLine, Status, Totals
+from mercato.platform.db import Connection, Row, metadata, rows_by, sql
+
+orders = sa.Table(
+    "orders_orders",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("subtotal", sa.BigInteger(), nullable=False),
+    sa.Column("discount", sa.BigInteger(), nullable=False),
+    sa.Column("shipping", sa.BigInteger(), nullable=False),
+    sa.Column("tax", sa.BigInteger(), nullable=False),
+    sa.Column("total", sa.BigInteger(), nullable=False),
+    sa.Column("discount_code", sa.String(40), nullable=True),
+    sa.Column("discount_percent", sa.Integer(), nullable=False),
+    sa.Column("shipping_address", sa.Text(), nullable=True),
+    sa.Column("billing_address", sa.Text(), nullable=True),
+    sa.Column("checkout_payment_id", sa.String(36), nullable=True),
+    sa.Column("cancel_reason", sa.String(500), nullable=True),
+    sa.Column("tracking_code", sa.String(100), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("placed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.CheckConstraint("total >= 0", name="total_not_negative"),
+    sa.Index("ix_orders_orders_customer", "customer_id", "id"),
+    sa.Index("ix_orders_orders_status", "status", "id"),
+)
+
+lines = sa.Table(
+    "orders_lines",
+    metadata,
+    sa.Column(
+        "order_id",
+        sa.String(36),
+        sa.ForeignKey("orders_orders.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("product_id", sa.String(36), primary_key=True),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("unit_price", sa.BigInteger(), nullable=False),
+    sa.Column("quantity", sa.Integer(), nullable=False),
+    sa.Column("weight_grams", sa.Integer(), nullable=False),
+    sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+_o = orders.c
+_l = lines.c
+_bind = sa.bindparam
+_HEADER = [c.name for c in orders.c]
+
+_GET = sql(sa.select(orders).where(_o.id == _bind("id")))
+_GET_FOR_UPDATE = sql(sa.select(orders).where(_o.id == _bind("id")).with_for_update())
+_LINES = sql(sa.select(lines).where(_l.order_id == _bind("id")).order_by(_l.position))
+_INSERT = sql(sa.insert(orders).values({n: _bind(n) for n in _HEADER}))
+_UPDATE = sql(
+    sa.update(orders)
+    .where(_o.id == _bind("id"), _o.version == _bind("expected"))
+    .values({n: _bind(n) for n in _HEADER if n not in ("id", "customer_id", "created_at")})
+)
+_VERSION = sql(sa.select(_o.version).where(_o.id == _bind("id")))
+_DELETE_LINES = sql(sa.delete(lines).where(_l.order_id == _bind("id")))
+_INSERT_LINE = sql(sa.insert(lines).values({c.name: _bind(c.name) for c in lines.c}))
+
+_page_filter = sa.and_(
+    _o.id < _bind("before"),
+    sa.or_(_o.customer_id == _bind("customer_id"), _bind("any_customer", type_=sa.Boolean)),
+    sa.or_(_o.status == _bind("status"), _bind("any_status", type_=sa.Boolean)),
+)
+_page_ids = sa.select(_o.id).where(_page_filter).order_by(_o.id.desc()).limit(_bind("limit"))
+_PAGE = sql(sa.select(orders).where(_page_filter).order_by(_o.id.desc()).limit(_bind("limit")))
+_PAGE_LINES = sql(
+    sa.select(lines).where(_l.order_id.in_(_page_ids.scalar_subquery())).order_by(_l.position)
+)
+
+
+def _address(raw: str | None) -> Address | None:
+    return None if raw is None else Address(**orjson.loads(raw))
+
+
+def _dump_address(address: Address | None) -> str | None:
+    return None if address is None else orjson.dumps(address.as_dict()).decode()
+
+
+def _line(row: Row, currency: str) -> OrderLine:
+    return OrderLine(
+        product_id=row["product_id"],
+        sku=row["sku"],
+        name=row["name"],
+        unit_price=Money(row["unit_price"], currency),
+        quantity=Quantity(row["quantity"]),
+        weight_grams=row["weight_grams"],
+    )
+
+
+def _order(row: Row, line_rows: list[Row]) -> Order:
+    cur = row["currency"]
+    return Order(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        currency=cur,
+        status=Status(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        lines={r["product_id"]: _line(r, cur) for r in line_rows},
+        shipping_address=_address(row["shipping_address"]),
+        billing_address=_address(row["billing_address"]),
+        discount_code=row["discount_code"],
+        discount_percent=row["discount_percent"],
+        totals=Totals(
+            *(Money(row[k], cur) for k in ("subtotal", "discount", "shipping", "tax", "total"))
+        ),
+        placed_at=row["placed_at"],
+        checkout_payment_id=row["checkout_payment_id"],
+        cancel_reason=row["cancel_reason"],
+        tracking_code=row["tracking_code"],
+        version=row["version"],
+    )
+
+
+def _header(order: Order) -> dict[str, Any]:
+    totals = order.totals or Totals.zero(order.currency)
+    return {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "status": order.status.value,
+        "currency": order.currency,
+        "subtotal": totals.subtotal.amount,
+        "discount": totals.discount.amount,
+        "shipping": totals.shipping.amount,
+        "tax": totals.tax.amount,
+        "total": totals.total.amount,
+        "discount_code": order.discount_code,
+        "discount_percent": order.discount_percent,
+        "shipping_address": _dump_address(order.shipping_address),
+        "billing_address": _dump_address(order.billing_address),
+        "checkout_payment_id": order.checkout_payment_id,
+        "cancel_reason": order.cancel_reason,
+        "tracking_code": order.tracking_code,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "placed_at": order.placed_at,
+        "version": order.version,
+    }
+
+
+async def get(conn: Connection, order_id: str, *, for_update: bool = False) -> Order | None:
+    """The order with its lines, or None; ``for_update`` row-locks it until commit."""
+    row = await conn.fetchrow(_GET_FOR_UPDATE if for_update else _GET, id=order_id)
+    if row is None:
+        return None
+    return _order(row, await conn.fetch(_LINES, id=order_id))
+
+
+async def version_of(conn: Connection, order_id: str) -> int | None:
+    """The stored version of an order, or None."""
+    value = await conn.fetchval(_VERSION, id=order_id)
+    return None if value is None else int(value)
+
+
+async def _write_lines(conn: Connection, order: Order) -> None:
+    await conn.execute(_DELETE_LINES, id=order.id)
+    await conn.executemany(
+        _INSERT_LINE,
+        (
+            {
+                "order_id": order.id,
+                "product_id": ln.product_id,
+                "position": i,
+                "sku": ln.sku,
+                "name": ln.name,
+                "unit_price": ln.unit_price.amount,
+                "quantity": ln.quantity.value,
+                "weight_grams": ln.weight_grams,
+            }
+            for i, ln in enumerate(order.lines.values())
+        ),
+    )
+    order.lines_changed = False
+
+
+async def add(conn: Connection, order: Order) -> None:
+    """Insert a new order and its lines."""
+    await conn.execute(_INSERT, **_header(order))
+    if order.lines:
+        await _write_lines(conn, order)
+    order.lines_changed = False
+
+
+async def save(conn: Connection, order: Order, *, expected_version: int) -> bool:
+    """Write the order if its stored version is still ``expected_version``."""
+    fields = _header(order)
+    for fixed in ("customer_id", "created_at"):
+        fields.pop(fixed)
+    if await conn.execute(_UPDATE, expected=expected_version, **fields) != 1:
+        return False
+    if order.lines_changed:
+        await _write_lines(conn, order)
+    return True
+
+
+async def page(
+    conn: Connection,
+    *,
+    customer_id: str | None,
+    status: str | None,
+    before: str | None,
+    limit: int,
+) -> list[Order]:
+    """Newest first: up to ``limit`` orders older than ``before``, with their lines."""
+    params = {
+        "before": before or "~",
+        "limit": limit,
+        "customer_id": customer_id or "",
+        "any_customer": customer_id is None,
+        "status": status or "",
+        "any_status": status is None,
+    }
+    rows = await conn.fetch(_PAGE, **params)
+    if not rows:
+        return []
+    by_order = rows_by(await conn.fetch(_PAGE_LINES, **params), "order_id")
+    return [_order(r, by_order.get(r["id"], [])) for r in rows]

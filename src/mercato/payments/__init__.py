@@ -1,0 +1,35 @@
+"""The payments module: payment records, the provider protocol and the sandbox provider."""
+
+from mercato.payments.domain import (
+    DECLINED_CARD,
+    ERROR_CARD,
+    SUCCESS_CARD,
+    AlreadyPaid,
+    ChargeResult,
+    Outcome,
+    Payment,
+    PaymentDeclined,
+    PaymentProvider,
+    ProviderError,
+    Status,
+    check_card,
+)
+from mercato.payments.sandbox import SandboxProvider
+from mercato.payments.service import PaymentsService
+
+__all__ = [
+    "DECLINED_CARD",
+    "ERROR_CARD",
+    "SUCCESS_CARD",
+    "AlreadyPaid",
+    "ChargeResult",
+    "Outcome",
+    "Payment",
+    "PaymentDeclined",
+    "PaymentProvider",
+    "PaymentsService",
+    "ProviderError",
+    "SandboxProvider",
+    "Status",
+    "check_card",
+]

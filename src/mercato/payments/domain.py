@@ -1,0 +1,217 @@
+"""Payments: one record per attempt to charge an order, and the provider protocol.
+
+A payment is written as ``pending`` *before* the provider is called, carrying the idempotency
+key it sends; the provider's answer then moves it to ``captured`` or ``failed``. A captured
+payment can later be ``refunded``. The database allows at most one pending-or-captured (or
+refunded) payment per order, so an order can never be charged twice.
+
+Sandbox test cards (the built-in provider answers deterministically by card number):
+
+===================  =============================================
+4242 4242 4242 4242  always succeeds (captured)
+4000 0000 0000 0002  always declined (``card_declined``)
+4000 0000 0000 0119  provider error (``processing_error``); retryable
+===================  =============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from mercato.kernel.errors import Conflict, InvalidValue, NotFound, PaymentRequired, Unavailable
+from mercato.kernel.events import AggregateRoot
+from mercato.kernel.money import Money
+from mercato.payments.events import PaymentCaptured, PaymentFailed, PaymentRefunded
+
+SUCCESS_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+ERROR_CARD = "4000000000000119"
+
+
+class ErrorCode(StrEnum):
+    INVALID_CARD = "invalid_card"
+    PAYMENT_DECLINED = "payment_declined"
+    PROVIDER_ERROR = "payment_provider_error"
+    PAYMENT_NOT_FOUND = "payment_not_found"
+    ALREADY_PAID = "order_already_paid"
+    INVALID_TRANSITION = "invalid_payment_transition"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CAPTURED = "captured"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+class Outcome(StrEnum):
+    CAPTURED = "captured"
+    DECLINED = "declined"
+    ERROR = "error"
+
+
+class PaymentDeclined(PaymentRequired):
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            ErrorCode.PAYMENT_DECLINED, f"the card was declined ({reason})", reason=reason
+        )
+
+
+class ProviderError(Unavailable):
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            ErrorCode.PROVIDER_ERROR,
+            f"the payment provider failed ({reason}); nothing was charged, retry later",
+            retry_after=5,
+            reason=reason,
+        )
+
+
+class AlreadyPaid(Conflict):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            ErrorCode.ALREADY_PAID,
+            "the order already has a payment in progress or captured",
+            order_id=order_id,
+        )
+
+
+class PaymentNotFound(NotFound):
+    def __init__(self, payment_id: str) -> None:
+        super().__init__(ErrorCode.PAYMENT_NOT_FOUND, "no such payment", payment_id=payment_id)
+
+
+def check_card(number: str) -> str:
+    """Digits only, 12-19 long, passing the Luhn check; returns the normalised number."""
+    digits = number.replace(" ", "").replace("-", "")
+    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
+        raise InvalidValue(ErrorCode.INVALID_CARD, "not a valid card number", field="card_number")
+    return digits
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = int(char)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    """What a provider said about a charge."""
+
+    outcome: Outcome
+    reference: str = ""
+    reason: str = ""
+
+
+class PaymentProvider(Protocol):
+    """A card processor. Both calls must be idempotent on ``idempotency_key``."""
+
+    name: str
+
+    async def charge(
+        self, *, idempotency_key: str, amount: Money, card_number: str
+    ) -> ChargeResult:
+        """Capture ``amount`` from the card."""
+        ...
+
+    async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:
+        """Give back a captured charge."""
+        ...
+
+    async def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
+        """What became of an earlier charge with this key (None if the provider never saw it)."""
+        ...
+
+
+@dataclass(eq=False)
+class Payment(AggregateRoot):
+    """One attempt to charge an order."""
+
+    id: str
+    order_id: str
+    amount: Money
+    status: Status
+    provider: str
+    idempotency_key: str
+    card_last4: str
+    created_at: datetime
+    updated_at: datetime
+    provider_reference: str = ""
+    failure_reason: str = ""
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        id: str,
+        order_id: str,
+        amount: Money,
+        provider: str,
+        card_last4: str,
+        now: datetime,
+    ) -> Payment:
+        """A pending payment whose idempotency key is derived from its own id."""
+        return cls(
+            id=id,
+            order_id=order_id,
+            amount=amount,
+            status=Status.PENDING,
+            provider=provider,
+            idempotency_key=f"mercato-charge-{id}",
+            card_last4=card_last4,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def settle(self, result: ChargeResult, *, now: datetime) -> None:
+        """Record the provider's answer to the charge."""
+        if self.status is not Status.PENDING:
+            raise Conflict(ErrorCode.INVALID_TRANSITION, f"payment is already {self.status}")
+        self.updated_at = now
+        if result.outcome is Outcome.CAPTURED:
+            self.status = Status.CAPTURED
+            self.provider_reference = result.reference
+            self.record(
+                PaymentCaptured(
+                    payment_id=self.id,
+                    order_id=self.order_id,
+                    amount=self.amount.amount,
+                    currency=self.amount.currency,
+                )
+            )
+        else:
+            self.status = Status.FAILED
+            self.failure_reason = result.reason or result.outcome.value
+            self.record(
+                PaymentFailed(
+                    payment_id=self.id, order_id=self.order_id, reason=self.failure_reason
+                )
+            )
+
+    def mark_refunded(self, *, now: datetime) -> None:
+        """Record that the provider gave the money back."""
+        if self.status is not Status.CAPTURED:
+            raise Conflict(ErrorCode.INVALID_TRANSITION, f"cannot refund a {self.status} payment")
+        self.status = Status.REFUNDED
+        self.updated_at = now
+        self.record(
+            PaymentRefunded(
+                payment_id=self.id,
+                order_id=self.order_id,
+                amount=self.amount.amount,
+                currency=self.amount.currency,
+            )
+        )
+
+    @property
+    def refund_key(self) -> str:
+        """The idempotency key of this payment's refund."""
+        return f"mercato-refund-{self.id}"

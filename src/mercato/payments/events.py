@@ -1,0 +1,31 @@
+"""Events the payments module publishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mercato.kernel.events import DomainEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentEvent(DomainEvent):
+    aggregate_type = "payment"
+    payment_id: str
+    order_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentCaptured(PaymentEvent):
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentFailed(PaymentEvent):
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentRefunded(PaymentEvent):
+    amount: int
+    currency: str

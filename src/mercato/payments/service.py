@@ -1,0 +1,114 @@
+"""Payment use cases: open a payment, charge it, settle it, refund it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from mercato.kernel.clock import utcnow
+from mercato.kernel.money import Money
+from mercato.payments import store
+from mercato.payments.domain import (
+    ChargeResult,
+    Outcome,
+    Payment,
+    PaymentNotFound,
+    PaymentProvider,
+    Status,
+)
+from mercato.platform.db import Connection
+from mercato.platform.outbox import OutboxEvent
+from mercato.platform.uow import Transactor, UnitOfWork
+
+log = logging.getLogger("mercato.payments")
+
+
+class PaymentsService:
+    """The payments module's use cases."""
+
+    def __init__(self, transact: Transactor, *, provider: PaymentProvider) -> None:
+        self._transact = transact
+        self.provider = provider
+
+    async def open(
+        self, uow: UnitOfWork, *, payment_id: str, order_id: str, amount: Money, card_number: str
+    ) -> Payment:
+        """Inside the caller's transaction: record a pending payment before charging."""
+        payment = Payment.open(
+            id=payment_id,
+            order_id=order_id,
+            amount=amount,
+            provider=self.provider.name,
+            card_last4=card_number[-4:],
+            now=utcnow(),
+        )
+        await store.add(uow.conn, payment)
+        return payment
+
+    async def charge(self, payment: Payment, *, card_number: str) -> ChargeResult | None:
+        """Ask the provider to capture; None when the answer is unknown (network failure)."""
+        try:
+            return await self.provider.charge(
+                idempotency_key=payment.idempotency_key,
+                amount=payment.amount,
+                card_number=card_number,
+            )
+        except Exception:
+            log.exception("payment provider call failed for payment %s", payment.id)
+            return None
+
+    async def settle(self, uow: UnitOfWork, payment_id: str, result: ChargeResult) -> Payment:
+        """Inside the caller's transaction: record the provider's answer (once)."""
+        payment = await store.get_for_update(uow.conn, payment_id)
+        if payment is None:
+            raise PaymentNotFound(payment_id)
+        if payment.status is Status.PENDING:
+            payment.settle(result, now=utcnow())
+            await store.save(uow.conn, payment, expected_status=Status.PENDING)
+            uow.collect(payment)
+        return payment
+
+    async def refund_order(self, order_id: str) -> Payment | None:
+        """Refund the order's captured payment, if it has one (idempotent)."""
+        payment = await self._transact.read(lambda conn: store.captured_for_order(conn, order_id))
+        if payment is None:
+            return None
+        result = await self.provider.refund(
+            idempotency_key=payment.refund_key,
+            reference=payment.provider_reference,
+            amount=payment.amount,
+        )
+        if result.outcome is not Outcome.CAPTURED:
+            raise RuntimeError(f"refund of payment {payment.id} failed: {result.reason}")
+
+        async def work(uow: UnitOfWork) -> Payment:
+            current = await store.get_for_update(uow.conn, payment.id)
+            assert current is not None
+            if current.status is Status.CAPTURED:
+                current.mark_refunded(now=utcnow())
+                await store.save(uow.conn, current, expected_status=Status.CAPTURED)
+                uow.collect(current)
+            return current
+
+        return await self._transact(work)
+
+    async def on_order_cancelled(self, event: OutboxEvent) -> None:
+        """Outbox subscriber: refund a cancelled order that had been paid."""
+        if event.payload.get("refund_due"):
+            await self.refund_order(event.aggregate_id)
+
+    @staticmethod
+    async def for_order(conn: Connection, order_id: str) -> list[Payment]:
+        """Every payment attempt of an order, oldest first."""
+        return await store.for_order(conn, order_id)
+
+    async def stale_pending(self, *, older_than: timedelta, limit: int) -> list[Payment]:
+        """Payments still pending after ``older_than`` (their request probably died)."""
+        before = utcnow() - older_than
+        return await self._transact.read(
+            lambda conn: store.pending_before(conn, before, limit=limit)
+        )
+
+    async def list_for_order(self, order_id: str) -> list[Payment]:
+        """Every payment attempt of an order, oldest first (own connection)."""
+        return await self._transact.read(lambda conn: store.for_order(conn, order_id))

@@ -1,0 +1,137 @@
+"""Payment persistence. The partial unique index is what makes a double charge impossible."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from mercato.kernel.money import Money
+from mercato.payments.domain import AlreadyPaid, Payment, Status
+from mercato.platform.db import Connection, Row, UniqueViolation, metadata, sql
+
+_LIVE = "status IN ('pending', 'captured', 'refunded')"
+
+payments = sa.Table(
+    "payments_payments",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("order_id", sa.String(36), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(40), nullable=False),
+    sa.Column("idempotency_key", sa.String(80), nullable=False, unique=True),
+    sa.Column("card_last4", sa.String(4), nullable=False),
+    sa.Column("provider_reference", sa.String(100), nullable=False),
+    sa.Column("failure_reason", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+    sa.Index(
+        "uq_payments_payments_live_order",
+        "order_id",
+        unique=True,
+        postgresql_where=sa.text(_LIVE),
+        sqlite_where=sa.text(_LIVE),
+    ),
+    sa.Index("ix_payments_payments_order", "order_id", "created_at"),
+    sa.Index("ix_payments_payments_status", "status", "created_at"),
+)
+
+_c = payments.c
+_bind = sa.bindparam
+_INSERT = sql(sa.insert(payments).values({c.name: _bind(c.name) for c in payments.c}))
+_BY_ID = sql(sa.select(payments).where(_c.id == _bind("id")).with_for_update())
+_FOR_ORDER = sql(sa.select(payments).where(_c.order_id == _bind("order_id")).order_by(_c.id))
+_CAPTURED_FOR_ORDER = sql(
+    sa.select(payments).where(_c.order_id == _bind("order_id"), _c.status == Status.CAPTURED.value)
+)
+_UPDATE = sql(
+    sa.update(payments)
+    .where(_c.id == _bind("id"), _c.status == _bind("expected_status"))
+    .values(
+        status=_bind("status"),
+        provider_reference=_bind("provider_reference"),
+        failure_reason=_bind("failure_reason"),
+        updated_at=_bind("updated_at"),
+    )
+)
+_PENDING_BEFORE = sql(
+    sa.select(payments)
+    .where(_c.status == Status.PENDING.value, _c.created_at < _bind("before"))
+    .order_by(_c.created_at)
+    .limit(_bind("limit"))
+)
+
+
+def _from_row(row: Row) -> Payment:
+    return Payment(
+        id=row["id"],
+        order_id=row["order_id"],
+        amount=Money(row["amount"], row["currency"]),
+        status=Status(row["status"]),
+        provider=row["provider"],
+        idempotency_key=row["idempotency_key"],
+        card_last4=row["card_last4"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        provider_reference=row["provider_reference"],
+        failure_reason=row["failure_reason"],
+    )
+
+
+async def add(conn: Connection, payment: Payment) -> None:
+    """Insert a pending payment; AlreadyPaid if the order has a live payment already."""
+    try:
+        await conn.execute(
+            _INSERT,
+            id=payment.id,
+            order_id=payment.order_id,
+            amount=payment.amount.amount,
+            currency=payment.amount.currency,
+            status=payment.status.value,
+            provider=payment.provider,
+            idempotency_key=payment.idempotency_key,
+            card_last4=payment.card_last4,
+            provider_reference=payment.provider_reference,
+            failure_reason=payment.failure_reason,
+            created_at=payment.created_at,
+            updated_at=payment.updated_at,
+        )
+    except UniqueViolation:
+        raise AlreadyPaid(payment.order_id) from None
+
+
+async def get_for_update(conn: Connection, payment_id: str) -> Payment | None:
+    """The payment, row-locked until the transaction ends."""
+    row = await conn.fetchrow(_BY_ID, id=payment_id)
+    return None if row is None else _from_row(row)
+
+
+async def for_order(conn: Connection, order_id: str) -> list[Payment]:
+    """Every payment attempt of an order, oldest first."""
+    return [_from_row(r) for r in await conn.fetch(_FOR_ORDER, order_id=order_id)]
+
+
+async def captured_for_order(conn: Connection, order_id: str) -> Payment | None:
+    """The order's captured (not yet refunded) payment, if any."""
+    row = await conn.fetchrow(_CAPTURED_FOR_ORDER, order_id=order_id)
+    return None if row is None else _from_row(row)
+
+
+async def save(conn: Connection, payment: Payment, *, expected_status: Status) -> bool:
+    """Write a status change if the stored status is still ``expected_status``."""
+    changed = await conn.execute(
+        _UPDATE,
+        id=payment.id,
+        expected_status=expected_status.value,
+        status=payment.status.value,
+        provider_reference=payment.provider_reference,
+        failure_reason=payment.failure_reason,
+        updated_at=payment.updated_at,
+    )
+    return changed == 1
+
+
+async def pending_before(conn: Connection, before: object, *, limit: int) -> list[Payment]:
+    """Pending payments opened before a moment (candidates for reconciliation)."""
+    return [_from_row(r) for r in await conn.fetch(_PENDING_BEFORE, before=before, limit=limit)]

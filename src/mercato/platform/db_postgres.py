@@ -1,0 +1,154 @@
+"""PostgreSQL through asyncpg: a pool, transactions, and driver errors mapped to ours."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from mercato.platform.db import (
+    DatabaseUnavailable,
+    Row,
+    Statement,
+    TransientError,
+    UniqueViolation,
+)
+
+_TRANSIENT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return UniqueViolation(exc.constraint_name or str(exc))
+    if isinstance(exc, _TRANSIENT):
+        return TransientError(str(exc))
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
+    return exc
+
+
+class PgConnection:
+    """An asyncpg connection speaking the :class:`mercato.platform.db.Connection` protocol."""
+
+    dialect = "postgresql"
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: asyncpg.Connection) -> None:
+        self.raw = raw
+
+    async def fetch(self, stmt: Statement, /, **params: Any) -> list[Row]:
+        c = stmt.compiled("postgresql")
+        return await self.raw.fetch(c.text, *c.args(params))  # type: ignore[no-any-return]
+
+    async def fetchrow(self, stmt: Statement, /, **params: Any) -> Row | None:
+        c = stmt.compiled("postgresql")
+        return await self.raw.fetchrow(c.text, *c.args(params))  # type: ignore[no-any-return]
+
+    async def fetchval(self, stmt: Statement, /, **params: Any) -> Any:
+        c = stmt.compiled("postgresql")
+        return await self.raw.fetchval(c.text, *c.args(params))
+
+    async def execute(self, stmt: Statement, /, **params: Any) -> int:
+        c = stmt.compiled("postgresql")
+        status: str = await self.raw.execute(c.text, *c.args(params))
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, stmt: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
+        c = stmt.compiled("postgresql")
+        args = [c.args(row) for row in rows]
+        if args:
+            await self.raw.executemany(c.text, args)
+
+    async def execute_text(self, text: str) -> None:
+        await self.raw.execute(text)
+
+
+async def _no_reset(_: asyncpg.Connection) -> None:
+    """mercato never changes session state on pooled connections, so skip RESET ALL."""
+
+
+class PostgresDatabase:
+    """A pool of asyncpg connections."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, pool_size: int, timeout: float) -> None:
+        self.url = url
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+
+    async def connect(self) -> None:
+        """Open the pool (lazily: connections are made as needed)."""
+        dsn = self.url.replace("postgresql+asyncpg://", "postgresql://")
+        self._pool = asyncpg.create_pool(
+            dsn,
+            min_size=0,
+            max_size=self._pool_size,
+            timeout=self._timeout,
+            command_timeout=30,
+            reset=_no_reset,
+            server_settings={"application_name": "mercato"},
+        )
+        await self._pool
+
+    async def close(self) -> None:
+        """Close the pool, waiting briefly for connections in use."""
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), timeout=self._timeout)
+            except TimeoutError:
+                self._pool.terminate()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The underlying pool (for the few platform parts that need raw access)."""
+        if self._pool is None:
+            raise DatabaseUnavailable("database is not connected")
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PgConnection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        try:
+            async with self.pool.acquire(timeout=self._timeout) as raw, raw.transaction():
+                yield PgConnection(raw)
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[PgConnection]:
+        """A connection in autocommit mode, for reads."""
+        try:
+            async with self.pool.acquire(timeout=self._timeout) as raw:
+                yield PgConnection(raw)
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless a trivial query succeeds quickly."""
+        try:
+            async with self.pool.acquire(timeout=self._timeout) as raw:
+                await raw.fetchval("SELECT 1", timeout=self._timeout)
+        except Exception as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc

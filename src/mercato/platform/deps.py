@@ -1,0 +1,59 @@
+"""Request-scoped FastAPI dependencies shared by every module's routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from mercato.kernel.errors import AuthenticationFailed, InvalidValue, PermissionDenied
+from mercato.platform.security import Principal, TokenService
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token")
+
+
+def _principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed("unauthenticated", "a bearer token is required")
+    tokens: TokenService = request.app.state.tokens
+    return tokens.verify(credentials.credentials)
+
+
+def _staff(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if not principal.is_staff:
+        raise PermissionDenied("staff_only", "only staff may do this")
+    return principal
+
+
+def _maybe_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    if credentials is None:
+        return None
+    return _principal(request, credentials)
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version in an ``If-Match`` header (``"3"``, ``W/"3"`` or ``3``); None if absent."""
+    if value is None:
+        return None
+    cleaned = value.strip().removeprefix("W/").strip('"')
+    if not cleaned.isdigit() or len(cleaned) > 12:
+        raise InvalidValue(
+            "invalid_if_match", 'If-Match must be a version tag like "3"', field="If-Match"
+        )
+    return int(cleaned)
+
+
+CurrentUser = Annotated[Principal, Depends(_principal)]
+StaffUser = Annotated[Principal, Depends(_staff)]
+MaybeUser = Annotated[Principal | None, Depends(_maybe_principal)]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64)]
+
+# Path ids are UUIDs (36 characters); anything longer is refused before it reaches a query.
+ResourceId = Annotated[str, Path(min_length=1, max_length=36)]

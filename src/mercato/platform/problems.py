@@ -1,0 +1,196 @@
+"""RFC 9457 problem details: one place that turns every error into an ``application/problem+json``.
+
+Domain errors are mapped by their category (the kernel base class, found along the MRO);
+validation errors name each offending field; anything unmapped becomes a 500 that carries the
+request id and is logged once, with no stack trace in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from mercato.kernel import errors as k
+from mercato.platform.db import DatabaseUnavailable, TransientError, UniqueViolation
+
+log = logging.getLogger("mercato.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS_BY_CATEGORY: tuple[tuple[type[k.DomainError], int], ...] = (
+    (k.InvalidValue, 422),
+    (k.NotFound, 404),
+    (k.Conflict, 409),
+    (k.PermissionDenied, 403),
+    (k.AuthenticationFailed, 401),
+    (k.PaymentRequired, 402),
+    (k.Unavailable, 503),
+)
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    402: "Payment declined",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+}
+
+_CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def status_for(error: k.DomainError) -> int:
+    """The HTTP status for a domain error's category."""
+    for category, status in _STATUS_BY_CATEGORY:
+        if isinstance(error, category):
+            return status
+    return 400
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    request: Request | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": f"https://mercato.dev/problems/{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id:
+            body["request_id"] = request_id
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _field_path(loc: tuple[Any, ...]) -> tuple[str, str]:
+    where = str(loc[0]) if loc else "body"
+    path = ""
+    for part in loc[1:]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return where, path or where
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, k.DomainError)
+    headers = None
+    if isinstance(exc, k.Unavailable):
+        headers = {"Retry-After": str(exc.retry_after)}
+    data = {key: value for key, value in exc.data.items() if value is not None}
+    return problem(
+        status_for(exc),
+        exc.code,
+        exc.message,
+        request=request,
+        headers=headers,
+        field=exc.field,
+        **data,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return problem(
+                400, "malformed_json", "The request body is not valid JSON.", request=request
+            )
+        where, field = _field_path(tuple(err.get("loc", ())))
+        errors.append({"field": field, "in": where, "reason": err.get("msg", "invalid")})
+    first = errors[0] if errors else {"field": None, "reason": "invalid"}
+    detail = f"{first['field']}: {first['reason']}" if first["field"] else str(first["reason"])
+    return problem(
+        422, "validation_failed", detail, request=request, field=first["field"], errors=errors
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES_BY_STATUS.get(exc.status_code, "error")
+    detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    return problem(exc.status_code, code, detail, request=request, headers=exc.headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", exc)
+    return problem(
+        503,
+        "database_unavailable",
+        "The database is unavailable; try again shortly.",
+        request=request,
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _transient(request: Request, exc: Exception) -> Response:
+    return problem(
+        503,
+        "retry_later",
+        "The request met concurrent updates; retry it.",
+        request=request,
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _unique(request: Request, exc: Exception) -> Response:
+    return problem(409, "conflict", "The request conflicts with existing data.", request=request)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        500,
+        "internal_error",
+        "An unexpected error occurred; it has been logged.",
+        request=request,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on an application."""
+    app.add_exception_handler(k.DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(TransientError, _transient)
+    app.add_exception_handler(UniqueViolation, _unique)
+    app.add_exception_handler(Exception, _unexpected)
