@@ -14,7 +14,8 @@ def test_the_migrations_describe_exactly_the_tables_in_the_code(database_url: st
 
 
 def test_every_revision_downgrades_and_upgrades_again(database_url: str) -> None:
-    revisions = list(ScriptDirectory.from_config(migrate.alembic_config(database_url)).walk_revisions())
+    script = ScriptDirectory.from_config(migrate.alembic_config(database_url))
+    revisions = list(script.walk_revisions())
     assert revisions, "no migrations found"
     migrate.downgrade(database_url, "base")
     assert migrate.current(database_url) is None
