@@ -27,6 +27,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     os.environ.setdefault("MERCATO_DATABASE_URL", settings.database_url)
+    # uvicorn drains on SIGTERM, then re-raises the signal under the handler it found at start.
+    # A no-op handler there turns a graceful stop into exit status 0, as orchestrators expect.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         "mercato.app:create_app_from_env",
         factory=True,

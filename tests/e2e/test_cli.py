@@ -1,0 +1,159 @@
+"""The mercato command line, run as a user would run it (a real process, a real server)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+
+
+def _env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
+    env.update(
+        {
+            "MERCATO_DATABASE_URL": database_url,
+            "MERCATO_TOKEN_SECRET": TEST_SECRET,
+            "MERCATO_ARGON2_TIME_COST": "1",
+            "MERCATO_ARGON2_MEMORY_KIB": "8",
+            **extra,
+        }
+    )
+    return env
+
+
+def mercato(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mercato", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_every_command_explains_itself(sqlite_url: str) -> None:
+    env = _env(sqlite_url)
+    top = mercato("--help", env=env)
+    assert top.returncode == 0
+    for command in ("serve", "db", "demo-data", "users", "worker", "config"):
+        assert command in top.stdout
+    for args in (
+        ("serve",),
+        ("db",),
+        ("db", "upgrade"),
+        ("db", "downgrade"),
+        ("demo-data",),
+        ("users", "create-staff"),
+        ("worker",),
+        ("config", "show"),
+    ):
+        shown = mercato(*args, "--help", env=env)
+        assert shown.returncode == 0, (args, shown.stderr)
+        assert "usage: mercato" in shown.stdout
+
+
+def test_migrations_demo_data_and_staff_accounts_from_the_command_line(sqlite_url: str) -> None:
+    env = _env(sqlite_url)
+    assert mercato("db", "current", env=env).stdout.strip() == "(empty database)"
+    assert mercato("db", "upgrade", env=env).returncode == 0
+    assert mercato("db", "current", env=env).stdout.strip() == "0001"
+    first = mercato("demo-data", env=env)
+    assert "2 accounts and 50 products created" in first.stdout, first.stderr
+    again = mercato("demo-data", env=env)
+    assert "0 accounts and 0 products created" in again.stdout
+
+    made = mercato(
+        "users",
+        "create-staff",
+        "--email",
+        "boss@example.com",
+        env=env,
+        stdin="a long staff password\n",
+    )
+    assert made.returncode == 0, made.stderr
+    assert "created staff account boss@example.com" in made.stdout
+    taken = mercato(
+        "users",
+        "create-staff",
+        "--email",
+        "BOSS@example.com",
+        env=env,
+        stdin="a long staff password\n",
+    )
+    assert taken.returncode != 0
+    assert "already exists" in taken.stderr
+
+    assert mercato("db", "downgrade", "base", env=env).returncode == 0
+    assert mercato("db", "current", env=env).stdout.strip() == "(empty database)"
+
+
+def test_config_show_redacts_secrets(sqlite_url: str) -> None:
+    shown = mercato("config", "show", env=_env(sqlite_url))
+    assert shown.returncode == 0
+    assert TEST_SECRET not in shown.stdout
+    assert "token_secret" in shown.stdout
+    assert "**********" in shown.stdout
+
+
+def test_an_invalid_setting_is_refused_with_a_clear_message(sqlite_url: str) -> None:
+    refused = mercato("config", "show", env=_env(sqlite_url, MERCATO_TAX_RATE_BP="-5"))
+    assert refused.returncode != 0
+    assert "tax_rate_bp" in refused.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_answers_http_and_stops_cleanly_on_sigterm(sqlite_url: str) -> None:
+    env = _env(sqlite_url)
+    assert mercato("db", "upgrade", env=env).returncode == 0
+    assert mercato("demo-data", env=env).returncode == 0
+    port = _free_port()
+    log = Path(sqlite_url.removeprefix("sqlite:///")).with_suffix(".log")
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mercato", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        products = httpx.get(f"{base}/v1/products", params={"limit": 5}, timeout=5)
+        assert products.status_code == 200
+        assert len(products.json()["items"]) == 5
+        assert httpx.get(f"{base}/openapi.json", timeout=5).json()["openapi"].startswith("3.1")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+    assert code == 0, log.read_text()
