@@ -15,6 +15,7 @@ from mercato.customers.routes import router as customers_router
 from mercato.orders.routes import router as orders_router
 from mercato.platform import health, problems
 from mercato.platform.http import BodyLimitMiddleware, RequestIdMiddleware
+from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.logging import configure as configure_logging
 
 DESCRIPTION = """
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(customers_router)
     app.include_router(catalog_router)
     app.include_router(orders_router)
+    app.add_middleware(IdempotencyMiddleware, store=container.idempotency, tokens=container.tokens)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

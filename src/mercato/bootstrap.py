@@ -13,6 +13,7 @@ from mercato.orders.service import CheckoutReconciler
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider
 from mercato.platform.connect import create_database
 from mercato.platform.db import Database
+from mercato.platform.idempotency import IdempotencyPurger, IdempotencyStore
 from mercato.platform.outbox import EventBus, OutboxRelay
 from mercato.platform.security import PasswordHashing, TokenService
 from mercato.platform.uow import Transactor
@@ -36,6 +37,7 @@ class Container:
     orders: OrdersService
     relay: OutboxRelay
     reconciler: CheckoutReconciler
+    idempotency: IdempotencyStore
     runner: WorkerRunner
     started: bool = field(default=False)
 
@@ -94,7 +96,11 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     bus.subscribe("OrderCancelled", payments.on_order_cancelled)
     relay = OutboxRelay(db, bus)
     reconciler = CheckoutReconciler(orders, payments, grace_s=settings.checkout_grace_s)
-    workers: list[Worker] = [relay, reconciler]
+    idempotency = IdempotencyStore(
+        db, lease_s=settings.idempotency_lease_s, wait_s=settings.idempotency_wait_s
+    )
+    purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
+    workers: list[Worker] = [relay, reconciler, purger]
     runner = WorkerRunner(workers, idle=settings.worker_idle_s)
     transact.after_commit(lambda events: runner.wake(relay.name))
     return Container(
@@ -109,5 +115,6 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         orders=orders,
         relay=relay,
         reconciler=reconciler,
+        idempotency=idempotency,
         runner=runner,
     )

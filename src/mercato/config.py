@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     free_shipping_from: Annotated[int, Field(ge=0)] = 0
 
     reservation_ttl_s: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 900
+    idempotency_retention_s: Annotated[float, Field(ge=60, le=30 * 24 * 3600)] = 24 * 3600.0
+    idempotency_wait_s: Annotated[float, Field(ge=0, le=60)] = 5.0
+    idempotency_lease_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
     checkout_grace_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
     worker_idle_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 

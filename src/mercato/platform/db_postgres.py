@@ -50,19 +50,31 @@ class PgConnection:
 
     async def fetch(self, stmt: Statement, /, **params: Any) -> list[Row]:
         c = stmt.compiled("postgresql")
-        return await self.raw.fetch(c.text, *c.args(params))  # type: ignore[no-any-return]
+        try:
+            return await self.raw.fetch(c.text, *c.args(params))  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise _translate(exc) from exc
 
     async def fetchrow(self, stmt: Statement, /, **params: Any) -> Row | None:
         c = stmt.compiled("postgresql")
-        return await self.raw.fetchrow(c.text, *c.args(params))  # type: ignore[no-any-return]
+        try:
+            return await self.raw.fetchrow(c.text, *c.args(params))  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise _translate(exc) from exc
 
     async def fetchval(self, stmt: Statement, /, **params: Any) -> Any:
         c = stmt.compiled("postgresql")
-        return await self.raw.fetchval(c.text, *c.args(params))
+        try:
+            return await self.raw.fetchval(c.text, *c.args(params))
+        except Exception as exc:
+            raise _translate(exc) from exc
 
     async def execute(self, stmt: Statement, /, **params: Any) -> int:
         c = stmt.compiled("postgresql")
-        status: str = await self.raw.execute(c.text, *c.args(params))
+        try:
+            status: str = await self.raw.execute(c.text, *c.args(params))
+        except Exception as exc:
+            raise _translate(exc) from exc
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
@@ -70,7 +82,10 @@ class PgConnection:
         c = stmt.compiled("postgresql")
         args = [c.args(row) for row in rows]
         if args:
-            await self.raw.executemany(c.text, args)
+            try:
+                await self.raw.executemany(c.text, args)
+            except Exception as exc:
+                raise _translate(exc) from exc
 
     async def execute_text(self, text: str) -> None:
         await self.raw.execute(text)
