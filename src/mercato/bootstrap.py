@@ -9,7 +9,7 @@ from mercato.catalog import CatalogService
 from mercato.config import Settings
 from mercato.customers import CustomersService
 from mercato.orders import OrdersService, PricingService, ShippingCalculator, ShippingRates
-from mercato.orders.service import CheckoutReconciler
+from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider
 from mercato.platform.connect import create_database
 from mercato.platform.db import Database
@@ -100,7 +100,8 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         db, lease_s=settings.idempotency_lease_s, wait_s=settings.idempotency_wait_s
     )
     purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
-    workers: list[Worker] = [relay, reconciler, purger]
+    sweeper = ReservationSweeper(orders, catalog, payments)
+    workers: list[Worker] = [relay, reconciler, sweeper, purger]
     runner = WorkerRunner(workers, idle=settings.worker_idle_s)
     transact.after_commit(lambda events: runner.wake(relay.name))
     return Container(

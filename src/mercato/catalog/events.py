@@ -36,6 +36,6 @@ class StockAdjusted(ProductEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReservationsExpired(ProductEvent):
+class ReservationExpired(ProductEvent):
     order_id: str
     quantity: int

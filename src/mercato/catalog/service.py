@@ -15,6 +15,7 @@ from mercato.catalog.domain import (
     adjustment_event,
     check_adjustment,
 )
+from mercato.catalog.events import ReservationExpired
 from mercato.kernel.clock import utcnow
 from mercato.kernel.ids import new_id
 from mercato.kernel.money import Currency, Money
@@ -212,9 +213,27 @@ class CatalogService:
         await store.commit(conn, order_id)
 
     @staticmethod
-    async def release_reservation(conn: Connection, order_id: str) -> None:
-        """Give an order's held stock back (payment failed or the hold expired)."""
-        await store.release(conn, order_id)
+    async def release_reservation(uow: UnitOfWork, order_id: str, *, expired: bool = False) -> None:
+        """Give an order's held stock back (payment failed or, with ``expired``, the hold ran out).
+
+        An expiry is recorded as one ``ReservationExpired`` event per product, so the stock
+        movement the sweeper made can be audited.
+        """
+        moved = await store.release(uow.conn, order_id)
+        if expired:
+            uow.add(
+                *(
+                    ReservationExpired(product_id=pid, order_id=order_id, quantity=qty)
+                    for pid, qty in moved
+                )
+            )
+
+    async def expired_reservations(self, *, limit: int) -> list[str]:
+        """Ids of orders whose stock reservations have expired."""
+        now = utcnow()
+        return await self._transact.read(
+            lambda conn: store.expired_orders(conn, now=now, limit=limit)
+        )
 
     @staticmethod
     async def return_stock(conn: Connection, order_id: str) -> None:

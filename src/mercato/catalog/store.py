@@ -138,6 +138,13 @@ _MOVE_RESERVATIONS = sql(
     .values(state=_bind("to_state"))
     .returning(_r.product_id, _r.quantity)
 )
+_EXPIRED_ORDERS = sql(
+    sa.select(_r.order_id)
+    .where(_r.state == "active", _r.expires_at < _bind("now"))
+    .group_by(_r.order_id)
+    .order_by(sa.func.min(_r.expires_at))
+    .limit(_bind("limit"))
+)
 _COMMIT_STOCK = sql(
     sa.update(products)
     .where(_p.id == _bind("id"))
@@ -378,3 +385,8 @@ async def give_back(conn: Connection, order_id: str) -> list[tuple[str, int]]:
     return await _move(
         conn, order_id, from_state="committed", to_state="returned", counters=_RETURN_STOCK
     )
+
+
+async def expired_orders(conn: Connection, *, now: datetime, limit: int) -> list[str]:
+    """Orders holding active reservations that expired before ``now``, oldest first."""
+    return [r["order_id"] for r in await conn.fetch(_EXPIRED_ORDERS, now=now, limit=limit)]

@@ -15,6 +15,7 @@ provider what happened to the pending payment and runs step 3 for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,6 +51,10 @@ from mercato.platform.db import Connection
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.security import Principal
 from mercato.platform.uow import Transactor, UnitOfWork
+
+log = logging.getLogger("mercato.orders")
+
+RESERVATION_EXPIRED = "reservation_expired"
 
 
 class Actor(Enum):
@@ -130,6 +135,18 @@ class OrdersService:
         """The payment attempts of an order the caller may see."""
         await self.get(principal, order_id)
         return await self._payments.list_for_order(order_id)
+
+    async def get_unchecked(self, order_id: str) -> Order | None:
+        """An order by id, for workers acting on behalf of the system."""
+        return await self._transact.read(lambda conn: store.get(conn, order_id))
+
+    async def release_orphaned(self, order_id: str) -> None:
+        """Release reservations that belong to no checkout (never expected; kept safe)."""
+
+        async def work(uow: UnitOfWork) -> None:
+            await self._catalog.release_reservation(uow, order_id, expired=True)
+
+        await self._transact(work)
 
     @staticmethod
     def _visible(principal: Principal, order: Order | None, order_id: str) -> Order:
@@ -383,7 +400,9 @@ class OrdersService:
                 await self._catalog.commit_reservation(uow.conn, order.id)
                 order.complete_checkout(now=utcnow())
             else:
-                await self._catalog.release_reservation(uow.conn, order.id)
+                await self._catalog.release_reservation(
+                    uow, order.id, expired=result.reason == RESERVATION_EXPIRED
+                )
                 order.abort_checkout(now=utcnow())
             await self._save(uow, order, seen)
             return order
@@ -467,3 +486,58 @@ class CheckoutReconciler:
     async def settle(self, payment: Payment, result: ChargeResult) -> None:
         """Record one answer through the same path a live request uses."""
         await self._orders.settle_checkout(payment.order_id, payment.id, result)
+
+
+class ReservationSweeper:
+    """Worker: returns the stock of checkouts whose reservation expired before they were settled.
+
+    Normally a checkout is settled within a second, and a stuck one by the reconciler after its
+    grace period; this is the last line. For each order holding expired reservations it asks the
+    provider about the order's pending payment: a capture still places the order (the stock was
+    never released, so it is sold, not oversold); anything else fails the payment with
+    ``reservation_expired`` and releases the stock, recording a ``ReservationExpired`` event per
+    product. If the provider cannot be reached the order is left for the next round.
+    """
+
+    name = "reservation-sweeper"
+
+    def __init__(
+        self,
+        orders: OrdersService,
+        catalog: CatalogService,
+        payments: PaymentsService,
+        *,
+        batch: int = 50,
+    ) -> None:
+        self._orders = orders
+        self._catalog = catalog
+        self._payments = payments
+        self._batch = batch
+
+    async def run_once(self) -> int:
+        """Sweep one batch of orders with expired reservations; returns how many were settled."""
+        swept = 0
+        for order_id in await self._catalog.expired_reservations(limit=self._batch):
+            swept += await self._sweep(order_id)
+        return swept
+
+    async def _sweep(self, order_id: str) -> int:
+        order = await self._orders.get_unchecked(order_id)
+        if order is None or order.checkout_payment_id is None:
+            await self._orders.release_orphaned(order_id)
+            return 1
+        payment_id = order.checkout_payment_id
+        payment = next(
+            p for p in await self._payments.list_for_order(order_id) if p.id == payment_id
+        )
+        try:
+            result = await self._payments.provider.lookup(idempotency_key=payment.idempotency_key)
+        except Exception:
+            log.warning(
+                "provider unreachable; expired checkout of order %s left for later", order_id
+            )
+            return 0
+        if result is None or result.outcome is not Outcome.CAPTURED:
+            result = ChargeResult(Outcome.ERROR, reason=RESERVATION_EXPIRED)
+        await self._orders.settle_checkout(order_id, payment_id, result)
+        return 1
