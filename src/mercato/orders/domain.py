@@ -71,7 +71,7 @@ class OrderNotDraft(Conflict):
         super().__init__(
             ErrorCode.ORDER_NOT_DRAFT,
             f"only draft orders can be changed; this one is {status}",
-            status=status.value,
+            order_status=status.value,
         )
 
 
@@ -80,7 +80,7 @@ class InvalidTransition(Conflict):
         super().__init__(
             ErrorCode.INVALID_TRANSITION,
             f"cannot {action} an order that is {status}",
-            status=status.value,
+            order_status=status.value,
             action=action,
         )
 
@@ -415,14 +415,16 @@ class Order(AggregateRoot):
     ) -> None:
         """Freeze the draft for payment, re-priced at the products' current prices."""
         self.ensure_placeable()
-        for info in current:
-            line = self.lines[info.product_id]
+        current = list(current)
+        for info in current:  # check every line before changing any, so a refusal changes nothing
             if info.price.currency != self.currency:
                 raise InvalidValue(
                     ErrorCode.CURRENCY_MISMATCH,
                     f"{info.sku} is no longer sold in {self.currency}",
                     field="lines",
                 )
+        for info in current:
+            line = self.lines[info.product_id]
             self.lines[info.product_id] = OrderLine(
                 info.product_id, info.sku, info.name, info.price, line.quantity, info.weight_grams
             )

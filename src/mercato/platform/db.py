@@ -116,7 +116,13 @@ class Statement:
         return found
 
     def _compile(self, dialect: str) -> Compiled:
-        compiled = cast(SQLCompiler, self.stmt.compile(dialect=_DIALECTS[dialect]))
+        compiled = cast(
+            SQLCompiler,
+            # literal IN-lists become plain parameters; statements use no expanding binds
+            self.stmt.compile(
+                dialect=_DIALECTS[dialect], compile_kwargs={"render_postcompile": True}
+            ),
+        )
         order = compiled.positiontup or []
         if dialect == "postgresql":
             order = list(dict.fromkeys(order))  # $n placeholders are reused for repeats
@@ -127,8 +133,11 @@ class Statement:
                     converters.append((column.key, _parse_dt))
                 elif isinstance(column.type, sa.Boolean):
                     converters.append((column.key, _parse_bool))
+        required = {name for name, bind in compiled.binds.items() if bind.required}
         defaults = {
-            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+            name: value
+            for name, value in compiled.construct_params(_check=False).items()
+            if name not in required
         }
         return Compiled(str(compiled), tuple(order), tuple(converters), defaults)
 

@@ -75,16 +75,20 @@ def status_for(error: k.DomainError) -> int:
     return 400
 
 
+_RESERVED = frozenset({"type", "title", "status", "detail", "code", "instance", "request_id"})
+
+
 def problem(
     status: int,
     code: str,
     detail: str,
+    /,
     *,
     request: Request | None = None,
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """A problem+json response."""
+    """A problem+json response; ``extra`` members never overwrite the standard ones."""
     body: dict[str, Any] = {
         "type": f"https://mercato.dev/problems/{code}",
         "title": _TITLES.get(status, "Error"),
@@ -97,7 +101,7 @@ def problem(
         request_id = request.scope.get("state", {}).get("request_id")
         if request_id:
             body["request_id"] = request_id
-    body.update({key: value for key, value in extra.items() if value is not None})
+    body.update({k: v for k, v in extra.items() if v is not None and k not in _RESERVED})
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
