@@ -116,14 +116,12 @@ class Statement:
         return found
 
     def _compile(self, dialect: str) -> Compiled:
-        compiled = cast(
-            SQLCompiler,
-            # literal IN-lists become plain parameters; statements use no expanding binds
-            self.stmt.compile(
-                dialect=_DIALECTS[dialect], compile_kwargs={"render_postcompile": True}
-            ),
-        )
-        order = compiled.positiontup or []
+        compiled = cast(SQLCompiler, self.stmt.compile(dialect=_DIALECTS[dialect]))
+        required = {name for name, bind in compiled.binds.items() if bind.required}
+        # literal IN-lists become plain parameters (statements use no expanding binds); the
+        # statement's own parameters get placeholders just for this step
+        state = compiled.construct_expanded_state(dict.fromkeys(required), escape_names=False)
+        order = list(state.positiontup or [])
         if dialect == "postgresql":
             order = list(dict.fromkeys(order))  # $n placeholders are reused for repeats
         converters: list[tuple[str, Callable[[Any], Any]]] = []
@@ -133,13 +131,10 @@ class Statement:
                     converters.append((column.key, _parse_dt))
                 elif isinstance(column.type, sa.Boolean):
                     converters.append((column.key, _parse_bool))
-        required = {name for name, bind in compiled.binds.items() if bind.required}
         defaults = {
-            name: value
-            for name, value in compiled.construct_params(_check=False).items()
-            if name not in required
+            name: value for name, value in state.parameters.items() if name not in required
         }
-        return Compiled(str(compiled), tuple(order), tuple(converters), defaults)
+        return Compiled(state.statement, tuple(order), tuple(converters), defaults)
 
 
 def sql(stmt: ClauseElement) -> Statement:
