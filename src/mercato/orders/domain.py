@@ -425,10 +425,12 @@ class Order(AggregateRoot):
                 )
         for info in current:
             line = self.lines[info.product_id]
-            self.lines[info.product_id] = OrderLine(
+            fresh = OrderLine(
                 info.product_id, info.sku, info.name, info.price, line.quantity, info.weight_grams
             )
-        self.lines_changed = True
+            if fresh != line:  # rewrite the stored lines only when a price or name moved
+                self.lines[info.product_id] = fresh
+                self.lines_changed = True
         self.reprice(pricing, shipping)
         self.checkout_payment_id = payment_id
         self._touch(now)
