@@ -87,7 +87,8 @@ class PaymentNotFound(NotFound):
 def check_card(number: str) -> str:
     """Digits only, 12-19 long, passing the Luhn check; returns the normalised number."""
     digits = number.replace(" ", "").replace("-", "")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
+    valid_digits = digits.isascii() and digits.isdigit()  # isdigit alone accepts "²" or "٤"
+    if not valid_digits or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
         raise InvalidValue(ErrorCode.INVALID_CARD, "not a valid card number", field="card_number")
     return digits
 
