@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
-.PHONY: install run serve migrate demo-data test unit lint format typecheck imports clean
+.PHONY: install run serve migrate demo-data test unit lint format typecheck imports bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,12 +29,12 @@ serve: install
 	$(BIN)/mercato serve
 
 lint: install  ## ruff lint and format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 format: install
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 typecheck: install  ## mypy (strict for the kernel and every domain module)
 	$(BIN)/mypy
@@ -47,6 +47,10 @@ unit: install
 
 test: lint typecheck imports  ## everything: lint, types, boundaries, unit, integration, e2e
 	$(BIN)/pytest -q
+
+bench: install  ## order placement and product read against PostgreSQL (bench/README.md)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.contention
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,0 +1,1 @@
+"""mercato's benchmarks: run with `make bench` (see bench/README.md)."""
