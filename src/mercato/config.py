@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         for code, percent in value.items():
             if not 0 <= percent <= 100:
                 raise ValueError(f"discount code {code!r}: percent must be 0-100")
-        return {code.upper(): percent for code, percent in value.items()}
+        return {code.strip().upper(): percent for code, percent in value.items()}
 
     @field_validator("shop_country")
     @classmethod

@@ -246,3 +246,13 @@ def test_the_adjustment_event_carries_the_new_availability_and_actor() -> None:
     )
     assert event.aggregate_id == "prod-1"
     assert event.aggregate_type == "product"
+
+
+def test_a_sku_with_non_ascii_letters_is_refused_even_when_upper_case_would_be_ascii() -> None:
+    from mercato.catalog.domain import check_sku
+    from mercato.kernel.errors import InvalidValue
+
+    for sku in ("straße", "\u0131tem"):
+        with pytest.raises(InvalidValue) as refused:
+            check_sku(sku)
+        assert refused.value.code == "invalid_sku"

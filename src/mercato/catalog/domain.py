@@ -80,8 +80,10 @@ class ProductConflict(Conflict):
 
 def check_sku(sku: str) -> str:
     """An upper-case SKU of 1-64 letters, digits, '.', '_' or '-'."""
-    normalised = sku.strip().upper()
-    if not _SKU.match(normalised):
+    stripped = sku.strip()
+    normalised = stripped.upper()
+    # ASCII first: upper() maps some non-ASCII letters onto ASCII ones ("ß" -> "SS")
+    if not stripped.isascii() or not _SKU.match(normalised):
         raise InvalidValue(
             ErrorCode.INVALID_SKU,
             "sku must be 1-64 characters: letters, digits, '.', '_' or '-'",
