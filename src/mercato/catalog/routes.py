@@ -17,7 +17,7 @@ from mercato.platform.schemas import MoneyModel
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
-def _service(request: Request) -> CatalogService:
+async def _service(request: Request) -> CatalogService:
     service: CatalogService = request.app.state.catalog
     return service
 

@@ -16,7 +16,7 @@ from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
 router = APIRouter(prefix="/v1", tags=["customers"])
 
 
-def _service(request: Request) -> CustomersService:
+async def _service(request: Request) -> CustomersService:
     service: CustomersService = request.app.state.customers
     return service
 

@@ -19,7 +19,7 @@ from mercato.platform.schemas import MoneyModel
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 
-def _service(request: Request) -> OrdersService:
+async def _service(request: Request) -> OrdersService:
     service: OrdersService = request.app.state.orders
     return service
 
