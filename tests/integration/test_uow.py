@@ -1,0 +1,179 @@
+"""The unit of work: events reach the outbox with the change, or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from mercato.bootstrap import Container
+from mercato.customers.store import customers
+from mercato.kernel.events import DomainEvent
+from mercato.platform.db import Connection, Database, TransientError, sql
+from mercato.platform.uow import Transactor, UnitOfWork
+from tests.conftest import unique
+from tests.integration.helpers import Pinged, Thing, outbox_rows
+
+pytestmark = pytest.mark.anyio
+
+_EXISTS = sql(sa.select(customers.c.id).where(customers.c.id == sa.bindparam("id")))
+_INSERT = sql(
+    sa.insert(customers).values(
+        id=sa.bindparam("id"),
+        email=sa.bindparam("email"),
+        name="UoW",
+        password_hash="x",
+        role="customer",
+        active=sa.true(),
+        created_at=sa.func.current_timestamp(),
+        version=1,
+    )
+)
+
+
+class RecordingDatabase:
+    """A database that notes when transactions begin and commit."""
+
+    def __init__(self, db: Database, log: list[str]) -> None:
+        self.db = db
+        self.dialect = db.dialect
+        self.url = db.url
+        self.log = log
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        self.log.append("begin")
+        async with self.db.transaction() as conn:
+            yield conn
+        self.log.append("committed")
+
+    def connection(self) -> Any:
+        return self.db.connection()
+
+
+async def insert_marker(conn: Connection) -> str:
+    marker = unique("uow")
+    await conn.execute(_INSERT, id=marker, email=f"{marker}@example.com")
+    return marker
+
+
+async def exists(db: Database, marker: str) -> bool:
+    async with db.connection() as conn:
+        return await conn.fetchrow(_EXISTS, id=marker) is not None
+
+
+async def test_collected_events_are_written_to_the_outbox_with_the_change(
+    container: Container,
+) -> None:
+    thing = Thing(unique("thing"))
+
+    async def work(uow: UnitOfWork) -> str:
+        marker = await insert_marker(uow.conn)
+        thing.ping(1)
+        thing.ping(2)
+        uow.collect(thing)
+        uow.add(Pinged(thing_id=thing.id, n=3))
+        return marker
+
+    marker = await container.transact(work)
+    assert await exists(container.db, marker)
+    rows = await outbox_rows(container.db, thing.id)
+    assert [(r["aggregate_type"], r["event_type"]) for r in rows] == [("test", "Pinged")] * 3
+    assert [orjson.loads(r["payload"]) for r in rows] == [
+        {"thing_id": thing.id, "n": n} for n in (1, 2, 3)
+    ]
+    assert all(r["published_at"] is None and r["claimed_until"] is None for r in rows)
+    assert thing.pending_events == ()
+
+
+async def test_the_outbox_write_is_part_of_the_transaction(container: Container) -> None:
+    thing = Thing(unique("thing"))
+    markers: list[str] = []
+
+    class Unserialisable(Pinged):
+        def payload(self) -> dict[str, Any]:
+            return {"not json": {1, 2}}
+
+    async def work(uow: UnitOfWork) -> None:
+        markers.append(await insert_marker(uow.conn))
+        uow.add(Pinged(thing_id=thing.id, n=1), Unserialisable(thing_id=thing.id, n=2))
+
+    with pytest.raises(TypeError):
+        await container.transact(work)
+    assert not await exists(container.db, markers[0])
+    assert await outbox_rows(container.db, thing.id) == []
+
+
+async def test_nothing_is_written_and_no_hook_runs_when_the_work_raises(
+    container: Container,
+) -> None:
+    thing = Thing(unique("thing"))
+    hooked: list[list[DomainEvent]] = []
+    container.transact.after_commit(hooked.append)
+    markers: list[str] = []
+
+    async def work(uow: UnitOfWork) -> None:
+        markers.append(await insert_marker(uow.conn))
+        thing.ping(1)
+        uow.collect(thing)
+        raise LookupError("refused")
+
+    with pytest.raises(LookupError):
+        await container.transact(work)
+    assert not await exists(container.db, markers[0])
+    assert await outbox_rows(container.db, thing.id) == []
+    assert hooked == []
+
+
+async def test_after_commit_hooks_run_once_after_the_commit_with_the_events(
+    container: Container,
+) -> None:
+    log: list[str] = []
+    transact = Transactor(RecordingDatabase(container.db, log))  # type: ignore[arg-type]
+    transact.after_commit(lambda events: log.append(f"hook:{len(events)}"))
+    seen: list[list[DomainEvent]] = []
+    transact.after_commit(seen.append)
+    thing = Thing(unique("thing"))
+
+    async def work(uow: UnitOfWork) -> None:
+        log.append("work")
+        thing.ping(1)
+        thing.ping(2)
+        uow.collect(thing)
+
+    await transact(work)
+    assert log == ["begin", "work", "committed", "hook:2"]
+    assert len(seen) == 1
+    assert [e.payload()["n"] for e in seen[0]] == [1, 2]
+
+
+async def test_a_retried_unit_of_work_writes_the_events_of_the_successful_attempt_only(
+    container: Container,
+) -> None:
+    transact = Transactor(container.db, attempts=3)
+    hooked: list[list[DomainEvent]] = []
+    transact.after_commit(hooked.append)
+    retried: list[int] = []
+    transact.on_retry(retried.append)
+    thing_id = unique("thing")
+    markers: list[str] = []
+
+    async def work(uow: UnitOfWork) -> None:
+        markers.append(await insert_marker(uow.conn))
+        thing = Thing(thing_id)
+        thing.ping(len(markers))
+        uow.collect(thing)
+        if len(markers) == 1:
+            raise TransientError("deadlock detected")
+
+    await transact(work)
+    assert retried == [1]
+    assert [await exists(container.db, m) for m in markers] == [False, True]
+    rows = await outbox_rows(container.db, thing_id)
+    assert [orjson.loads(r["payload"])["n"] for r in rows] == [2]
+    assert len(hooked) == 1
+    assert [e.payload()["n"] for e in hooked[0]] == [2]
