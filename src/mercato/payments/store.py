@@ -97,8 +97,11 @@ async def add(conn: Connection, payment: Payment) -> None:
             created_at=payment.created_at,
             updated_at=payment.updated_at,
         )
-    except UniqueViolation:
-        raise AlreadyPaid(payment.order_id) from None
+    except UniqueViolation as exc:
+        # PostgreSQL names the index, SQLite the column
+        if exc.mentions("live_order") or exc.mentions("payments_payments.order_id"):
+            raise AlreadyPaid(payment.order_id) from None
+        raise
 
 
 async def get_for_update(conn: Connection, payment_id: str) -> Payment | None:

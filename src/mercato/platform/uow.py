@@ -52,7 +52,7 @@ class Transactor:
         self._on_retry: list[Callable[[int], None]] = []
 
     def after_commit(self, hook: AfterCommit) -> None:
-        """Call ``hook`` with the committed events after every successful unit of work."""
+        """Call ``hook`` with the events after every committed unit of work that produced some."""
         self._after_commit.append(hook)
 
     def on_retry(self, hook: Callable[[int], None]) -> None:
