@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from mercato import migrate
-
 from tests.conftest import TEST_SECRET
 
 

@@ -68,6 +68,10 @@ class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached."""
 
 
+class UnstorableText(DatabaseError):
+    """Text the database cannot store or compare, such as a NUL character on PostgreSQL."""
+
+
 def _parse_dt(value: Any) -> Any:
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value)

@@ -15,6 +15,7 @@ from mercato.platform.db import (
     Statement,
     TransientError,
     UniqueViolation,
+    UnstorableText,
 )
 
 _TRANSIENT = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
@@ -36,6 +37,10 @@ def _translate(exc: BaseException) -> BaseException:
         return TransientError(str(exc))
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
+    if isinstance(
+        exc, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+    ):
+        return UnstorableText(str(exc))
     return exc
 
 

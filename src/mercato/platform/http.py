@@ -6,6 +6,7 @@ import re
 import uuid
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -63,7 +64,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     too_large = True
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         try:
@@ -80,6 +81,7 @@ class BodyLimitMiddleware:
                 "detail": f"The request body exceeds {self.max_bytes} bytes.",
                 "code": "body_too_large",
                 "instance": scope.get("path", ""),
+                "request_id": scope.get("state", {}).get("request_id"),
             }
         )
         await send(
@@ -95,5 +97,8 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    # An HTTPException, because FastAPI turns any other error raised while it reads the body
+    # into a 400; this way a streamed body over the limit is a 413 like a declared one.
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body exceeds {max_bytes} bytes.")

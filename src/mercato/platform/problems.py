@@ -18,7 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from mercato.kernel import errors as k
-from mercato.platform.db import DatabaseUnavailable, TransientError, UniqueViolation
+from mercato.platform.db import (
+    DatabaseUnavailable,
+    TransientError,
+    UniqueViolation,
+    UnstorableText,
+)
 
 log = logging.getLogger("mercato.errors")
 
@@ -149,6 +154,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a body json.loads cannot read other than by a JSONDecodeError:
+        # invalid UTF-8, nesting too deep, an integer too long
+        return problem(
+            400, "malformed_json", "The request body is not valid JSON.", request=request
+        )
     code = _CODES_BY_STATUS.get(exc.status_code, "error")
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
     return problem(exc.status_code, code, detail, request=request, headers=exc.headers)
@@ -179,6 +190,15 @@ async def _unique(request: Request, exc: Exception) -> Response:
     return problem(409, "conflict", "The request conflicts with existing data.", request=request)
 
 
+async def _unstorable(request: Request, exc: Exception) -> Response:
+    return problem(
+        422,
+        "invalid_text",
+        "The request contains a character that cannot be stored, such as NUL.",
+        request=request,
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -197,4 +217,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(TransientError, _transient)
     app.add_exception_handler(UniqueViolation, _unique)
+    app.add_exception_handler(UnstorableText, _unstorable)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,238 @@
+"""Who may call what, on every route the application serves.
+
+The route table lives in ``helpers.ROUTES``; the first test fails when the application gains a
+route that the table does not describe, so no route can ship without these checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import TEST_SECRET
+from tests.e2e.helpers import (
+    PROBLEM_JSON,
+    ROUTES,
+    Access,
+    RouteCase,
+    World,
+    app_routes,
+    assert_problem,
+    build_world,
+    routes,
+    running_app,
+    shared_world,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    async with running_app(database_url) as application:
+        yield application
+
+
+@pytest.fixture(scope="module")
+async def world(app: FastAPI) -> World:
+    """Shared by the tests here that change nothing (each refusal proves it)."""
+    return await shared_world(app)
+
+
+PROTECTED = [a for a in Access if a is not Access.PUBLIC]
+ORDER_ROUTES = (Access.ORDER_READ, Access.ORDER_OWNER, Access.ORDER_STAFF, Access.ORDER_CANCEL)
+
+
+def _token(secret: str, *, algorithm: str = "HS256", **claims: object) -> str:
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "sub": "01900000-0000-7000-8000-000000000000",
+        "role": "staff",
+        "iss": "mercato",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    values.update(claims)
+    return jwt.encode(
+        {k: v for k, v in values.items() if v is not None}, secret, algorithm=algorithm
+    )
+
+
+def _bad_credentials(staff_id: str) -> list[tuple[str, str, str]]:
+    """(name, Authorization header, expected code) for tokens that must not be accepted."""
+    an_hour_ago = int((datetime.now(UTC) - timedelta(hours=1)).timestamp())
+    bearer = "Bearer {}".format
+    return [
+        ("no scheme", "", "unauthenticated"),
+        ("empty bearer", "Bearer ", "unauthenticated"),
+        ("basic auth", "Basic c3RhZmY6cGFzc3dvcmQ=", "unauthenticated"),
+        ("garbage", bearer("not-a-token"), "invalid_token"),
+        (
+            "wrong key",
+            bearer(_token("another-secret-that-is-long-enough", sub=staff_id)),
+            "invalid_token",
+        ),
+        ("alg none", bearer(_token("", algorithm="none", sub=staff_id)), "invalid_token"),
+        ("wrong issuer", bearer(_token(TEST_SECRET, sub=staff_id, iss="evil")), "invalid_token"),
+        ("unknown role", bearer(_token(TEST_SECRET, sub=staff_id, role="root")), "invalid_token"),
+        ("no subject", bearer(_token(TEST_SECRET, sub=None)), "invalid_token"),
+        ("no expiry", bearer(_token(TEST_SECRET, sub=staff_id, exp=None)), "invalid_token"),
+        ("expired", bearer(_token(TEST_SECRET, sub=staff_id, exp=an_hour_ago)), "token_expired"),
+    ]
+
+
+async def test_every_route_the_app_serves_has_an_authorization_case(app: FastAPI) -> None:
+    served = app_routes(app)
+    described = {case.id for case in ROUTES}
+    assert served - described == set(), "routes without an authorization case"
+    assert described - served == set(), "cases for routes the app does not serve"
+
+
+@pytest.mark.parametrize("case", routes(Access.PUBLIC))
+async def test_public_routes_answer_without_a_token(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    response = await case.send(client, world)
+    assert response.status_code == case.status, response.text
+
+
+@pytest.mark.parametrize("case", routes(*PROTECTED))
+async def test_protected_routes_refuse_missing_forged_and_expired_tokens(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    for name, header, code in _bad_credentials(world.staff.id):
+        headers = {"Authorization": header} if header else {}
+        body = await world.refused(case.send(client, world, headers=headers), 401)
+        assert body["code"] == code, (name, body)
+
+
+@pytest.mark.parametrize(
+    "case", [p for p in routes(Access.PUBLIC) if p.values[0].path.startswith("/v1/products")]
+)
+async def test_a_forged_token_is_refused_even_where_none_is_needed(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    forged = {"Authorization": f"Bearer {_token('not-the-secret-not-the-secret-00000')}"}
+    await world.refused(case.send(client, world, headers=forged), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("case", routes(Access.STAFF, Access.ORDER_STAFF))
+async def test_customers_are_forbidden_staff_routes(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    request = case.send(client, world, headers=world.owner.auth)
+    await world.refused(request, 403, "staff_only")
+
+
+@pytest.mark.parametrize("case", routes(*ORDER_ROUTES))
+async def test_another_customers_order_does_not_exist_for_you(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    request = case.send(client, world, headers=world.other.auth)
+    body = await world.refused(request, 404, "order_not_found")
+    assert body["order_id"] == world.order["id"]
+
+
+@pytest.mark.parametrize("case", routes(*ORDER_ROUTES))
+async def test_an_unknown_order_looks_exactly_like_another_customers(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    unknown = "01900000-0000-7000-8000-000000000000"
+    theirs = await case.send(client, world, headers=world.other.auth)
+    missing = await case.send(client, world, headers=world.owner.auth, order_id=unknown)
+    assert_problem(missing, 404, "order_not_found")
+    assert theirs.json()["detail"] == missing.json()["detail"]
+    assert theirs.json().keys() == missing.json().keys()
+
+
+@pytest.mark.parametrize("case", routes(Access.ORDER_READ))
+async def test_staff_may_read_any_order(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    async with world.unchanged():
+        response = await case.send(client, world, headers=world.staff.auth)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("case", routes(Access.ORDER_OWNER))
+async def test_staff_may_not_edit_or_place_a_customers_draft(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    request = case.send(client, world, headers=world.staff.auth)
+    await world.refused(request, 403, "not_order_owner")
+
+
+@pytest.mark.parametrize("case", routes(Access.ORDER_OWNER, Access.ORDER_CANCEL))
+async def test_the_owner_may_change_their_own_draft(
+    client: httpx.AsyncClient, app: FastAPI, case: RouteCase
+) -> None:
+    world = await build_world(client, app)
+    response = await case.send(client, world, headers=world.owner.auth)
+    assert response.status_code == 200, response.text
+
+
+async def test_staff_may_cancel_a_customers_order(client: httpx.AsyncClient, app: FastAPI) -> None:
+    world = await build_world(client, app)
+    cancel = next(case for case in ROUTES if case.path.endswith("/cancel"))
+    response = await cancel.send(client, world, headers=world.staff.auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+
+
+async def test_a_customer_lists_only_their_own_orders_whatever_they_ask_for(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    world = await build_world(client, app)
+    params = {"customer_id": world.owner.id}
+    theirs = await client.get("/v1/orders", params=params, headers=world.other.auth)
+    assert theirs.status_code == 200
+    assert theirs.json()["items"] == []
+    staff = await client.get("/v1/orders", params=params, headers=world.staff.auth)
+    assert [o["id"] for o in staff.json()["items"]] == [world.order["id"]]
+
+
+async def test_customers_see_no_stock_details_and_no_inactive_products(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    world = await build_world(client, app)
+    path = f"/v1/products/{world.product['id']}"
+    public = await client.get(path, headers=world.owner.auth)
+    assert "reserved" not in public.json()
+    assert "sold" not in public.json()
+    staff = await client.get(path, headers=world.staff.auth)
+    assert staff.json()["reserved"] == 0
+    hidden = await client.patch(path, json={"active": False}, headers=world.staff.auth)
+    assert hidden.status_code == 200
+    for headers in ({}, world.owner.auth):
+        gone = await client.get(path, headers=headers)
+        assert_problem(gone, 404, "product_not_found")
+    assert (await client.get(path, headers=world.staff.auth)).json()["active"] is False
+
+
+async def test_a_token_for_a_deleted_or_unknown_account_reads_nothing(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    ghost = {"Authorization": f"Bearer {_token(TEST_SECRET, role='customer')}"}
+    me = await client.get("/v1/customers/me", headers=ghost)
+    assert_problem(me, 404, "customer_not_found")
+    orders = await client.get("/v1/orders", headers=ghost)
+    assert orders.json()["items"] == []
+
+
+async def test_problems_for_authorization_are_problem_json_with_the_request_id(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/v1/customers", headers={"X-Request-ID": "auth-check-1"})
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["x-request-id"] == "auth-check-1"
+    assert response.json()["request_id"] == "auth-check-1"
