@@ -825,6 +825,18 @@ async def test_a_stale_if_match_is_409_with_the_current_version(
     assert problem["current_version"] == world.product["version"]
 
 
+async def test_a_malformed_idempotency_key_is_422(client: httpx.AsyncClient, world: World) -> None:
+    order = f"/v1/orders/{world.order['id']}"
+    for key in (b"", b"k" * 256, b"\x00", b"tab\there"):
+        owner = {**world.owner.auth, "Idempotency-Key": key}
+        for request in (
+            client.post("/v1/orders", json={}, headers=owner),
+            client.put(f"{order}/discount", json={"code": "WELCOME10"}, headers=owner),
+            client.delete(f"{order}/lines/{world.product['id']}", headers=owner),
+        ):
+            await world.refused(request, 422, "invalid_idempotency_key")
+
+
 LISTS = (
     ("/v1/products", "anyone"),
     ("/v1/customers", "staff"),

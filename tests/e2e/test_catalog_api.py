@@ -7,8 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
+from mercato.catalog.store import products
+from mercato.platform.db import sql
 from tests.conftest import unique
 from tests.e2e.helpers import (
     User,
@@ -280,3 +283,28 @@ async def test_a_product_without_opening_stock_has_an_empty_trail(
     trail = await client.get(f"/v1/products/{product['id']}/stock-adjustments", headers=staff.auth)
     assert trail.json() == {"items": [], "next_cursor": None}
     assert product["available"] == 0
+
+
+_SET_AVAILABLE = sql(
+    sa.update(products)
+    .where(products.c.id == sa.bindparam("id"))
+    .values(available=sa.bindparam("available"))
+)
+
+
+async def test_stock_beyond_what_the_database_can_count_is_refused_not_a_500(
+    client: httpx.AsyncClient, app: FastAPI, staff: User, backend: str
+) -> None:
+    product = await create_product(client, staff, stock=1)
+    near_the_top = 2**31 - 1_000_000  # PostgreSQL counts stock in 32 bits
+    async with app.state.container.db.transaction() as conn:
+        await conn.execute(_SET_AVAILABLE, id=product["id"], available=near_the_top)
+    path = f"/v1/products/{product['id']}/stock-adjustments"
+    body = {"delta": 1_000_000, "reason": "a very large delivery"}
+    if backend == "postgres":
+        async with database_unchanged(app, {product["id"]}):
+            refused = await client.post(path, json=body, headers=staff.auth)
+        assert_problem(refused, 422, "value_out_of_range")
+    else:
+        added = await client.post(path, json=body, headers=staff.auth)
+        assert added.json()["available"] == near_the_top + 1_000_000

@@ -72,6 +72,10 @@ class UnstorableText(DatabaseError):
     """Text the database cannot store or compare, such as a NUL character on PostgreSQL."""
 
 
+class OutOfRange(DatabaseError):
+    """A number outside its column's range, such as stock beyond PostgreSQL's 32-bit integer."""
+
+
 def _parse_dt(value: Any) -> Any:
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value)

@@ -11,6 +11,7 @@ import asyncpg
 
 from mercato.platform.db import (
     DatabaseUnavailable,
+    OutOfRange,
     Row,
     Statement,
     TransientError,
@@ -41,6 +42,8 @@ def _translate(exc: BaseException) -> BaseException:
         exc, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
     ):
         return UnstorableText(str(exc))
+    if isinstance(exc, asyncpg.NumericValueOutOfRangeError):
+        return OutOfRange(str(exc))
     return exc
 
 

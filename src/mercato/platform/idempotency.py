@@ -283,7 +283,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _problem(status: int, code: str, detail: str, headers: dict[str, str]) -> Stored:
+def _problem(scope: Scope, status: int, code: str, detail: str, headers: dict[str, str]) -> Stored:
     body = orjson.dumps(
         {
             "type": f"https://mercato.dev/problems/{code}",
@@ -292,6 +292,8 @@ def _problem(status: int, code: str, detail: str, headers: dict[str, str]) -> St
             "detail": detail,
             "code": code,
             "field": "Idempotency-Key",
+            "instance": scope.get("path", ""),
+            "request_id": scope.get("state", {}).get("request_id"),
         }
     )
     extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
@@ -315,6 +317,7 @@ class IdempotencyMiddleware:
             await _send(
                 send,
                 _problem(
+                    scope,
                     422,
                     "invalid_idempotency_key",
                     "Idempotency-Key must be 1-255 printable characters",
@@ -340,7 +343,7 @@ class IdempotencyMiddleware:
         try:
             stored = await self.store.claim(caller, key, fingerprint)
         except IdempotencyError as exc:
-            await _send(send, _problem(exc.status, exc.code, exc.detail, exc.headers))
+            await _send(send, _problem(scope, exc.status, exc.code, exc.detail, exc.headers))
             return
         if stored is not None:
             replayed = Stored(

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from mercato.kernel import errors as k
 from mercato.platform.db import (
     DatabaseUnavailable,
+    OutOfRange,
     TransientError,
     UniqueViolation,
     UnstorableText,
@@ -199,6 +200,15 @@ async def _unstorable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _out_of_range(request: Request, exc: Exception) -> Response:
+    return problem(
+        422,
+        "value_out_of_range",
+        "The request would make a stored number larger than the database can hold.",
+        request=request,
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -218,4 +228,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(TransientError, _transient)
     app.add_exception_handler(UniqueViolation, _unique)
     app.add_exception_handler(UnstorableText, _unstorable)
+    app.add_exception_handler(OutOfRange, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)
