@@ -330,6 +330,37 @@ async def test_the_body_table_covers_every_endpoint_that_takes_a_body(app: FastA
     assert {b.id for b in BODIES} == takes_a_body
 
 
+async def test_the_database_probe_notices_any_insert_and_any_change_to_watched_rows(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    world = await build_world(client, app)
+    product, staff = f"/v1/products/{world.product['id']}", world.staff.auth
+    changes = (
+        client.patch(product, json={"description": "changed"}, headers=staff),
+        client.post(
+            f"{product}/stock-adjustments", json={"delta": 1, "reason": "r"}, headers=staff
+        ),
+        client.put(
+            f"/v1/orders/{world.order['id']}/lines/{world.product['id']}",
+            json={"quantity": 5},
+            headers=world.owner.auth,
+        ),
+        client.post(
+            "/v1/customers",
+            json={
+                "email": f"p-{world.order['id']}@example.com",
+                "password": "long enough",
+                "name": "P",
+            },
+        ),
+    )
+    for change in changes:
+        with pytest.raises(AssertionError, match=r"\+\["):
+            async with world.unchanged():
+                response = await change
+        assert response.is_success, response.text
+
+
 @pytest.mark.parametrize("case", bodies())
 async def test_the_valid_body_of_each_endpoint_is_accepted(
     client: httpx.AsyncClient, app: FastAPI, case: BodyCase
