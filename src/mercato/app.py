@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.orders = container.orders
     app.state.started = False
     app.state.draining = False
+    app.state.account_active = container.customers.is_active
     app.state.readiness_checks = {"database": container.db.ping}
 
     problems.install(app)

@@ -183,3 +183,22 @@ async def test_unknown_accounts_cannot_be_deactivated(
         async with database_unchanged(app, {staff.id}):
             response = await client.post(f"/v1/customers/{unknown}/{action}", headers=staff.auth)
         assert_problem(response, 404, "customer_not_found")
+
+
+async def test_a_deactivated_staff_account_loses_staff_powers_at_once(
+    client: httpx.AsyncClient, app: FastAPI, staff: User
+) -> None:
+    container = app.state.container
+    other = await staff_user(client, container)  # holds a token issued while still active
+    assert (await client.get("/v1/customers", headers=other.auth)).status_code == 200
+
+    off = await client.post(f"/v1/customers/{other.id}/deactivate", headers=staff.auth)
+    assert off.status_code == 200, off.text
+
+    assert_problem(await client.get("/v1/customers", headers=other.auth), 401, "account_inactive")
+    product = await client.post(
+        "/v1/products",
+        headers=other.auth,
+        json={"sku": "NOPE-1", "name": "n", "price": {"amount": 1, "currency": "EUR"}},
+    )
+    assert_problem(product, 401, "account_inactive")

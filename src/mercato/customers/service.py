@@ -115,6 +115,13 @@ class CustomersService:
 
         return await self._transact(work)
 
+    async def is_active(self, customer_id: str) -> bool:
+        """Whether the account exists and is active."""
+        active = await self._transact.read(
+            lambda conn: store.is_active(conn, customer_id, lock=False)
+        )
+        return bool(active)
+
     @staticmethod
     async def ensure_can_order(conn: Connection, customer_id: str) -> None:
         """Inside the caller's transaction: raise unless the customer exists and is active."""

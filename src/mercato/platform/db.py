@@ -139,9 +139,7 @@ class Statement:
                     converters.append((column.key, _parse_dt))
                 elif isinstance(column.type, sa.Boolean):
                     converters.append((column.key, _parse_bool))
-        defaults = {
-            name: value for name, value in state.parameters.items() if name not in required
-        }
+        defaults = {name: value for name, value in state.parameters.items() if name not in required}
         return Compiled(state.statement, tuple(order), tuple(converters), defaults)
 
 

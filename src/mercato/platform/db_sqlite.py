@@ -22,6 +22,7 @@ from mercato.platform.db import (
     Statement,
     TransientError,
     UniqueViolation,
+    UnstorableText,
 )
 
 
@@ -31,6 +32,14 @@ def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return TransientError(str(exc))
     return exc
+
+
+def _storable(args: list[Any]) -> list[Any]:
+    """Refuse NUL characters as PostgreSQL does, so both databases accept the same text."""
+    for value in args:
+        if isinstance(value, str) and "\x00" in value:
+            raise UnstorableText("text contains a NUL character")
+    return args
 
 
 class SqliteConnection:
@@ -44,8 +53,9 @@ class SqliteConnection:
 
     async def _run(self, stmt: Statement, params: Mapping[str, Any]) -> tuple[list[Row], int]:
         c = stmt.compiled("sqlite")
+        args = _storable(c.args(params))
         try:
-            async with self.raw.execute(c.text, c.args(params)) as cursor:
+            async with self.raw.execute(c.text, args) as cursor:
                 rows = await cursor.fetchall()
                 names = [d[0] for d in cursor.description or ()]
                 count = cursor.rowcount
@@ -78,7 +88,7 @@ class SqliteConnection:
     async def executemany(self, stmt: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
         c = stmt.compiled("sqlite")
         try:
-            await self.raw.executemany(c.text, [c.args(row) for row in rows])
+            await self.raw.executemany(c.text, [_storable(c.args(row)) for row in rows])
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 

@@ -6,6 +6,7 @@ and a thread hop per dependency was most of the cost of a product read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
@@ -27,9 +28,15 @@ async def _principal(
     return tokens.verify(credentials.credentials)
 
 
-async def _staff(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _staff(
+    request: Request, principal: Annotated[Principal, Depends(_principal)]
+) -> Principal:
     if not principal.is_staff:
         raise PermissionDenied("staff_only", "only staff may do this")
+    # Staff powers end with the account, not with the token: one indexed read per staff call.
+    account_active: Callable[[str], Awaitable[bool]] = request.app.state.account_active
+    if not await account_active(principal.user_id):
+        raise AuthenticationFailed("account_inactive", "this account has been deactivated")
     return principal
 
 
@@ -44,7 +51,7 @@ async def _maybe_principal(
 
 def parse_if_match(value: str | None) -> int | None:
     """The version in an ``If-Match`` header (``"3"``, ``W/"3"`` or ``3``); None if absent."""
-    if value is None:
+    if value is None or value.strip() == "*":  # "*" means any current version
         return None
     cleaned = value.strip().removeprefix("W/").strip('"')
     # isdigit alone accepts "²", which a latin-1 header can carry and int() refuses
