@@ -308,3 +308,24 @@ async def test_stock_beyond_what_the_database_can_count_is_refused_not_a_500(
     else:
         added = await client.post(path, json=body, headers=staff.auth)
         assert added.json()["available"] == near_the_top + 1_000_000
+
+
+async def test_the_fast_product_read_has_exactly_the_documented_shape(
+    client: httpx.AsyncClient, app: FastAPI, staff: User
+) -> None:
+    from mercato.catalog.routes import ProductRead, ProductStaffRead
+
+    made = await create_product(client, staff, stock=7)
+    product = await app.state.catalog.get_product(made["id"])
+    public = await client.get(f"/v1/products/{made['id']}")
+    assert public.json() == ProductRead.of(product).model_dump(mode="json")
+    assert public.headers["etag"] == f'"{product.version}"'
+    as_staff = await client.get(f"/v1/products/{made['id']}", headers=staff.auth)
+    assert as_staff.json() == ProductStaffRead.of(product).model_dump(mode="json")
+    customer = await register(client)
+    as_customer = await client.get(f"/v1/products/{made['id']}", headers=customer.auth)
+    assert as_customer.json() == public.json()
+    forged = await client.get(
+        f"/v1/products/{made['id']}", headers={"Authorization": "Bearer not-a-token"}
+    )
+    assert_problem(forged, 401, "invalid_token")

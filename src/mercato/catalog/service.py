@@ -176,6 +176,15 @@ class CatalogService:
             raise ProductNotFound(product_id)
         return product
 
+    async def product_view(self, product_id: str, *, staff: bool) -> dict[str, object]:
+        """One product as the API shows it, read without building the aggregate."""
+        shown = await self._transact.read(
+            lambda conn: store.get_view(conn, product_id, staff=staff)
+        )
+        if shown is None:
+            raise ProductNotFound(product_id)
+        return shown
+
     async def list_products(
         self, *, text: str | None, after: str | None, limit: int, include_inactive: bool = False
     ) -> Page[Product]:

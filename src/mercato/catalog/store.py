@@ -220,6 +220,38 @@ async def get(conn: Connection, product_id: str) -> Product | None:
     return None if row is None else _from_row(row)
 
 
+def view(row: Row, *, staff: bool) -> dict[str, object]:
+    """A product row as the API shows it (the read model: no aggregate is built for a read)."""
+    shown: dict[str, object] = {
+        "id": row["id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "price": {"amount": row["price_amount"], "currency": row["currency"]},
+        "weight_grams": row["weight_grams"],
+        "active": bool(row["active"]),
+        "available": row["available"],
+        "version": row["version"],
+    }
+    if staff:
+        shown.update(
+            reserved=row["reserved"],
+            sold=row["sold"],
+            on_hand=row["available"] + row["reserved"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+    return shown
+
+
+async def get_view(conn: Connection, product_id: str, *, staff: bool) -> dict[str, object] | None:
+    """The API view of a product, or None; inactive products only for staff."""
+    row = await conn.fetchrow(_BY_ID, id=product_id)
+    if row is None or not (staff or row["active"]):
+        return None
+    return view(row, staff=staff)
+
+
 async def save(conn: Connection, product: Product, *, expected_version: int) -> bool:
     """Write a product's attributes if its stored version is still ``expected_version``."""
     fields = _fields(product)
