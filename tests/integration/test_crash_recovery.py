@@ -18,7 +18,7 @@ from mercato.customers import Role
 from mercato.kernel.values import Address
 from mercato.orders import NewLine, Order
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
-from mercato.payments import SUCCESS_CARD, Payment
+from mercato.payments import SUCCESS_CARD, ChargeResult, Outcome, Payment
 from mercato.platform.db import sql
 from mercato.platform.outbox import outbox
 from mercato.platform.security import Principal
@@ -142,4 +142,19 @@ async def test_a_charge_the_provider_never_saw_is_failed_and_its_stock_released(
     assert draft is not None
     assert (draft.status.value, draft.in_checkout) == ("draft", False)
     assert await _stock(container, product_id) == (4, 0, 0)
+    assert [p.status.value for p in await container.payments.list_for_order(order.id)] == ["failed"]
+
+
+async def test_a_late_answer_for_a_checkout_settled_meanwhile_changes_nothing(
+    container: Container,
+) -> None:
+    order, payment, product_id = await _died_after_reserving(container, stock=3, qty=1)
+    reconciler = CheckoutReconciler(container.orders, container.payments, grace_s=0)
+    assert await reconciler.run_once() >= 1  # the provider never saw it: failed, released
+    captured = ChargeResult(Outcome.CAPTURED, reference="late")
+
+    after = await container.orders.settle_checkout(order.id, payment.id, captured, payment=payment)
+
+    assert (after.status.value, after.in_checkout) == ("draft", False)
+    assert await _stock(container, product_id) == (3, 0, 0)
     assert [p.status.value for p in await container.payments.list_for_order(order.id)] == ["failed"]

@@ -345,7 +345,9 @@ class OrdersService:
         result = await self._payments.charge(checkout.payment, card_number=card)
         if result is None:
             raise ProviderError("no_answer")
-        order = await self.settle_checkout(order_id, checkout.payment.id, result)
+        order = await self.settle_checkout(
+            order_id, checkout.payment.id, result, payment=checkout.payment
+        )
         if result.outcome is Outcome.DECLINED:
             raise PaymentDeclined(result.reason or "declined")
         if result.outcome is Outcome.ERROR:
@@ -385,14 +387,25 @@ class OrdersService:
 
         return await self._transact(work)
 
-    async def settle_checkout(self, order_id: str, payment_id: str, result: ChargeResult) -> Order:
-        """Record a provider's answer for a checkout and place or reopen the order (once)."""
+    async def settle_checkout(
+        self,
+        order_id: str,
+        payment_id: str,
+        result: ChargeResult,
+        *,
+        payment: Payment | None = None,
+    ) -> Order:
+        """Record a provider's answer for a checkout and place or reopen the order (once).
+
+        ``payment`` is the pending payment as begin-checkout opened it, when the caller has it.
+        """
+        known = payment
 
         async def work(uow: UnitOfWork) -> Order:
             order = await store.get(uow.conn, order_id, for_update=True)
             if order is None:
                 raise OrderNotFound(order_id)
-            payment = await self._payments.settle(uow, payment_id, result)
+            payment = await self._payments.settle(uow, payment_id, result, known=known)
             if order.checkout_payment_id != payment_id:
                 return order  # settled already (by the request or by the reconciler)
             seen = order.version

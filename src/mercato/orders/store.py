@@ -68,9 +68,16 @@ _l = lines.c
 _bind = sa.bindparam
 _HEADER = [c.name for c in orders.c]
 
-_GET = sql(sa.select(orders).where(_o.id == _bind("id")))
-_GET_FOR_UPDATE = sql(sa.select(orders).where(_o.id == _bind("id")).with_for_update())
-_LINES = sql(sa.select(lines).where(_l.order_id == _bind("id")).order_by(_l.position))
+# An order and its lines in one round trip: one row per line (one row with NULL line columns
+# for an order without lines). Only the order row is locked.
+_with_lines = (
+    sa.select(orders, *(c for c in lines.c if c.name != "order_id"))
+    .select_from(orders.outerjoin(lines, _l.order_id == _o.id))
+    .where(_o.id == _bind("id"))
+    .order_by(_l.position)
+)
+_GET = sql(_with_lines)
+_GET_FOR_UPDATE = sql(_with_lines.with_for_update(of=orders))
 _INSERT = sql(sa.insert(orders).values({n: _bind(n) for n in _HEADER}))
 _UPDATE = sql(
     sa.update(orders)
@@ -165,10 +172,10 @@ def _header(order: Order) -> dict[str, Any]:
 
 async def get(conn: Connection, order_id: str, *, for_update: bool = False) -> Order | None:
     """The order with its lines, or None; ``for_update`` row-locks it until commit."""
-    row = await conn.fetchrow(_GET_FOR_UPDATE if for_update else _GET, id=order_id)
-    if row is None:
+    rows = await conn.fetch(_GET_FOR_UPDATE if for_update else _GET, id=order_id)
+    if not rows:
         return None
-    return _order(row, await conn.fetch(_LINES, id=order_id))
+    return _order(rows[0], rows if rows[0]["product_id"] is not None else [])
 
 
 async def version_of(conn: Connection, order_id: str) -> int | None:

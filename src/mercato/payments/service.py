@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 
@@ -57,8 +58,26 @@ class PaymentsService:
             log.exception("payment provider call failed for payment %s", payment.id)
             return None
 
-    async def settle(self, uow: UnitOfWork, payment_id: str, result: ChargeResult) -> Payment:
-        """Inside the caller's transaction: record the provider's answer (once)."""
+    async def settle(
+        self,
+        uow: UnitOfWork,
+        payment_id: str,
+        result: ChargeResult,
+        *,
+        known: Payment | None = None,
+    ) -> Payment:
+        """Inside the caller's transaction: record the provider's answer (once).
+
+        With ``known`` (the pending payment as the caller opened it) the answer is written by
+        one conditional update instead of a locked read and an update; if another process
+        settled it first, the stored payment is returned unchanged.
+        """
+        if known is not None and known.status is Status.PENDING:
+            settled = dataclasses.replace(known)
+            settled.settle(result, now=utcnow())
+            if await store.save(uow.conn, settled, expected_status=Status.PENDING):
+                uow.collect(settled)
+                return settled
         payment = await store.get_for_update(uow.conn, payment_id)
         if payment is None:
             raise PaymentNotFound(payment_id)

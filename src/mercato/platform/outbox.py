@@ -76,8 +76,11 @@ class OutboxEvent:
         )
 
 
+# inline(): an append needs no generated seq back, so no RETURNING on the order hot path
 _INSERT = sql(
-    sa.insert(outbox).values(
+    sa.insert(outbox)
+    .inline()
+    .values(
         aggregate_type=sa.bindparam("aggregate_type"),
         aggregate_id=sa.bindparam("aggregate_id"),
         event_type=sa.bindparam("event_type"),
