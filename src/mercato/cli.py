@@ -11,14 +11,19 @@ import sys
 from collections.abc import Sequence
 
 from mercato import __version__
-from mercato.config import Settings
+from mercato.config import ConfigurationError, Settings, explain
+
+EXIT_CONFIG = 2
 
 
 def _settings() -> Settings:
+    from pydantic import ValidationError
+
     try:
         return Settings()
-    except ValueError as exc:
-        raise SystemExit(f"mercato: invalid configuration:\n{exc}") from None
+    except (ValidationError, ConfigurationError) as exc:
+        print(f"mercato: {explain(exc)}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -111,9 +116,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    """Print the effective configuration, secrets redacted."""
-    for key, value in sorted(_settings().redacted().items()):
-        print(f"{key:32} {value}")
+    """Print the effective configuration, secrets redacted, and where each value came from."""
+    settings = _settings()
+    rows = settings.describe()
+    if args.json:
+        import json
+
+        shown = {r.name: {"value": r.value, "source": r.source.value} for r in rows}
+        print(json.dumps({"profile": settings.env.value, "settings": shown}, indent=2))
+        return 0
+    print(f"profile: {settings.env.value}")
+    width = max(len(r.variable) for r in rows)
+    for row in rows:
+        print(f"{row.variable:{width}}  {row.source.value:11}  {row.value}")
     return 0
 
 
@@ -172,7 +187,13 @@ def _parser() -> argparse.ArgumentParser:
         "config", help="inspect configuration", description="Inspect configuration."
     )
     config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = config_sub.add_parser("show", help="print the effective settings, secrets redacted")
+    show = config_sub.add_parser(
+        "show",
+        help="print the effective settings, secrets redacted",
+        description="Print every setting's variable, source (argument, env, file, secrets-dir, "
+        "profile, default) and value, secrets redacted.",
+    )
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_config_show)
     return parser
 

@@ -1,16 +1,45 @@
-"""Typed settings from ``MERCATO_*`` environment variables, with per-profile validation."""
+"""Typed settings from ``MERCATO_*`` variables, files and per-environment profiles.
+
+Where a value comes from, highest priority first:
+
+1. arguments passed to ``Settings(...)`` (tests, embedding);
+2. an environment variable ``MERCATO_<NAME>``;
+3. a file named by ``MERCATO_<NAME>_FILE`` (Docker and Compose secrets);
+4. a file ``<name>`` (or ``MERCATO_<NAME>``) in the folder ``MERCATO_SECRETS_DIR``, the way
+   Kubernetes mounts a Secret as a volume;
+5. the profile chosen by ``MERCATO_ENV`` (``dev``, ``test``, ``staging``, ``production``), see
+   :data:`PROFILES`;
+6. the field's own default.
+
+:meth:`Settings.describe` says, for every setting, which of these supplied it
+(``mercato config show``). The staging and production profiles refuse to start without their
+required settings, and production also refuses unsafe values, with one message that lists every
+problem (:class:`ConfigurationError`).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from mercato.kernel.money import Currency
 
 DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+PREFIX = "MERCATO_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Profile(StrEnum):
@@ -20,12 +49,231 @@ class Profile(StrEnum):
     PRODUCTION = "production"
 
 
-class Settings(BaseSettings):
-    """Every knob mercato has. Each is read from ``MERCATO_<NAME>``."""
+class Feature(StrEnum):
+    """Feature flags: each is the setting ``feature_<value>`` (``MERCATO_FEATURE_<VALUE>``)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MERCATO_", extra="ignore", frozen=True, secrets_dir=None
-    )
+    API_DOCS = "api_docs"  # interactive docs at /docs and the OpenAPI document
+    DISCOUNT_CODES = "discount_codes"  # customers may apply MERCATO_DISCOUNT_CODES to orders
+
+
+class Source(StrEnum):
+    """Where a setting's value came from."""
+
+    ARGUMENT = "argument"
+    ENV = "env"
+    FILE = "file"
+    SECRETS_DIR = "secrets-dir"
+    PROFILE = "profile"
+    DEFAULT = "default"
+
+
+# The configuration matrix of the multi-environment pipeline (docs/deployment.md). A value
+# here replaces the field default for that profile; a variable or file still overrides it.
+PROFILES: dict[Profile, dict[str, Any]] = {
+    Profile.DEV: {
+        "debug": True,
+        "log_level": "DEBUG",
+        "log_format": "console",
+        "replicas_hint": 1,
+        "shutdown_drain_s": 0.0,
+        "shutdown_grace_s": 10.0,
+        "feature_api_docs": True,
+        "feature_discount_codes": True,
+    },
+    Profile.TEST: {
+        "debug": False,
+        "log_level": "INFO",
+        "log_format": "console",
+        "replicas_hint": 1,
+        "shutdown_drain_s": 0.0,
+        "shutdown_grace_s": 10.0,
+        "feature_api_docs": True,
+        "feature_discount_codes": True,
+    },
+    Profile.STAGING: {
+        "debug": False,
+        "log_level": "INFO",
+        "log_format": "json",
+        "host": "0.0.0.0",  # in a container the pod network is the boundary
+        "replicas_hint": 3,
+        "shutdown_drain_s": 5.0,
+        "shutdown_grace_s": 20.0,
+        "feature_api_docs": True,
+        "feature_discount_codes": True,
+    },
+    Profile.PRODUCTION: {
+        "debug": False,
+        "log_level": "WARNING",
+        "log_format": "json",
+        "host": "0.0.0.0",
+        "replicas_hint": 10,
+        "shutdown_drain_s": 5.0,
+        "shutdown_grace_s": 20.0,
+        "feature_api_docs": False,
+        "feature_discount_codes": True,
+    },
+}
+
+# Settings a profile cannot do without: they must come from a variable, a file or an argument.
+REQUIRED: dict[Profile, tuple[str, ...]] = {
+    Profile.STAGING: ("database_url", "token_secret"),
+    Profile.PRODUCTION: ("database_url", "token_secret"),
+}
+
+_SOURCES: ContextVar[dict[str, Source] | None] = ContextVar(
+    "mercato_settings_sources", default=None
+)
+
+
+class ConfigurationError(ValueError):
+    """The settings cannot be used; ``problems`` lists every reason, one line each."""
+
+    def __init__(self, profile: str, problems: list[str]) -> None:
+        self.profile = profile
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid configuration for profile {profile!r}:\n{lines}")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: ``token_secret`` -> ``MERCATO_TOKEN_SECRET``."""
+    return PREFIX + field.upper()
+
+
+def _environ() -> dict[str, str]:
+    # variable names are case-insensitive, as in pydantic-settings' own environment source
+    return {key.upper(): value for key, value in os.environ.items()}
+
+
+def _read_secret(path: Path, *, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigurationError(
+            _environ().get("MERCATO_ENV", "dev"), [f"{what}: cannot read {path}: {exc.strerror}"]
+        ) from None
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Shared parts of the two file sources: complex values (dicts) are JSON, like variables."""
+
+    source: ClassVar[Source]
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # values are looked up all at once in __call__
+
+    def _found(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def __call__(self) -> dict[str, Any]:
+        found = self._found()
+        return {
+            name: self.prepare_field_value(name, self.settings_cls.model_fields[name], value, False)
+            for name, value in found.items()
+        }
+
+
+class FileVariableSource(_FileSource):
+    """``MERCATO_<NAME>_FILE=/path``: the setting is the content of that file."""
+
+    source = Source.FILE
+
+    def _found(self) -> dict[str, str]:
+        environ = _environ()
+        found = {}
+        both = []
+        for name in self.settings_cls.model_fields:
+            path = environ.get(env_name(name) + "_FILE")
+            if path:
+                found[name] = _read_secret(Path(path), what=env_name(name) + "_FILE")
+                if env_name(name) in environ:
+                    both.append(f"set {env_name(name)} or {env_name(name)}_FILE, not both")
+        if both:
+            raise ConfigurationError(environ.get("MERCATO_ENV", "dev"), both)
+        return found
+
+
+class SecretsDirSource(_FileSource):
+    """Files in ``MERCATO_SECRETS_DIR`` named after a setting (``token_secret``) or its variable."""
+
+    source = Source.SECRETS_DIR
+
+    def _found(self) -> dict[str, str]:
+        folder = _environ().get("MERCATO_SECRETS_DIR")
+        if not folder:
+            return {}
+        root = Path(folder)
+        if not root.is_dir():
+            raise ConfigurationError(
+                _environ().get("MERCATO_ENV", "dev"),
+                [f"MERCATO_SECRETS_DIR: {folder} is not a folder"],
+            )
+        found = {}
+        for name in self.settings_cls.model_fields:
+            for candidate in (root / name, root / env_name(name)):
+                if candidate.is_file():
+                    found[name] = _read_secret(candidate, what=f"secret {candidate.name}")
+                    break
+        return found
+
+
+class ProfileSource(PydanticBaseSettingsSource):
+    """The defaults of the profile that the higher-priority sources selected."""
+
+    source = Source.PROFILE
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError
+
+    def __call__(self) -> dict[str, Any]:
+        chosen = self.current_state.get("env", Profile.DEV)
+        try:
+            profile = Profile(str(chosen).lower())
+        except ValueError:
+            return {}  # the field validator reports the unknown profile
+        return dict(PROFILES[profile])
+
+
+class _Recorded(PydanticBaseSettingsSource):
+    """Wraps a source and notes which settings it supplied first (sources run by priority)."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource, source: Source) -> None:
+        super().__init__(inner.settings_cls)
+        self.inner = inner
+        self.source = source
+
+    def _set_current_state(self, state: dict[str, Any]) -> None:
+        self.inner._set_current_state(state)
+
+    def _set_settings_sources_data(self, states: dict[str, dict[str, Any]]) -> None:
+        self.inner._set_settings_sources_data(states)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.inner()
+        recorded = _SOURCES.get()
+        if recorded is not None:
+            for key in values:
+                recorded.setdefault(key, self.source)
+        return values
+
+
+@dataclass(frozen=True)
+class Described:
+    """One line of ``mercato config show``."""
+
+    name: str
+    variable: str
+    value: str
+    source: Source
+
+
+class Settings(BaseSettings):
+    """Every knob mercato has. Each is read from ``MERCATO_<NAME>`` (see the module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
 
     env: Profile = Profile.DEV
     database_url: str = "sqlite:///./mercato.db"
@@ -35,11 +283,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1, le=64)] = 1
+    replicas_hint: Annotated[int, Field(ge=1, le=1000)] = 1
     run_workers: bool = True
     log_level: str = "INFO"
     log_format: str = "console"
     debug: bool = False
+    fault_injection: bool = False
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
+    shutdown_drain_s: Annotated[float, Field(ge=0, le=300)] = 0.0
+    shutdown_grace_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+    feature_api_docs: bool = True
+    feature_discount_codes: bool = True
 
     token_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     token_ttl_s: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] = 3600
@@ -63,6 +318,58 @@ class Settings(BaseSettings):
     checkout_grace_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
     worker_idle_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        token = _SOURCES.set({})
+        try:
+            super().__init__(**values)
+            recorded = _SOURCES.get() or {}
+        finally:
+            _SOURCES.reset(token)
+        self._sources = {
+            name: recorded.get(name, Source.DEFAULT) for name in type(self).model_fields
+        }
+        problems = self.problems()
+        if problems:
+            raise ConfigurationError(self.env.value, problems)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            _Recorded(init_settings, Source.ARGUMENT),
+            _Recorded(env_settings, Source.ENV),
+            _Recorded(FileVariableSource(settings_cls), Source.FILE),
+            _Recorded(SecretsDirSource(settings_cls), Source.SECRETS_DIR),
+            _Recorded(ProfileSource(settings_cls), Source.PROFILE),
+        )
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _profile_lowercase(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value.lower() not in ("console", "json"):
+            raise ValueError("must be 'console' or 'json'")
+        return value.lower()
+
     @field_validator("currency")
     @classmethod
     def _currency_known(cls, value: str) -> str:
@@ -83,25 +390,43 @@ class Settings(BaseSettings):
             raise ValueError("shop_country must be an ISO 3166-1 alpha-2 code")
         return value.upper()
 
-    @model_validator(mode="after")
-    def _production_is_safe(self) -> Settings:
-        if self.env is not Profile.PRODUCTION:
-            return self
-        problems = self.production_problems()
-        if problems:
-            raise ValueError("unsafe production settings: " + "; ".join(problems))
-        return self
+    def source_of(self, name: str) -> Source:
+        """Where the named setting's value came from."""
+        return self._sources[name]
+
+    def enabled(self, feature: Feature) -> bool:
+        """Whether a feature flag is on (``MERCATO_FEATURE_<NAME>``, default per profile)."""
+        return bool(getattr(self, f"feature_{feature.value}"))
+
+    def problems(self) -> list[str]:
+        """Everything that keeps these settings from being used in their profile."""
+        problems = [
+            f"{env_name(name)} is required in the {self.env.value} profile "
+            f"(set it, {env_name(name)}_FILE, or a '{name}' file in MERCATO_SECRETS_DIR)"
+            for name in REQUIRED.get(self.env, ())
+            if self._sources.get(name, Source.DEFAULT) in (Source.DEFAULT, Source.PROFILE)
+        ]
+        if self.env is Profile.PRODUCTION:
+            problems += self.production_problems()
+        return problems
 
     def production_problems(self) -> list[str]:
-        """Everything that makes these settings unfit for production."""
+        """Everything that makes these settings unsafe for production."""
+        missing = set(REQUIRED[Profile.PRODUCTION]) & {
+            name for name, source in self._sources.items() if source is Source.DEFAULT
+        }
         problems = []
         if self.debug:
             problems.append("MERCATO_DEBUG must be false")
-        if self.database_url.startswith("sqlite"):
+        if "database_url" not in missing and self.database_url.startswith("sqlite"):
             problems.append("MERCATO_DATABASE_URL must point at PostgreSQL, not SQLite")
         secret = self.token_secret.get_secret_value()
-        if secret == DEFAULT_SECRET or len(secret) < 32:
-            problems.append("MERCATO_TOKEN_SECRET must be set to a random value of 32+ characters")
+        if "token_secret" not in missing and (secret == DEFAULT_SECRET or len(secret) < 32):
+            problems.append(
+                "MERCATO_TOKEN_SECRET must be a random value of 32+ characters, not the default"
+            )
+        if self.fault_injection:
+            problems.append("MERCATO_FAULT_INJECTION must be off")
         return problems
 
     def redacted(self) -> dict[str, Any]:
@@ -110,3 +435,35 @@ class Settings(BaseSettings):
             key: ("**********" if isinstance(value, SecretStr) else value)
             for key, value in self.model_dump().items()
         }
+
+    def describe(self) -> list[Described]:
+        """Every setting with its variable, its value (secrets masked) and its source."""
+        return [
+            Described(name, env_name(name), _shown(name, value), self._sources[name])
+            for name, value in self.redacted().items()
+        ]
+
+
+def _shown(name: str, value: Any) -> str:
+    if name == "database_url" and isinstance(value, str) and "@" in value:
+        scheme, rest = value.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:**********@{host}" if ":" in credentials else value
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict | list | bool):
+        return json.dumps(value)
+    return str(value)
+
+
+def explain(error: ValidationError | ConfigurationError) -> str:
+    """A readable message naming every bad setting by its variable."""
+    if isinstance(error, ConfigurationError):
+        return str(error)
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item.get("loc") else "settings"
+        reason = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {name} ({env_name(name)}): {reason}")
+    return "invalid configuration:\n" + "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -106,12 +107,71 @@ def test_migrations_demo_data_and_staff_accounts_from_the_command_line(sqlite_ur
     assert mercato("db", "current", env=env).stdout.strip() == "(empty database)"
 
 
-def test_config_show_redacts_secrets(sqlite_url: str) -> None:
-    shown = mercato("config", "show", env=_env(sqlite_url))
-    assert shown.returncode == 0
+def _shown(stdout: str) -> dict[str, tuple[str, str]]:
+    rows = [line.split(None, 2) for line in stdout.splitlines()[1:]]
+    return {row[0]: (row[1], row[2] if len(row) > 2 else "") for row in rows}
+
+
+def test_config_show_redacts_secrets_and_names_each_source(sqlite_url: str, tmp_path: Path) -> None:
+    secret_file = tmp_path / "token"
+    secret_file.write_text("a-file-secret-that-is-long-enough-0123456789\n")
+    env = _env(sqlite_url, MERCATO_ENV="staging", MERCATO_PORT="9000")
+    del env["MERCATO_TOKEN_SECRET"]
+    env["MERCATO_TOKEN_SECRET_FILE"] = str(secret_file)
+    shown = mercato("config", "show", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == "profile: staging"
+    assert "a-file-secret" not in shown.stdout
+    rows = _shown(shown.stdout)
+    assert rows["MERCATO_TOKEN_SECRET"] == ("file", "**********")
+    assert rows["MERCATO_PORT"] == ("env", "9000")
+    assert rows["MERCATO_LOG_FORMAT"] == ("profile", "json")
+    assert rows["MERCATO_MAX_BODY_BYTES"] == ("default", "262144")
+    assert rows["MERCATO_DATABASE_URL"] == ("env", sqlite_url)
+
+
+def test_config_show_masks_the_database_password(sqlite_url: str) -> None:
+    url = "postgresql://mercato:hunter2-secret@db.internal:5432/mercato"
+    shown = mercato("config", "show", "--json", env=_env(url))
+    assert shown.returncode == 0, shown.stderr
+    assert "hunter2-secret" not in shown.stdout
     assert TEST_SECRET not in shown.stdout
-    assert "token_secret" in shown.stdout
-    assert "**********" in shown.stdout
+    settings = json.loads(shown.stdout)["settings"]
+    assert settings["database_url"] == {
+        "value": "postgresql://mercato:**********@db.internal:5432/mercato",
+        "source": "env",
+    }
+
+
+def test_production_refuses_to_start_listing_every_problem(sqlite_url: str) -> None:
+    env = _env(
+        sqlite_url,
+        MERCATO_ENV="production",
+        MERCATO_DEBUG="true",
+        MERCATO_TOKEN_SECRET="too-short",
+        MERCATO_FAULT_INJECTION="true",
+    )
+    for command in (("serve",), ("config", "show"), ("worker",)):
+        refused = mercato(*command, env=env)
+        assert refused.returncode == 2, (command, refused.stderr)
+        problems = [line for line in refused.stderr.splitlines() if line.startswith("  - ")]
+        assert problems == [
+            "  - MERCATO_DEBUG must be false",
+            "  - MERCATO_DATABASE_URL must point at PostgreSQL, not SQLite",
+            "  - MERCATO_TOKEN_SECRET must be a random value of 32+ characters, not the default",
+            "  - MERCATO_FAULT_INJECTION must be off",
+        ], refused.stderr
+        assert "profile 'production'" in refused.stderr
+
+
+def test_production_names_missing_required_settings(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
+    env["MERCATO_ENV"] = "production"
+    refused = mercato("serve", env=env)
+    assert refused.returncode == 2
+    assert "MERCATO_DATABASE_URL is required in the production profile" in refused.stderr
+    assert "MERCATO_TOKEN_SECRET is required in the production profile" in refused.stderr
+    assert "SQLite" not in refused.stderr  # the missing setting is the one problem named
 
 
 def test_an_invalid_setting_is_refused_with_a_clear_message(sqlite_url: str) -> None:
