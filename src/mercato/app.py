@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,12 +11,16 @@ from fastapi import FastAPI
 from mercato import __version__
 from mercato.bootstrap import Container, build
 from mercato.catalog.routes import router as catalog_router
-from mercato.config import Settings
+from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
+from mercato.migrate import SchemaCheck
 from mercato.orders.routes import router as orders_router
 from mercato.platform import health, problems
+from mercato.platform import lifecycle as lifecycle_registry
+from mercato.platform.db import DatabaseUnavailable
 from mercato.platform.http import BodyLimitMiddleware, RequestIdMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
+from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
 
 DESCRIPTION = """
@@ -34,22 +39,44 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     settings = settings or Settings()
     container = container or build(settings)
 
+    lifecycle = Lifecycle(
+        startup_checks={
+            "database": container.db.ping,
+            "schema": SchemaCheck.for_database(container.db),
+        },
+        readiness_checks={"database": container.db.ping},
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await container.start()
-        app.state.started = True
+        # Start-up never migrates (``mercato db upgrade`` is its own step) and never fails the
+        # process: while the database is unreachable or behind, /startupz says why and the
+        # checks are retried; the workers start once they pass.
+        lifecycle_registry.register(lifecycle)
         try:
+            with contextlib.suppress(DatabaseUnavailable):
+                await container.db.connect()
+            await lifecycle.start(_start_workers)
             yield
         finally:
-            app.state.draining = True
+            await lifecycle.close()
+            lifecycle_registry.unregister(lifecycle)
             await container.stop()
 
+    async def _start_workers() -> None:
+        await container.db.connect()  # no-op when connected; SQLite may have failed above
+        container.start_workers()
+
+    docs = settings.enabled(Feature.API_DOCS)
     app = FastAPI(
         title="mercato",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         debug=settings.debug,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.container = container
     app.state.settings = settings
@@ -57,10 +84,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.customers = container.customers
     app.state.catalog = container.catalog
     app.state.orders = container.orders
-    app.state.started = False
-    app.state.draining = False
     app.state.account_active = container.customers.is_active
-    app.state.readiness_checks = {"database": container.db.ping}
+    app.state.lifecycle = lifecycle
 
     problems.install(app)
     # Routes are matched in order: the catalog reads, the busiest requests, come first.
@@ -70,6 +95,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(health.router)
     app.add_middleware(IdempotencyMiddleware, store=container.idempotency, tokens=container.tokens)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
     app.add_middleware(RequestIdMiddleware)
     return app
 

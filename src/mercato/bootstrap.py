@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from mercato.catalog import CatalogService
-from mercato.config import Settings
+from mercato.config import Feature, Settings
 from mercato.customers import CustomersService
 from mercato.orders import OrdersService, PricingService, ShippingCalculator, ShippingRates
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
@@ -48,6 +48,12 @@ class Container:
             self.runner.start()
         self.started = True
 
+    def start_workers(self) -> None:
+        """Start the background workers if the settings ask for them (after start-up checks)."""
+        if self.settings.run_workers and not self.started:
+            self.runner.start()
+        self.started = True
+
     async def stop(self) -> None:
         """Stop workers after their current batch, then close the database."""
         await self.runner.stop()
@@ -71,9 +77,8 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     customers = CustomersService(transact, hashing=hashing, tokens=tokens)
     catalog = CatalogService(transact)
     payments = PaymentsService(transact, provider=provider or SandboxProvider())
-    pricing = PricingService(
-        tax_rate_bp=settings.tax_rate_bp, discount_codes=settings.discount_codes
-    )
+    discount_codes = settings.discount_codes if settings.enabled(Feature.DISCOUNT_CODES) else {}
+    pricing = PricingService(tax_rate_bp=settings.tax_rate_bp, discount_codes=discount_codes)
     shipping = ShippingCalculator(
         ShippingRates(
             home_country=settings.shop_country,

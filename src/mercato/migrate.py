@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mercato.platform.db import sqlalchemy_url
+from mercato.platform.db import Database, DatabaseError, sql, sqlalchemy_url
+
+log = logging.getLogger("mercato.migrate")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,3 +58,52 @@ def current(database_url: str) -> str | None:
             await engine.dispose()
 
     return asyncio.run(read())
+
+
+class SchemaMismatch(Exception):
+    """The database is not at the migration this build expects."""
+
+
+_VERSION = sql(sa.select(sa.column("version_num")).select_from(sa.table("alembic_version")))
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """Start-up check: the database is at this build's head revision.
+
+    A database at an *older* revision is refused (run ``mercato db upgrade`` first: migrations
+    are their own step, never part of a replica's start-up). A database at a revision this build
+    does not know is accepted and logged: that is a rollback to an earlier
+    build after a newer one migrated, which works because every migration keeps the previous
+    release working (expand, then contract a release later; see docs/deployment.md).
+    """
+
+    db: Database
+    head: str | None
+    known: frozenset[str]
+
+    @classmethod
+    def for_database(cls, db: Database) -> SchemaCheck:
+        """The check against the migration scripts shipped with this build."""
+        script = ScriptDirectory.from_config(alembic_config("sqlite:///unused"))
+        known = frozenset(rev.revision for rev in script.walk_revisions())
+        return cls(db, script.get_current_head(), known)
+
+    async def __call__(self) -> None:
+        try:
+            async with self.db.connection() as conn:
+                current = await conn.fetchval(_VERSION)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # the version table is missing: nothing was ever migrated
+            raise SchemaMismatch(
+                f"no migrations applied ({type(exc).__name__}); run 'mercato db upgrade'"
+            ) from exc
+        if current == self.head:
+            return
+        if current is None or current in self.known:
+            raise SchemaMismatch(
+                f"database at revision {current or '(none)'}, this build needs {self.head}; "
+                "run 'mercato db upgrade'"
+            )
+        log.warning("database at revision %s, newer than this build's %s", current, self.head)

@@ -24,9 +24,17 @@ def _configure(connection: Connection) -> None:
     )
 
 
+# Every replica's init container may run ``mercato db upgrade`` at the same moment: on
+# PostgreSQL they queue on this advisory lock, and each reads the version table only once it
+# holds the lock, so the first migrates and the others find nothing left to do.
+MIGRATION_LOCK = 0x6D65_7263_6174_6F00  # "mercato\0"
+
+
 def _run_sync(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 

@@ -113,12 +113,16 @@ class PostgresDatabase:
         self._pool_size = pool_size
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
+        self._dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        self._ping_conn: asyncpg.Connection | None = None
+        self._ping_lock = asyncio.Lock()
 
     async def connect(self) -> None:
-        """Open the pool (lazily: connections are made as needed)."""
-        dsn = self.url.replace("postgresql+asyncpg://", "postgresql://")
+        """Open the pool (lazily: connections are made as needed); a no-op when open."""
+        if self._pool is not None:
+            return
         self._pool = asyncpg.create_pool(
-            dsn,
+            self._dsn,
             min_size=0,
             max_size=self._pool_size,
             timeout=self._timeout,
@@ -130,6 +134,9 @@ class PostgresDatabase:
 
     async def close(self) -> None:
         """Close the pool, waiting briefly for connections in use."""
+        if self._ping_conn is not None:
+            self._ping_conn.terminate()
+            self._ping_conn = None
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), timeout=self._timeout)
@@ -169,9 +176,25 @@ class PostgresDatabase:
             raise translated from exc
 
     async def ping(self) -> None:
-        """Raise DatabaseUnavailable unless a trivial query succeeds quickly."""
-        try:
-            async with self.pool.acquire(timeout=self._timeout) as raw:
-                await raw.fetchval("SELECT 1", timeout=self._timeout)
-        except Exception as exc:
-            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        """Raise DatabaseUnavailable unless a trivial query succeeds quickly.
+
+        The probes call this every few seconds. It uses one connection of its own, outside the
+        pool, so a pool busy with real work never makes the replica look unready (which would
+        shed load exactly when it is busiest), and a lost connection is made again next time.
+        """
+        async with self._ping_lock:
+            try:
+                if self._ping_conn is None or self._ping_conn.is_closed():
+                    self._ping_conn = await asyncpg.connect(
+                        self._dsn,
+                        timeout=self._timeout,
+                        server_settings={"application_name": "mercato-probe"},
+                    )
+                await self._ping_conn.fetchval("SELECT 1", timeout=self._timeout)
+            except Exception as exc:
+                if self._ping_conn is not None:
+                    self._ping_conn.terminate()
+                    self._ping_conn = None
+                raise DatabaseUnavailable(
+                    f"database unavailable: {type(exc).__name__}: {exc}".rstrip(": ")
+                ) from exc

@@ -110,6 +110,8 @@ class SqliteDatabase:
 
     async def connect(self) -> None:
         """Open the file (its folder must exist) and set the pragmas mercato relies on."""
+        if self._raw is not None:
+            return
         if self.path != ":memory:" and not Path(self.path).parent.exists():
             raise DatabaseUnavailable(f"folder of {self.path} does not exist")
         self._raw = await aiosqlite.connect(self.path, isolation_level=None)

@@ -1,32 +1,35 @@
-"""Kubernetes-style probes: /livez (process alive), /readyz (can serve), /startupz (started)."""
+"""Kubernetes probes, cheap and without side effects.
+
+* ``/livez``: the process and its event loop answer. No dependency is checked, so a database
+  outage never makes Kubernetes restart every replica at once.
+* ``/readyz``: the process should receive traffic: start-up done, not draining, database
+  reachable. 503 names the failing check.
+* ``/startupz``: start-up completed: settings valid, database reachable, schema at the migration
+  this build expects. 503 names the failing check while start-up is retried.
+
+Bodies are ``{"status": "ok" | "failing", "checks": {name: "ok" | "failing: why"}}``. Request
+metrics should leave these paths out (``lifecycle.PROBE_PATHS``); probes are hit every few
+seconds by every kubelet and would drown real traffic.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from mercato.platform.lifecycle import lifecycle_of
+
 router = APIRouter(tags=["health"], include_in_schema=True)
 
-Check = Callable[[], Awaitable[None]]
+_NO_CACHE = {"Cache-Control": "no-store"}
 
 
 def _answer(ok: bool, checks: dict[str, str]) -> Response:
     body = {"status": "ok" if ok else "failing", "checks": checks}
-    return Response(orjson.dumps(body), 200 if ok else 503, media_type="application/json")
-
-
-async def _run(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
-    results: dict[str, str] = {}
-    for name, check in checks.items():
-        try:
-            await check()
-            results[name] = "ok"
-        except Exception as exc:
-            results[name] = f"failing: {type(exc).__name__}"
-    return all(v == "ok" for v in results.values()), results
+    return Response(
+        orjson.dumps(body), 200 if ok else 503, headers=_NO_CACHE, media_type="application/json"
+    )
 
 
 @router.get("/livez")
@@ -38,15 +41,11 @@ async def livez() -> Response:
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     """The process should receive traffic: started, not draining, database reachable."""
-    state = request.app.state
-    if getattr(state, "draining", False):
-        return _answer(False, {"draining": "failing: shutting down"})
-    ok, checks = await _run(state.readiness_checks)
-    return _answer(ok, checks)
+    return _answer(*await lifecycle_of(request).readiness())
 
 
 @router.get("/startupz")
 async def startupz(request: Request) -> Response:
-    """Start-up has completed (settings valid, database reachable)."""
-    started = bool(getattr(request.app.state, "started", False))
-    return _answer(started, {"started": "ok" if started else "failing: starting"})
+    """Start-up has completed: settings valid, database reachable, schema migrated."""
+    lifecycle = lifecycle_of(request)
+    return _answer(lifecycle.started, {"settings": "ok", **lifecycle.startup_results})
