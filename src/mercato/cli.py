@@ -8,7 +8,7 @@ import getpass
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
@@ -27,25 +27,17 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the HTTP API with uvicorn."""
-    import uvicorn
+    """Serve the HTTP API: drains on SIGTERM, then stops within the grace period."""
+    from mercato.serve import serve
 
     settings = _settings()
     os.environ.setdefault("MERCATO_DATABASE_URL", settings.database_url)
-    # uvicorn drains on SIGTERM, then re-raises the signal under the handler it found at start.
-    # A no-op handler there turns a graceful stop into exit status 0, as orchestrators expect.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
-        "mercato.app:create_app_from_env",
-        factory=True,
+    return serve(
+        settings,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
     )
-    return 0
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -132,6 +124,19 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ranged(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mercato",
@@ -143,9 +148,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the HTTP API", description=cmd_serve.__doc__)
     serve.add_argument("--host", help="interface to bind (default: MERCATO_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default: MERCATO_PORT or 8000)")
     serve.add_argument(
-        "--workers", type=int, help="worker processes (default: MERCATO_WORKERS or 1)"
+        "--port", type=_ranged(1, 65535), help="port to bind (default: MERCATO_PORT or 8000)"
+    )
+    serve.add_argument(
+        "--workers", type=_ranged(1, 64), help="worker processes (default: MERCATO_WORKERS or 1)"
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -35,6 +35,7 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
     env.update(
         {
+            "MERCATO_ENV": "test",
             "MERCATO_DATABASE_URL": database_url,
             "MERCATO_TOKEN_SECRET": TEST_SECRET,
             "MERCATO_ARGON2_TIME_COST": "1",
@@ -47,11 +48,8 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def running_server(
-    database_url: str, log_dir: Path, *, workers: int = 1, **extra: str
-) -> Iterator[Server]:
-    """Start ``mercato serve``, wait until /readyz answers, stop it with SIGTERM afterwards."""
+def start_server(database_url: str, log_dir: Path, *, workers: int = 1, **extra: str) -> Server:
+    """Start ``mercato serve`` in a child process (not waiting for it to be ready)."""
     port = free_port()
     log = log_dir / f"server-{port}.log"
     with log.open("w") as out:
@@ -70,23 +68,43 @@ def running_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Server(base, process, log)
-    finally:
-        process.send_signal(signal.SIGTERM)
+    return Server(f"http://127.0.0.1:{port}", process, log)
+
+
+def wait_ready(server: Server, *, within: float = 30) -> None:
+    """Wait until /readyz answers 200 (or fail with the server's log)."""
+    deadline = time.monotonic() + within
+    while True:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start:\n{server.log.read_text()}")
+        time.sleep(0.1)
+
+
+def stop_server(server: Server, *, within: float = 30) -> int:
+    """SIGTERM, wait for the exit (killing it after ``within`` seconds); the exit status."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+    try:
+        return server.process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+        raise
+
+
+@contextmanager
+def running_server(
+    database_url: str, log_dir: Path, *, workers: int = 1, **extra: str
+) -> Iterator[Server]:
+    """Start ``mercato serve``, wait until /readyz answers, stop it with SIGTERM afterwards."""
+    server = start_server(database_url, log_dir, workers=workers, **extra)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        stop_server(server)

@@ -184,11 +184,14 @@ class Lifecycle:
 # The lifecycles of the applications served by this process (one, in practice): the signal
 # handler of ``mercato serve`` drains them all.
 _PROCESS: list[Lifecycle] = []
+_PROCESS_DRAINING = asyncio.Event()  # set once: a signal that came before start-up still counts
 
 
 def register(lifecycle: Lifecycle) -> None:
     """Make the process's shutdown signal reach this lifecycle."""
     _PROCESS.append(lifecycle)
+    if _PROCESS_DRAINING.is_set():
+        lifecycle.begin_draining()
 
 
 def unregister(lifecycle: Lifecycle) -> None:
@@ -199,6 +202,7 @@ def unregister(lifecycle: Lifecycle) -> None:
 
 def drain_process() -> None:
     """Begin draining every application of this process (call from the event loop thread)."""
+    _PROCESS_DRAINING.set()
     for lifecycle in list(_PROCESS):
         lifecycle.begin_draining()
 
@@ -222,26 +226,40 @@ class LifecycleMiddleware:
             await self.app(scope, receive, send)
             return
         if not self.lifecycle.started and scope.get("path") not in PROBE_PATHS:
-            await _starting(send)
+            await _problem(send, "starting", "The service is starting; retry shortly.", retry="2")
             return
 
+        started = False
+
         async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.lifecycle.is_draining:
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
-                message["headers"] = [*headers, (b"connection", b"close")]
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if self.lifecycle.is_draining:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+                    message["headers"] = [*headers, (b"connection", b"close")]
             await send(message)
 
-        await self.app(scope, receive, send_closing)
+        try:
+            await self.app(scope, receive, send_closing)
+        except asyncio.CancelledError:
+            # the server cut this request at its grace deadline: say so, rather than the bare
+            # 500 the server would send, and tell the client to retry elsewhere at once
+            if self.lifecycle.is_draining and not started:
+                await _problem(
+                    send, "shutting_down", "The server is shutting down; retry now.", retry="0"
+                )
+            raise
 
 
-async def _starting(send: Send) -> None:
+async def _problem(send: Send, code: str, detail: str, *, retry: str) -> None:
     body = orjson.dumps(
         {
-            "type": "https://mercato.dev/problems/starting",
+            "type": f"https://mercato.dev/problems/{code}",
             "title": "Service unavailable",
             "status": 503,
-            "detail": "The service is starting; retry shortly.",
-            "code": "starting",
+            "detail": detail,
+            "code": code,
         }
     )
     await send(
@@ -251,7 +269,8 @@ async def _starting(send: Send) -> None:
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"2"),
+                (b"retry-after", retry.encode()),
+                (b"connection", b"close"),
             ],
         }
     )

@@ -1,0 +1,256 @@
+"""``mercato serve``: HTTP the way an orchestrator expects it to start, drain and stop.
+
+On the first SIGTERM (or SIGINT):
+
+1. readiness fails at once and requests that wait (long polls, streams) end with a reconnect
+   hint (:func:`mercato.platform.lifecycle.drain_process`);
+2. the server keeps accepting and serving for ``shutdown_drain_s``: load balancers take a few
+   seconds to drop a terminating pod, and whatever they still send here is served (each response
+   with ``Connection: close``, so clients reconnect elsewhere);
+3. the listener closes; requests in flight get up to ``shutdown_grace_s`` to finish;
+4. the application stops: background workers finish their current item, the pool closes;
+5. the process exits 0.
+
+A second signal, or the grace deadline, forces the exit: what is still running is cut off and
+the status is 1 (:data:`EXIT_FORCED`), so the log and the orchestrator both show it.
+
+With ``--workers N`` a supervisor process binds the socket, starts N worker processes that run
+the steps above, restarts any that dies while serving, forwards SIGTERM/SIGINT to them and exits
+0 only when every worker did. It closes its own copy of the listening socket when it forwards
+the first signal, so the port stops accepting exactly when the last worker closes its listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from types import FrameType
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+from mercato.config import Settings
+from mercato.platform.lifecycle import drain_process
+
+log = logging.getLogger("mercato.serve")
+
+APP = "mercato.app:create_app_from_env"
+EXIT_FORCED = 1
+SETTLE_S = 1.0  # how long a just-accepted connection may take to send its request
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class GracefulServer(uvicorn.Server):
+    """A uvicorn server that drains before it stops listening, and says whether it was forced."""
+
+    def __init__(self, config: uvicorn.Config, *, drain_s: float, supervised: bool = False) -> None:
+        super().__init__(config)
+        self.drain_s = drain_s
+        self.supervised = supervised
+        self.signals = 0
+        self.forced = False
+        self._drain_until: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Runs as a signal handler. Never re-raised afterwards (uvicorn would, by recording it),
+        # so a graceful stop exits 0 instead of dying of the signal.
+        if self.supervised and sig == signal.SIGINT:
+            return  # Ctrl-C reaches the whole process group; the supervisor forwards it once
+        self.signals += 1
+        if self.signals == 1:
+            self._drain_until = time.monotonic() + self.drain_s
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(drain_process)
+            log.warning(
+                "signal %d: draining for %.1f s, then closing the listener", sig, self.drain_s
+            )
+        else:
+            log.error("signal %d again: forcing exit", sig)
+            self.forced = self.should_exit = self.force_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting, then give connections accepted just before a moment to send their
+        # request: uvicorn's own shutdown closes a connection with no request yet at once, which
+        # would drop a request that was already on its way.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        deadline = time.monotonic() + SETTLE_S
+        while time.monotonic() < deadline:
+            if not any(getattr(c, "cycle", 1) is None for c in self.server_state.connections):
+                break
+            await asyncio.sleep(0.01)
+        await super().shutdown(sockets)
+
+    async def _wait_tasks_to_complete(self) -> None:
+        try:
+            await super()._wait_tasks_to_complete()
+        except asyncio.CancelledError:
+            # the grace deadline passed: uvicorn cancels what is still running
+            self.forced = True
+            raise
+        if self.force_exit:
+            self.forced = True
+
+    @property
+    def exit_code(self) -> int:
+        """0 after a graceful stop, EXIT_FORCED when cut short, 3 when it never started."""
+        if not self.started:
+            return STARTUP_FAILURE
+        return EXIT_FORCED if self.forced else 0
+
+
+def server_config(settings: Settings, *, host: str, port: int, workers: int) -> uvicorn.Config:
+    """The production server configuration for these settings."""
+    return uvicorn.Config(
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        lifespan="on",
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
+    )
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
+    """Serve until stopped; the process exit status."""
+    config = server_config(settings, host=host, port=port, workers=workers)
+    _ignore_late_signals()
+    if workers == 1:
+        server = GracefulServer(config, drain_s=settings.shutdown_drain_s)
+        server.run()
+        return server.exit_code
+    supervisor = Supervisor(
+        config,
+        workers=workers,
+        drain_s=settings.shutdown_drain_s,
+        grace_s=settings.shutdown_grace_s,
+    )
+    return supervisor.run()
+
+
+def _ignore_late_signals() -> None:
+    """uvicorn restores the handlers it found once it has stopped; a signal that arrives after
+    that, while the process exits, must not turn a clean exit into death by signal."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, lambda signum, frame: None)
+
+
+def _worker_main(config: uvicorn.Config, drain_s: float, sockets: list[socket.socket]) -> None:
+    _ignore_late_signals()
+    server = GracefulServer(config, drain_s=drain_s, supervised=True)
+    server.run(sockets=sockets)
+    sys.exit(server.exit_code)
+
+
+class Supervisor:
+    """Runs N worker processes on one listening socket (see the module docstring)."""
+
+    RESTARTS_PER_MINUTE = 10
+
+    def __init__(
+        self, config: uvicorn.Config, *, workers: int, drain_s: float, grace_s: float
+    ) -> None:
+        self.config = config
+        self.workers = workers
+        self.drain_s = drain_s
+        self.grace_s = grace_s
+        self.children: list[multiprocessing.process.BaseProcess] = []
+        self._signals: list[int] = []
+        self._wake = threading.Event()
+        self._restarts: list[float] = []
+        self._context = multiprocessing.get_context("spawn")
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        self._signals.append(sig)
+        self._wake.set()
+
+    def _spawn(self, sock: socket.socket) -> multiprocessing.process.BaseProcess:
+        child = self._context.Process(
+            target=_worker_main, args=(self.config, self.drain_s, [sock]), daemon=False
+        )
+        child.start()
+        return child
+
+    def run(self) -> int:
+        """Serve until a stop signal; the exit status."""
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, self._on_signal)
+        sock = self.config.bind_socket()
+        log.info("supervisor [%d] starting %d workers", os.getpid(), self.workers)
+        self.children = [self._spawn(sock) for _ in range(self.workers)]
+        status = self._supervise(sock)
+        if status is not None:
+            self._stop_all(sock, forced=True)
+            return status
+        return self._stop_all(sock, forced=False)
+
+    def _supervise(self, sock: socket.socket) -> int | None:
+        """Keep the workers running until a signal (None) or a hopeless failure (a status)."""
+        while not self._signals:
+            self._wake.wait(0.2)
+            self._wake.clear()
+            for index, child in enumerate(self.children):
+                if child.is_alive() or self._signals:
+                    continue
+                if child.exitcode == STARTUP_FAILURE:
+                    log.error("worker [%s] failed to start; stopping", child.pid)
+                    return STARTUP_FAILURE
+                now = time.monotonic()
+                self._restarts = [t for t in self._restarts if now - t < 60] + [now]
+                if len(self._restarts) > self.RESTARTS_PER_MINUTE:
+                    log.error("workers keep dying; stopping")
+                    return EXIT_FORCED
+                log.error("worker [%s] died with %s; restarting", child.pid, child.exitcode)
+                self.children[index] = self._spawn(sock)
+        return None
+
+    def _stop_all(self, sock: socket.socket, *, forced: bool) -> int:
+        sock.close()  # the workers keep their copies until each has drained
+        self._forward(signal.SIGTERM)
+        if forced:
+            self._forward(signal.SIGTERM)
+        forwarded = len(self._signals)
+        deadline = time.monotonic() + self.drain_s + self.grace_s + 10
+        while any(c.is_alive() for c in self.children) and time.monotonic() < deadline:
+            if len(self._signals) > forwarded:  # a second signal: make the workers hurry
+                forwarded = len(self._signals)
+                forced = True
+                self._forward(signal.SIGTERM)
+            self._wake.wait(0.1)
+            self._wake.clear()
+        for child in self.children:
+            if child.is_alive():
+                log.error("worker [%s] did not stop in time; killing it", child.pid)
+                child.kill()
+                forced = True
+            child.join()
+        clean = all(c.exitcode == 0 for c in self.children)
+        return 0 if clean and not forced else EXIT_FORCED
+
+    def _forward(self, sig: int) -> None:
+        for child in self.children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, sig)
