@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(customers_router)
     app.include_router(health.router)
     app.add_middleware(IdempotencyMiddleware, store=container.idempotency, tokens=container.tokens)
+    app.add_middleware(problems.MiddlewareErrorsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
     app.add_middleware(RequestIdMiddleware)

@@ -28,6 +28,8 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.InterfaceError,
+    # a pooled connection the server ended (restart, failover) mid-operation
+    asyncpg.InternalClientError,
 )
 
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.kernel import errors as k
 from mercato.platform.db import (
@@ -217,6 +218,41 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         "An unexpected error occurred; it has been logged.",
         request=request,
     )
+
+
+_DATABASE_ERRORS = (
+    (DatabaseUnavailable, _database_unavailable),
+    (TransientError, _transient),
+    (UniqueViolation, _unique),
+)
+
+
+class MiddlewareErrorsMiddleware:
+    """Renders database errors raised by middleware (the idempotency store works outside the
+    routes' exception handlers) as the same problems the handlers give, instead of a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except (DatabaseUnavailable, TransientError, UniqueViolation) as exc:
+            if started:
+                raise
+            handler = next(h for kind, h in _DATABASE_ERRORS if isinstance(exc, kind))
+            response = await handler(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

@@ -16,6 +16,8 @@ import random
 from collections.abc import Callable
 from typing import Protocol
 
+from mercato.platform.db import DatabaseUnavailable
+
 log = logging.getLogger("mercato.workers")
 
 
@@ -85,6 +87,12 @@ class WorkerRunner:
                 done = await worker.run_once()
                 failures = 0
                 self._record(worker.name, ok=True)
+            except DatabaseUnavailable as exc:
+                # an outage is logged once a try, without a traceback: /readyz already says it
+                failures += 1
+                self._record(worker.name, ok=False)
+                log.warning("worker %s waits for the database (%d): %s", worker.name, failures, exc)
+                done = 0
             except Exception:
                 failures += 1
                 self._record(worker.name, ok=False)
