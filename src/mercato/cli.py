@@ -124,6 +124,53 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """Check a deployed instance end to end; non-zero with a report when anything fails."""
+    from mercato.smoke import run_smoke
+
+    email = os.environ.get("MERCATO_SMOKE_STAFF_EMAIL")
+    password = os.environ.get("MERCATO_SMOKE_STAFF_PASSWORD")
+    passed = run_smoke(
+        args.base_url,
+        out=sys.stdout,
+        timeout=args.timeout,
+        staff=(email, password) if email and password else None,
+        order=not args.skip_order,
+    )
+    return 0 if passed else 1
+
+
+def cmd_loadcheck(args: argparse.Namespace) -> int:
+    """A short read-only load test; non-zero when the thresholds are not met."""
+    from mercato.loadcheck import run_loadcheck
+
+    passed = run_loadcheck(
+        args.base_url,
+        out=sys.stdout,
+        duration=args.duration,
+        concurrency=args.concurrency,
+        max_error_ratio=args.max_error_ratio,
+        max_p95_ms=args.max_p95_ms,
+    )
+    return 0 if passed else 1
+
+
+def _base_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text) < 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text.rstrip("/")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be above 0 and at most 3600")
+    return value
+
+
 def _ranged(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -202,6 +249,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_config_show)
+
+    smoke = sub.add_parser(
+        "smoke",
+        help="check a deployed instance end to end",
+        description=f"{cmd_smoke.__doc__} Probes, a catalog read, a customer, an order placed "
+        "with the sandbox card, then cleanup (the order is cancelled; with "
+        "MERCATO_SMOKE_STAFF_EMAIL and MERCATO_SMOKE_STAFF_PASSWORD the customer is deactivated).",
+    )
+    smoke.add_argument(
+        "--base-url", required=True, type=_base_url, help="e.g. https://staging.example"
+    )
+    smoke.add_argument("--timeout", type=_positive, default=10.0, help="seconds per request")
+    smoke.add_argument(
+        "--skip-order",
+        action="store_true",
+        help="probes and catalog only (where the payment provider is not the sandbox)",
+    )
+    smoke.set_defaults(func=cmd_smoke)
+
+    load = sub.add_parser(
+        "loadcheck", help="a short read-only load test", description=cmd_loadcheck.__doc__
+    )
+    load.add_argument("--base-url", required=True, type=_base_url)
+    load.add_argument("--duration", type=_positive, default=30.0, help="seconds (default 30)")
+    load.add_argument("--concurrency", type=_ranged(1, 200), default=10, help="clients")
+    load.add_argument("--max-error-ratio", type=float, default=0.01, help="default 0.01")
+    load.add_argument("--max-p95-ms", type=_positive, default=500.0, help="default 500")
+    load.set_defaults(func=cmd_loadcheck)
     return parser
 
 
