@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed
 
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
-.PHONY: install run serve migrate demo-data test unit lint format typecheck imports bench clean
+.PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,deploy]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create the virtual environment and install mercato with its test tools
@@ -45,7 +45,10 @@ imports: install  ## module boundaries (import-linter contracts in pyproject.tom
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck imports  ## everything: lint, types, boundaries, unit, integration, e2e
+validate-deploy: install  ## Kubernetes manifests (strict schemas), Dockerfile, scripts, workflows
+	BIN=$(BIN) deploy/validate.sh
+
+test: lint typecheck imports validate-deploy  ## everything: lint, types, boundaries, unit, integration, e2e
 	$(BIN)/pytest -q
 
 bench: install  ## order placement and product read against PostgreSQL (bench/README.md)
