@@ -55,7 +55,7 @@ def test_every_command_explains_itself(sqlite_url: str) -> None:
     env = _env(sqlite_url)
     top = mercato("--help", env=env)
     assert top.returncode == 0
-    for command in ("serve", "db", "demo-data", "users", "worker", "config"):
+    for command in ("serve", "db", "demo-data", "users", "worker", "config", "smoke", "loadcheck"):
         assert command in top.stdout
     for args in (
         ("serve",),
@@ -66,6 +66,8 @@ def test_every_command_explains_itself(sqlite_url: str) -> None:
         ("users", "create-staff"),
         ("worker",),
         ("config", "show"),
+        ("smoke",),
+        ("loadcheck",),
     ):
         shown = mercato(*args, "--help", env=env)
         assert shown.returncode == 0, (args, shown.stderr)
