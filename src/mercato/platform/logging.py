@@ -41,5 +41,5 @@ def configure(*, level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    for noisy in ("uvicorn.access", "aiosqlite"):  # aiosqlite logs every statement at DEBUG
         logging.getLogger(noisy).setLevel(logging.WARNING)
