@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 
 from mercato import __version__
 from mercato.config import Settings
@@ -30,17 +33,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn drains on SIGTERM, then re-raises the signal under the handler it found at start.
     # A no-op handler there turns a graceful stop into exit status 0, as orchestrators expect.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
-        "mercato.app:create_app_from_env",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
-    )
+    workers = args.workers or settings.workers
+    with _metrics_dir(settings, workers):
+        uvicorn.run(
+            "mercato.app:create_app_from_env",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=workers,
+            log_config=None,
+            proxy_headers=True,
+            timeout_graceful_shutdown=30,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_dir(settings: Settings, workers: int) -> Iterator[None]:
+    """With several worker processes, a folder where they share their metrics (see metrics.py)."""
+    from mercato.platform.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    path = os.environ.get(MULTIPROC_ENV) or settings.metrics_dir
+    if not path and workers == 1:
+        yield
+        return
+    made = not path
+    path = path or tempfile.mkdtemp(prefix="mercato-metrics-")
+    prepare_multiprocess_dir(path)
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        if made:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     run_workers: bool = True
     log_level: str = "INFO"
-    log_format: str = "console"
+    log_format: Literal["console", "json"] = "console"
     debug: bool = False
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
 
@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     checkout_grace_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
     worker_idle_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
+    metrics_enabled: bool = True
+    metrics_dir: str = ""
+    access_log: bool = True
+    otlp_endpoint: str = ""
+    otel_service_name: str = "mercato"
+    trace_sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+    fault_injection: bool = False
+
     @field_validator("currency")
     @classmethod
     def _currency_known(cls, value: str) -> str:
@@ -83,6 +91,13 @@ class Settings(BaseSettings):
             raise ValueError("shop_country must be an ISO 3166-1 alpha-2 code")
         return value.upper()
 
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
+        return value
+
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:
         if self.env is not Profile.PRODUCTION:
@@ -102,6 +117,8 @@ class Settings(BaseSettings):
         secret = self.token_secret.get_secret_value()
         if secret == DEFAULT_SECRET or len(secret) < 32:
             problems.append("MERCATO_TOKEN_SECRET must be set to a random value of 32+ characters")
+        if self.fault_injection:
+            problems.append("MERCATO_FAULT_INJECTION must be false (it is for drills only)")
         return problems
 
     def redacted(self) -> dict[str, Any]:
