@@ -13,10 +13,9 @@ from mercato.catalog.routes import router as catalog_router
 from mercato.config import Settings
 from mercato.customers.routes import router as customers_router
 from mercato.orders.routes import router as orders_router
-from mercato.platform import faults, health, instrumentation, problems
+from mercato.platform import health, instrumentation, problems
 from mercato.platform.http import BodyLimitMiddleware, RequestIdMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
-from mercato.platform.instrumentation import InstrumentationMiddleware
 from mercato.platform.logging import configure as configure_logging
 
 DESCRIPTION = """
@@ -62,7 +61,6 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.draining = False
     app.state.account_active = container.customers.is_active
     app.state.readiness_checks = {"database": container.db.ping}
-    app.state.metrics = container.metrics
 
     problems.install(app)
     # Routes are matched in order: the catalog reads, the busiest requests, come first.
@@ -70,20 +68,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(orders_router)
     app.include_router(customers_router)
     app.include_router(health.router)
-    if settings.metrics_enabled:
-        app.include_router(instrumentation.router)
     app.add_middleware(IdempotencyMiddleware, store=container.idempotency, tokens=container.tokens)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if settings.fault_injection:  # never in production: Settings refuses it there
-        app.state.faults = faults.FaultInjector()
-        app.include_router(faults.router)
-        app.add_middleware(faults.FaultInjectionMiddleware, injector=app.state.faults)
-    app.add_middleware(
-        InstrumentationMiddleware,
-        openapi=app.openapi,
-        metrics=container.metrics if settings.metrics_enabled else None,
+    instrumentation.install(
+        app,
+        metrics=container.metrics,
+        expose_metrics=settings.metrics_enabled,
         access_log=settings.access_log,
         tracer=container.tracing.tracer,
+        fault_injection=settings.fault_injection,  # never in production: Settings refuses it
     )
     app.add_middleware(RequestIdMiddleware)
     return app

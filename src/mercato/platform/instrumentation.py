@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract
@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mercato.platform import faults
 from mercato.platform.metrics import LONG_LIVED, UNMATCHED, Metrics
 
 access_log = structlog.get_logger("mercato.access")
@@ -77,6 +78,49 @@ class RouteTable:
             regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
             table.append((re.compile(regex), template, frozenset(operations)))
         return table
+
+
+def install(
+    app: FastAPI,
+    *,
+    metrics: Metrics,
+    expose_metrics: bool = True,
+    access_log: bool = True,
+    tracer: Tracer | None = None,
+    fault_injection: bool = False,
+) -> None:
+    """Add /metrics, the readiness gauge, the fault switch (when enabled) and the middleware.
+
+    Call it after the application's own middleware and before the request-id middleware, so
+    this middleware runs outside the others but inside the request id.
+    """
+    app.state.metrics = metrics  # for the problem handler and long-lived endpoints
+    if expose_metrics:
+        app.include_router(router)
+        metrics.on_scrape(lambda: _sample_readiness(app, metrics))
+    if fault_injection:
+        app.state.faults = faults.FaultInjector()
+        app.include_router(faults.router)
+        app.add_middleware(faults.FaultInjectionMiddleware, injector=app.state.faults)
+    app.add_middleware(
+        InstrumentationMiddleware,
+        openapi=app.openapi,
+        metrics=metrics if expose_metrics else None,
+        access_log=access_log,
+        tracer=tracer,
+    )
+
+
+async def _sample_readiness(app: FastAPI, metrics: Metrics) -> None:
+    """Set ``mercato_ready`` as /readyz would answer now (for the flapping alert)."""
+    state = app.state
+    ready = bool(getattr(state, "started", False)) and not getattr(state, "draining", False)
+    for check in getattr(state, "readiness_checks", {}).values() if ready else ():
+        try:
+            await check()
+        except Exception:
+            ready = False
+    metrics.ready.set(1 if ready else 0)
 
 
 def _observing(send: Send, response: dict[str, Any]) -> Send:

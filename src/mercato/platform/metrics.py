@@ -101,6 +101,12 @@ class Metrics:
             registry=r,
         )
         self.process.set(1)
+        self.ready = Gauge(
+            "mercato_ready",
+            "1 while the process would answer /readyz with 200 (sampled at scrape time).",
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
         self.orders = Counter(
             "mercato_orders",
             "Order state changes committed, by event (placed, confirmed, shipped, ...).",
