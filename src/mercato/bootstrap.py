@@ -51,6 +51,7 @@ class Container:
     async def start(self, *, workers: bool | None = None) -> None:
         """Connect to the database and (unless told otherwise) start the background workers."""
         await self.db.connect()
+        self.metrics.start()
         if self.settings.run_workers if workers is None else workers:
             self.runner.start()
         self.started = True
@@ -59,6 +60,7 @@ class Container:
         """Stop workers after their current batch, then close the database."""
         await self.runner.stop()
         await self.db.close()
+        await self.metrics.stop()
         self.metrics.close()
         await asyncio.to_thread(self.tracing.shutdown)
         self.started = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -18,11 +19,20 @@ def test_counts_from_every_worker_process_add_up(database_url: str, tmp_path: Pa
         missing = f"/v1/products/{uuid.uuid4()}"
         for _ in range(REQUESTS):  # a new connection each time: both processes get some
             assert httpx.get(server.base_url + missing, timeout=10).status_code == 404
+        route = {"route": "/v1/products/{product_id}", "status": "404"}
+
+        def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+            return parse(httpx.get(server.base_url + "/metrics", timeout=10).text)
+
+        # each process moves its counts into the shared files within a second (metrics.py)
+        deadline = time.monotonic() + 10
+        while value(scrape(), "http_requests_total", **route) != REQUESTS:
+            assert time.monotonic() < deadline, "the counts never added up"
+            time.sleep(0.2)
         totals = set()
         pids = set()
         for _ in range(12):
-            series = parse(httpx.get(server.base_url + "/metrics", timeout=10).text)
-            route = {"route": "/v1/products/{product_id}", "status": "404"}
+            series = scrape()
             totals.add(value(series, "http_requests_total", **route))
             assert (
                 value(series, "http_request_duration_seconds_count", route=route["route"])

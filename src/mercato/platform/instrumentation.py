@@ -11,12 +11,12 @@ random URLs adds no series.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from fastapi import APIRouter, FastAPI, Request
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,9 +26,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.platform import faults
+from mercato.platform import logging as mlog
 from mercato.platform.metrics import LONG_LIVED, UNMATCHED, Metrics
-
-access_log = structlog.get_logger("mercato.access")
 
 router = APIRouter(include_in_schema=False)
 
@@ -166,20 +165,18 @@ class InstrumentationMiddleware:
         response: dict[str, Any] = {"status": 500, "stream": False, "replayed": False}
         span, token = self._start_span(scope) if self.tracer is not None else (None, None)
         request_id = scope.get("state", {}).get("request_id", "")
-        bound = self._bind(request_id, span)
+        ids = self._ids(request_id, span)
+        bound = mlog.request_context.set(ids)
 
         if self.metrics is not None:
-            self.metrics.in_flight.inc()
+            self.metrics.request_started()
         try:
             await self.app(scope, receive, _observing(send, response))
         finally:
-            if self.metrics is not None:
-                self.metrics.in_flight.dec()
-            self._finish(scope, response, time.perf_counter() - start, span)
+            self._finish(scope, response, time.perf_counter() - start, span, ids)
             if token is not None:
                 otel_context.detach(token)
-            if bound:
-                structlog.contextvars.unbind_contextvars(*bound)
+            mlog.request_context.reset(bound)
 
     def _start_span(self, scope: Scope) -> tuple[Any, Any]:
         assert self.tracer is not None
@@ -197,18 +194,23 @@ class InstrumentationMiddleware:
         return span, otel_context.attach(trace.set_span_in_context(span))
 
     @staticmethod
-    def _bind(request_id: str, span: Any) -> tuple[str, ...]:
+    def _ids(request_id: str, span: Any) -> dict[str, str]:
         values = {"request_id": request_id} if request_id else {}
         if span is not None:
             ctx = span.get_span_context()
             if ctx.is_valid:
                 values["trace_id"] = format(ctx.trace_id, "032x")
                 values["span_id"] = format(ctx.span_id, "016x")
-        if values:
-            structlog.contextvars.bind_contextvars(**values)
-        return tuple(values)
+        return values
 
-    def _finish(self, scope: Scope, response: dict[str, Any], seconds: float, span: Any) -> None:
+    def _finish(
+        self,
+        scope: Scope,
+        response: dict[str, Any],
+        seconds: float,
+        span: Any,
+        ids: dict[str, str],
+    ) -> None:
         status: int = response["status"]
         route = self.routes.template(scope)
         method: str = scope["method"]
@@ -225,12 +227,12 @@ class InstrumentationMiddleware:
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
         if self.log and (status >= 400 or route not in QUIET_ROUTES):
-            log = access_log.error if status >= 500 else access_log.info
-            log(
-                "request",
+            mlog.access(
+                logging.ERROR if status >= 500 else logging.INFO,
                 method=method,
                 route=route,
                 path=scope["path"],
                 status=status,
                 duration_ms=round(seconds * 1000, 3),
+                **ids,  # passed, not read back from the context: copying it costs 15 us
             )
