@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
-.PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy bench clean
+.PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy \
+	bench clean tools check-deploy bench-observability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,12 +49,22 @@ unit: install
 validate-deploy: install  ## Kubernetes manifests (strict schemas), Dockerfile, scripts, workflows
 	BIN=$(BIN) deploy/validate.sh
 
-test: lint typecheck imports validate-deploy  ## everything: lint, types, boundaries, unit, integration, e2e
+tools:  ## Prometheus, promtool, Alertmanager and amtool (Debian packages) when missing
+	deploy/install-tools
+
+check-deploy: tools  ## promtool and amtool: rules, rule unit tests, Alertmanager routes
+	deploy/check
+
+test: lint typecheck imports validate-deploy tools  ## everything: lint, types, boundaries, unit, integration, e2e
 	$(BIN)/pytest -q
 
 bench: install  ## order placement and product read against PostgreSQL (bench/README.md)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.contention
+
+bench-observability: install  ## cost of metrics and request logs (see bench/README.md)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.observability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -15,7 +15,7 @@ from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
 from mercato.migrate import SchemaCheck
 from mercato.orders.routes import router as orders_router
-from mercato.platform import health, problems
+from mercato.platform import health, instrumentation, problems
 from mercato.platform import lifecycle as lifecycle_registry
 from mercato.platform.db import DatabaseUnavailable
 from mercato.platform.http import BodyLimitMiddleware, RequestIdMiddleware
@@ -97,6 +97,14 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.add_middleware(problems.MiddlewareErrorsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
+    instrumentation.install(
+        app,
+        metrics=container.metrics,
+        expose_metrics=settings.metrics_enabled,
+        access_log=settings.access_log,
+        tracer=container.tracing.tracer,
+        fault_injection=settings.fault_injection,  # never in production: Settings refuses it
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from mercato import __version__, telemetry
 from mercato.catalog import CatalogService
 from mercato.config import Feature, Settings
 from mercato.customers import CustomersService
 from mercato.orders import OrdersService, PricingService, ShippingCalculator, ShippingRates
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider
+from mercato.platform import outbox
 from mercato.platform.connect import create_database
 from mercato.platform.db import Database
 from mercato.platform.idempotency import IdempotencyPurger, IdempotencyStore
+from mercato.platform.metrics import Metrics
 from mercato.platform.outbox import EventBus, OutboxRelay
 from mercato.platform.security import PasswordHashing, TokenService
+from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import Worker, WorkerRunner
 
@@ -39,11 +44,14 @@ class Container:
     reconciler: CheckoutReconciler
     idempotency: IdempotencyStore
     runner: WorkerRunner
+    metrics: Metrics
+    tracing: Tracing
     started: bool = field(default=False)
 
     async def start(self, *, workers: bool | None = None) -> None:
         """Connect to the database and (unless told otherwise) start the background workers."""
         await self.db.connect()
+        self.metrics.start()
         if self.settings.run_workers if workers is None else workers:
             self.runner.start()
         self.started = True
@@ -58,16 +66,29 @@ class Container:
         """Stop workers after their current batch, then close the database."""
         await self.runner.stop()
         await self.db.close()
+        await self.metrics.stop()
+        self.metrics.close()
+        await asyncio.to_thread(self.tracing.shutdown)
         self.started = False
 
 
 def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Container:
     """Wire the application (no I/O happens here; :meth:`Container.start` connects)."""
-    db = create_database(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        timeout=settings.database_timeout_s,
+    tracing = Tracing.create(
+        endpoint=settings.otlp_endpoint,
+        service_name=settings.otel_service_name,
+        version=__version__,
+        sample_ratio=settings.trace_sample_ratio,
+        environment=settings.env.value,
     )
+    db = tracing.wrap(
+        create_database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            timeout=settings.database_timeout_s,
+        )
+    )
+    metrics = Metrics()
     transact = Transactor(db)
     bus = EventBus()
     tokens = TokenService(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
@@ -107,8 +128,11 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
     sweeper = ReservationSweeper(orders, catalog, payments)
     workers: list[Worker] = [relay, reconciler, sweeper, purger]
-    runner = WorkerRunner(workers, idle=settings.worker_idle_s)
+    runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
     transact.after_commit(lambda events: runner.wake(relay.name))
+    transact.after_commit(telemetry.events_recorder(metrics))
+    transact.on_retry(metrics.retried)
+    metrics.on_scrape(lambda: _sample_outbox(db, metrics))
     return Container(
         settings=settings,
         db=db,
@@ -123,4 +147,11 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         reconciler=reconciler,
         idempotency=idempotency,
         runner=runner,
+        metrics=metrics,
+        tracing=tracing,
     )
+
+
+async def _sample_outbox(db: Database, metrics: Metrics) -> None:
+    count, oldest = await outbox.backlog(db)
+    metrics.set_outbox_backlog(count, oldest)

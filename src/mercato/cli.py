@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
@@ -32,12 +35,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     os.environ.setdefault("MERCATO_DATABASE_URL", settings.database_url)
-    return serve(
-        settings,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-    )
+    workers = args.workers or settings.workers
+    with _metrics_dir(settings, workers):
+        return serve(
+            settings,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=workers,
+        )
+
+
+@contextlib.contextmanager
+def _metrics_dir(settings: Settings, workers: int) -> Iterator[None]:
+    """With several worker processes, a folder where they share their metrics (see metrics.py)."""
+    from mercato.platform.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    path = os.environ.get(MULTIPROC_ENV) or settings.metrics_dir
+    if not path and workers == 1:
+        yield
+        return
+    made = not path
+    path = path or tempfile.mkdtemp(prefix="mercato-metrics-")
+    prepare_multiprocess_dir(path)
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        if made:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def cmd_db(args: argparse.Namespace) -> int:

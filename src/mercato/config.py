@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -286,7 +286,7 @@ class Settings(BaseSettings):
     replicas_hint: Annotated[int, Field(ge=1, le=1000)] = 1
     run_workers: bool = True
     log_level: str = "INFO"
-    log_format: str = "console"
+    log_format: Literal["console", "json"] = "console"
     debug: bool = False
     fault_injection: bool = False
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
@@ -370,6 +370,13 @@ class Settings(BaseSettings):
             raise ValueError("must be 'console' or 'json'")
         return value.lower()
 
+    metrics_enabled: bool = True
+    metrics_dir: str = ""
+    access_log: bool = True
+    otlp_endpoint: str = ""
+    otel_service_name: str = "mercato"
+    trace_sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+
     @field_validator("currency")
     @classmethod
     def _currency_known(cls, value: str) -> str:
@@ -389,6 +396,13 @@ class Settings(BaseSettings):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("shop_country must be an ISO 3166-1 alpha-2 code")
         return value.upper()
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
+        return value
 
     def source_of(self, name: str) -> Source:
         """Where the named setting's value came from."""

@@ -354,6 +354,7 @@ ROUTES: tuple[RouteCase, ...] = (
     RouteCase("GET", "/livez", Access.PUBLIC),
     RouteCase("GET", "/readyz", Access.PUBLIC),
     RouteCase("GET", "/startupz", Access.PUBLIC),
+    RouteCase("GET", "/metrics", Access.PUBLIC),  # for Prometheus; keep it off the Ingress
     RouteCase("GET", "/openapi.json", Access.PUBLIC),
     RouteCase("GET", "/docs", Access.PUBLIC),
     RouteCase("GET", "/docs/oauth2-redirect", Access.PUBLIC),

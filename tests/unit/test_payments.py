@@ -181,7 +181,9 @@ def test_settling_a_decline_or_error_fails_the_payment_with_a_reason(
         "",
     )
     assert payment.pull_events() == [
-        PaymentFailed(payment_id="pay-1", order_id="order-1", reason=reason)
+        PaymentFailed(
+            payment_id="pay-1", order_id="order-1", reason=reason, outcome=result.outcome.value
+        )
     ]
 
 

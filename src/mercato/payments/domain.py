@@ -193,7 +193,10 @@ class Payment(AggregateRoot):
             self.failure_reason = result.reason or result.outcome.value
             self.record(
                 PaymentFailed(
-                    payment_id=self.id, order_id=self.order_id, reason=self.failure_reason
+                    payment_id=self.id,
+                    order_id=self.order_id,
+                    reason=self.failure_reason,
+                    outcome=result.outcome.value,
                 )
             )
 

@@ -23,6 +23,7 @@ class PaymentCaptured(PaymentEvent):
 @dataclass(frozen=True, kw_only=True)
 class PaymentFailed(PaymentEvent):
     reason: str
+    outcome: str = "error"  # the provider's answer: "declined" or "error"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,25 +1,205 @@
-"""Logging through structlog: JSON lines in production, readable console output in dev."""
+"""Logging through structlog: JSON lines in production, readable console output in dev.
+
+Every record, from structlog or the standard library, leaves as one line with ``timestamp``,
+``level``, ``logger`` and ``message``, plus whatever is bound for the request being served
+(``request_id``, ``trace_id``, ``span_id``; see :mod:`mercato.platform.instrumentation`).
+
+Secrets never reach the output: values under sensitive keys (password, token, authorization,
+card number, ...) are replaced, and bearer tokens, JWTs and card numbers are masked wherever
+they appear in text, tracebacks included.
+
+The event loop never waits for the terminal or a log pipe: records are formatted where they
+are made (with the request's context) and a background thread writes the lines.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
+import re
 import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from contextvars import ContextVar
+from typing import IO, Any
 
+import orjson
 import structlog
 
+REDACTED = "[REDACTED]"
+SENSITIVE_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "passwd",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "token_secret",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "api_key",
+        "client_secret",
+        "card_number",
+        "card",
+        "idempotency_key",
+    }
+)
+_WORD_PATTERNS = (
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    (
+        re.compile(r"(?i)\b(password|passwd|secret|token)(\"?\s*[=:]\s*\"?)[^\s\"',;&]+"),
+        r"\1\2" + REDACTED,
+    ),
+)
+_TRIGGERS = ("bearer", "basic", "eyj", "passw", "secret", "token")
+# A card number: 13-19 digits in a row, or groups of four separated by spaces or dashes.
+# Not inside a longer token: the dashed groups of a UUID are not a card number.
+_CARD = re.compile(r"(?<![\w-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?)(?![\w-])")
+_DIGITS = re.compile(r"\d{4}")
 
-def configure(*, level: str = "INFO", fmt: str = "console") -> None:
-    """Route stdlib and structlog records through one formatter."""
+# The request and trace ids of the request being served, set once per request by the
+# instrumentation middleware (one ContextVar: cheaper than binding each id separately).
+request_context: ContextVar[dict[str, str] | None] = ContextVar(
+    "mercato_request_context", default=None
+)
+
+_AccessEntry = tuple[float, int, dict[str, Any]]
+_writer: _Writer | None = None
+_render: Callable[[dict[str, Any]], str] | None = None
+_access = logging.getLogger("mercato.access")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = int(char) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = match.group(0).replace(" ", "").replace("-", "")
+    return REDACTED if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
+
+
+def scrub(text: str) -> str:
+    """Mask bearer tokens, JWTs, card numbers and ``password=...`` pairs in free text."""
+    lowered = text.lower()
+    if any(word in lowered for word in _TRIGGERS):  # cheap test first: most text has none
+        for pattern, replacement in _WORD_PATTERNS:
+            text = pattern.sub(replacement, text)
+    if len(text) >= 13 and _DIGITS.search(text):
+        text = _CARD.sub(_mask_card, text)
+    return text
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if key.lower() in SENSITIVE_KEYS:
+        return REDACTED
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {str(k): _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value("", v) for v in value]
+    return value
+
+
+def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """structlog processor: the event with every secret masked."""
+    return {key: _redact_value(key, value) for key, value in event_dict.items()}
+
+
+def merge_request_context(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: add the ids of the request being served."""
+    for key, value in (request_context.get() or {}).items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _json(obj: Any, **_: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+class _Writer(threading.Thread):
+    """Writes the queued lines to the stream in batches, off the event loop's thread.
+
+    It wakes every ``interval`` seconds rather than on every line: a thread woken per line
+    would contend for the GIL with the event loop on every request (measured: +40 % CPU per
+    request on a product read). Lines wait at most ``interval`` before they are written.
+    """
+
+    def __init__(
+        self, stream: IO[str], render: Callable[[dict[str, Any]], str], *, interval: float = 0.05
+    ) -> None:
+        super().__init__(name="mercato-log-writer", daemon=True)
+        self.stream = stream
+        self.render = render
+        self.interval = interval
+        self.lines: queue.SimpleQueue[str | _AccessEntry] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        batch = []
+        while True:
+            try:
+                item = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(item if isinstance(item, str) else _access_line(self.render, item))
+        if batch:
+            try:
+                self.stream.write("\n".join(batch) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed stream: nothing else to do with logs
+                pass
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=5)
+
+
+class _QueueingHandler(logging.Handler):
+    """Formats a record in the caller's thread (with its context) and queues the line."""
+
+    def __init__(self, writer: _Writer) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.lines.put(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def configure(*, level: str = "INFO", fmt: str = "console", stream: IO[str] | None = None) -> None:
+    """Route stdlib and structlog records through one formatter and a background writer."""
+    global _writer, _render
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        merge_request_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(colors=False, event_key="message")
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -27,19 +207,80 @@ def configure(*, level: str = "INFO", fmt: str = "console") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
-        )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            redact,
+            renderer,
+        ],
     )
+    shutdown()
+    _render = _json if fmt == "json" else lambda event: str(renderer(None, "", event))
+    _writer = _Writer(stream or sys.stderr, _render)
+    _writer.start()
+    handler = _QueueingHandler(_writer)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.logProcesses = logging.logMultiprocessing = False  # unused fields, cost per record
     for noisy in ("uvicorn.access", "aiosqlite"):  # aiosqlite logs every statement at DEBUG
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_LEVELS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+_second: list[Any] = [0, ""]  # the current second and its formatted prefix
+
+
+def _timestamp(now: float) -> str:
+    """Like structlog's ISO UTC timestamps, formatting the date part once per second."""
+    second = int(now)
+    if second != _second[0]:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
+
+
+def access(level: int, **fields: Any) -> None:
+    """The access-log line of one request: the same fields and redaction, on a fast path.
+
+    Every request logs this line, so it skips the generic machinery (a stdlib record, the
+    processor chain, reading the context): the caller passes the request and trace ids, and
+    the event loop only queues the fields; the writer thread formats them in batches. The
+    fields are mercato's own except the path, the one that can carry client text (tokens
+    travel in headers and query strings, which are never logged), so it is checked for card
+    numbers.
+    """
+    if _render is None or _writer is None:  # logging not configured: structlog's defaults
+        structlog.get_logger("mercato.access").log(level, "request", **fields)
+        return
+    if _access.isEnabledFor(level):
+        _writer.lines.put((time.time(), level, fields))  # formatted by the writer thread
+
+
+def _access_line(render: Callable[[dict[str, Any]], str], entry: _AccessEntry) -> str:
+    at, level, fields = entry
+    if "path" in fields:
+        fields["path"] = _CARD.sub(_mask_card, fields["path"])
+    event = {
+        "timestamp": _timestamp(at),
+        "level": _LEVELS.get(level) or logging.getLevelName(level).lower(),
+        "logger": "mercato.access",
+        "message": "request",
+        **fields,
+    }
+    return render(event)
+
+
+def shutdown() -> None:
+    """Write out every queued line and stop the writer thread."""
+    global _writer, _render
+    if _writer is not None:
+        _writer.stop()
+        _writer = None
+        _render = None
+
+
+atexit.register(shutdown)

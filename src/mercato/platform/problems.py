@@ -122,6 +122,9 @@ def _field_path(loc: tuple[Any, ...]) -> tuple[str, str]:
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, k.DomainError)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.domain_error(str(exc.code))
     headers = None
     if isinstance(exc, k.Unavailable):
         headers = {"Retry-After": str(exc.retry_after)}

@@ -1,0 +1,197 @@
+"""What metrics and request logs cost: the same server with them on and off, in the same run.
+
+    python -m bench.observability [--duration 10] [--runs 5] [--clients 32]
+
+Two ``mercato serve`` servers (two worker processes each, so metrics run in prometheus-client's
+multiprocess mode as in production) share one seeded PostgreSQL database:
+
+* **on**: ``/metrics`` and every request counted and timed, one JSON access-log line per
+  request written to a file (``MERCATO_LOG_FORMAT=json``, level INFO);
+* **off**: ``MERCATO_METRICS_ENABLED=false`` and ``MERCATO_ACCESS_LOG=false``.
+
+Each run measures, alternating which server goes first, a product read (``GET
+/v1/products/{id}``, random ids) and order placement (``POST /v1/orders/{id}/place`` of
+pre-created drafts) with wrk. Reported: throughput on/off (medians, and the median of the
+paired per-run ratios), server CPU per request on/off, and wrk's CPU share of the machine.
+The overhead (1 - on/off) must stay under 5 %; the exit status says whether it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+from bench.common import BENCH, OUT, Served, WrkResult, machine, proc_cpu_seconds, serve, wrk
+from bench.contention import DEFAULT_URL, recreate, server_env, workfile
+
+LIMIT = 0.05
+CONFIGS = {
+    "on": {"MERCATO_LOG_FORMAT": "json", "MERCATO_LOG_LEVEL": "INFO"},
+    "off": {"MERCATO_METRICS_ENABLED": "false", "MERCATO_ACCESS_LOG": "false"},
+}
+
+
+def measure(
+    server: Served, script: str, args: list[str], *, clients: int, duration: int
+) -> dict[str, float]:
+    """One wrk run, with the server's CPU seconds per answered request."""
+    before = proc_cpu_seconds(server.pid)
+    result: WrkResult = wrk(
+        server.base_url, BENCH / script, args, clients=clients, duration=duration
+    )
+    cpu = proc_cpu_seconds(server.pid) - before
+    answered = result.requests_per_s * duration
+    placed = script == "place.lua"
+    return {
+        "per_s": (result.ok + result.conflict) / duration if placed else result.requests_per_s,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "server_cpu_ms_per_request": 1000 * cpu / answered if answered else 0.0,
+        "client_cpu_share": result.client_cpu_s / (duration * (os.cpu_count() or 1)),
+        "errors": float(result.other),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    per_run = 1500 * args.duration
+    recreate(args.database_url, "uniform", per_run * args.runs * len(CONFIGS))
+    OUT.mkdir(exist_ok=True)
+    ids = OUT / "product-ids.txt"
+    ids.write_text("".join(f"b0000000-0000-7000-8000-{n:012d}\n" for n in range(1, 10001)))
+    argv = [sys.executable, "-m", "mercato", "serve", "--port", "{port}", "--workers", "2"]
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {
+        name: {"read": [], "place": []} for name in CONFIGS
+    }
+    next_draft = 1
+    with ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(
+                serve(
+                    argv,
+                    server_env(args.database_url) | extra,
+                    "/readyz",
+                    OUT / f"server-observability-{name}.log",
+                )
+            )
+            for name, extra in CONFIGS.items()
+        }
+        for name in CONFIGS:  # FastAPI prepares each route on its first requests: not measured
+            measure(
+                servers[name],
+                "read.lua",
+                [str(ids), "/v1/products/"],
+                clients=args.clients,
+                duration=2,
+            )
+        for number in range(args.runs):
+            order = list(CONFIGS) if number % 2 == 0 else list(reversed(CONFIGS))
+            for name in order:
+                samples[name]["read"].append(
+                    measure(
+                        servers[name],
+                        "read.lua",
+                        [str(ids), "/v1/products/"],
+                        clients=args.clients,
+                        duration=args.duration,
+                    )
+                )
+            for name in order:
+                work = workfile(OUT / f"work-{name}.txt", next_draft, per_run)
+                next_draft += per_run
+                samples[name]["place"].append(
+                    measure(
+                        servers[name],
+                        "place.lua",
+                        [str(work), "2"],
+                        clients=args.clients,
+                        duration=args.duration,
+                    )
+                )
+            print(
+                f"  run {number + 1}/{args.runs}: "
+                + "  ".join(
+                    f"{w} {n} {samples[n][w][-1]['per_s']:.0f}/s"
+                    for w in ("read", "place")
+                    for n in CONFIGS
+                ),
+                flush=True,
+            )
+    return {workload: summarise(samples, workload) for workload in ("read", "place")}
+
+
+def summarise(
+    samples: dict[str, dict[str, list[dict[str, float]]]], workload: str
+) -> dict[str, object]:
+    on, off = samples["on"][workload], samples["off"][workload]
+
+    def median(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    paired = [a["per_s"] / b["per_s"] for a, b in zip(on, off, strict=True) if b["per_s"]]
+    summary: dict[str, object] = {
+        "on_per_s": median(on, "per_s"),
+        "off_per_s": median(off, "per_s"),
+        "ratio_of_medians": median(on, "per_s") / median(off, "per_s"),
+        "median_paired_ratio": statistics.median(paired),
+        "paired_ratios": paired,
+        "on_cpu_ms_per_request": median(on, "server_cpu_ms_per_request"),
+        "off_cpu_ms_per_request": median(off, "server_cpu_ms_per_request"),
+        "on_p99_ms": median(on, "p99_ms"),
+        "off_p99_ms": median(off, "p99_ms"),
+        "client_cpu_share": median(on + off, "client_cpu_share"),
+        "errors": sum(r["errors"] for r in on + off),
+    }
+    summary["overhead"] = 1 - float(summary["median_paired_ratio"])  # type: ignore[arg-type]
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.observability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--database-url", default=os.environ.get("MERCATO_BENCH_DATABASE_URL", DEFAULT_URL)
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--runs", type=int, default=5, help="paired runs (median)")
+    parser.add_argument("--clients", type=int, default=32, help="wrk connections")
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}\n", flush=True)
+    results = run(args)
+    within = True
+    for workload, summary in results.items():
+        overhead = float(summary["overhead"])  # type: ignore[arg-type]
+        within &= overhead < LIMIT
+        print(
+            f"  {workload:5}: on {summary['on_per_s']:7.0f}/s  off {summary['off_per_s']:7.0f}/s"
+            f"  on/off {summary['median_paired_ratio']:.3f} (overhead {overhead:+.1%})"
+            f"  CPU/request {summary['on_cpu_ms_per_request']:.3f} vs "
+            f"{summary['off_cpu_ms_per_request']:.3f} ms"
+            f"  p99 {summary['on_p99_ms']:.1f} vs {summary['off_p99_ms']:.1f} ms"
+            f"  wrk CPU {summary['client_cpu_share']:.0%}  errors {summary['errors']:.0f}",
+            flush=True,
+        )
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "args": vars(args),
+        "limit": LIMIT,
+        "results": results,
+    }
+    (OUT / "observability.json").write_text(json.dumps(report, indent=2, default=str))
+    print(
+        f"\n{'within' if within else 'OVER'} the {LIMIT:.0%} limit; "
+        f"written to {OUT / 'observability.json'}"
+    )
+    return 0 if within else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

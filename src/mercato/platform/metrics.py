@@ -1,0 +1,347 @@
+"""Prometheus metrics: RED metrics per route template, business counters, gauges for long waits.
+
+One :class:`Metrics` object per application (built by the composition root), each with its own
+registry, so tests and several apps in one process never share counts.
+
+Several worker processes (``mercato serve --workers N``) use prometheus-client's multiprocess
+mode: ``mercato serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at an empty folder before the
+workers start, every process writes its values to memory-mapped files there, and whichever
+process answers ``GET /metrics`` adds them all up. Gauges say how: in-flight requests, waiting
+long polls and open streams are summed over live processes; the outbox gauges take the most
+recent value written. With one process the values stay in memory (cheaper) and the process
+collector adds CPU, memory and file-descriptor metrics.
+
+For the long-poll and streaming endpoints::
+
+    with request.app.state.metrics.long_poll(request.scope):   # counts it as waiting
+        ...
+    with request.app.state.metrics.stream(request.scope):      # counts it as open
+        ...
+
+Both also mark the request as long-lived, so its duration stays out of the latency histogram
+(a 30 s long poll is not a slow request). Server-Sent Events responses are recognised by their
+content type as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.metrics import disable_created_metrics
+
+from mercato.kernel.clock import utcnow
+
+log = logging.getLogger("mercato.metrics")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED = "<unmatched>"
+LONG_LIVED = "mercato.long_lived"
+
+# An API answers in milliseconds; the tail up to 10 s shows trouble. 0.5 is a bucket boundary
+# because the HighLatency alert compares the p95 with it.
+API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+# Order values in major currency units (euros, not cents).
+ORDER_VALUE_BUCKETS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+Refresher = Callable[[], Awaitable[None]]
+
+
+def multiprocess_dir() -> str | None:
+    """The folder shared by the worker processes, when running several."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class Metrics:
+    """Every metric mercato exports, and how to render them."""
+
+    def __init__(self, *, scrape_timeout_s: float = 2.0, flush_interval_s: float = 1.0) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double the series count
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = multiprocess_dir()
+        self.scrape_timeout_s = scrape_timeout_s
+        self.flush_interval_s = flush_interval_s
+        self._flusher: asyncio.Task[None] | None = None
+        self._in_flight_now = 0
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._timings: dict[tuple[str, str], list[float]] = {}
+        self._refreshers: list[Refresher] = []
+        r = self.registry
+        self.requests = Counter(
+            "http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (long polls and streams excluded).",
+            ["method", "route"],
+            buckets=API_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "http_requests_in_flight",
+            "HTTP requests being answered now.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.process = Gauge(
+            "mercato_process_up",
+            "1 per live mercato server process (with a pid label in multiprocess mode).",
+            multiprocess_mode="liveall",
+            registry=r,
+        )
+        self.process.set(1)
+        self.ready = Gauge(
+            "mercato_ready",
+            "1 while the process would answer /readyz with 200 (sampled at scrape time).",
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.orders = Counter(
+            "mercato_orders",
+            "Order state changes committed, by event (placed, confirmed, shipped, ...).",
+            ["event"],
+            registry=r,
+        )
+        self.order_value = Histogram(
+            "mercato_order_value",
+            "Total of each placed order in major currency units.",
+            ["currency"],
+            buckets=ORDER_VALUE_BUCKETS,
+            registry=r,
+        )
+        self.payments = Counter(
+            "mercato_payments",
+            "Payments settled, by outcome (captured, declined, failed, refunded).",
+            ["outcome"],
+            registry=r,
+        )
+        self.domain_errors = Counter(
+            "mercato_domain_errors",
+            "Requests refused by a business rule, by error code (out_of_stock, ...).",
+            ["code"],
+            registry=r,
+        )
+        self.reservations_expired = Counter(
+            "mercato_reservations_expired",
+            "Stock reservations released because their checkout never settled.",
+            registry=r,
+        )
+        self.transaction_retries = Counter(
+            "mercato_transaction_retries",
+            "Transactions re-run after a deadlock, serialization failure or busy database.",
+            registry=r,
+        )
+        self.idempotent_replays = Counter(
+            "mercato_idempotent_replays",
+            "Responses replayed for a repeated Idempotency-Key.",
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "mercato_outbox_backlog",
+            "Outbox events not yet published (sampled at scrape time).",
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "mercato_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox event; 0 when there is none.",
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.scrape_errors = Counter(
+            "mercato_metrics_refresh_errors",
+            "Scrape-time samples (e.g. the outbox backlog) that could not be taken.",
+            registry=r,
+        )
+        self.waiting_long_polls = Gauge(
+            "mercato_waiting_long_polls",
+            "Long-poll requests waiting for a change now.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.open_streams = Gauge(
+            "mercato_open_streams",
+            "Server-Sent Events streams open now.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.worker_runs = Counter(
+            "mercato_worker_runs",
+            "Background worker batches, by worker and outcome (ok, failed).",
+            ["worker", "outcome"],
+            registry=r,
+        )
+        for outcome in ("captured", "declined", "failed", "refunded"):
+            self.payments.labels(outcome)
+        for event in ("placed", "confirmed", "shipped", "delivered", "cancelled"):
+            self.orders.labels(event)
+        if self.multiprocess_dir is None:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+
+    # -- recording --------------------------------------------------------------------------
+
+    def request_started(self) -> None:
+        """A request came in (in-flight until :meth:`observe_request`)."""
+        self._in_flight_now += 1
+
+    def observe_request(
+        self, method: str, route: str, status: int, seconds: float, *, timed: bool = True
+    ) -> None:
+        """Count one answered request and (unless long-lived) time it.
+
+        Per request this only adds to plain dicts; :meth:`flush` moves the sums into the
+        Prometheus metrics once a second and before every scrape. Doing the metric updates in
+        one batch (one memory-mapped write per series in multiprocess mode, not three per
+        request) is what keeps the request path's overhead small (see bench/RESULTS.md).
+        """
+        self._in_flight_now -= 1
+        key = (method, route, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        if timed:
+            timings = self._timings.get(key[:2])
+            if timings is None:
+                self._timings[key[:2]] = [seconds]
+            else:
+                timings.append(seconds)
+
+    def flush(self) -> None:
+        """Move the requests counted since the last flush into the metrics."""
+        counts, self._counts = self._counts, {}
+        timings, self._timings = self._timings, {}
+        for (method, route, status), count in counts.items():
+            self.requests.labels(method, route, str(status)).inc(count)
+        for (method, route), values in timings.items():
+            _observe_all(self.duration.labels(method, route), values)
+        self.in_flight.set(self._in_flight_now)
+
+    def start(self) -> None:
+        """Flush every ``flush_interval_s`` in the background (call inside the event loop)."""
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_periodically(), name="metrics-flush")
+
+    async def stop(self) -> None:
+        """Stop flushing in the background, after a last flush."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        self.flush()
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            self.flush()
+
+    def worker_run(self, worker: str, ok: bool) -> None:
+        """WorkerRunner's ``on_run`` callback."""
+        self.worker_runs.labels(worker, "ok" if ok else "failed").inc()
+
+    def retried(self, attempt: int) -> None:
+        """Transactor's ``on_retry`` hook."""
+        self.transaction_retries.inc()
+
+    def domain_error(self, code: str) -> None:
+        """A business rule refused a request (called by the problem handler)."""
+        self.domain_errors.labels(code).inc()
+
+    @contextlib.contextmanager
+    def long_poll(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
+        """Count a long poll as waiting while the block runs; keep it out of latency."""
+        with self._long_lived(scope, self.waiting_long_polls):
+            yield
+
+    @contextlib.contextmanager
+    def stream(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
+        """Count a stream as open while the block runs; keep it out of latency."""
+        with self._long_lived(scope, self.open_streams):
+            yield
+
+    @contextlib.contextmanager
+    def _long_lived(self, scope: MutableMapping[str, Any] | None, gauge: Gauge) -> Iterator[None]:
+        if scope is not None:
+            scope.setdefault("state", {})[LONG_LIVED] = True
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
+    def set_outbox_backlog(self, count: int, oldest: datetime | None) -> None:
+        """Record the outbox backlog sampled at scrape time."""
+        self.outbox_backlog.set(count)
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        self.outbox_oldest_age.set(max(age, 0.0))
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def on_scrape(self, refresher: Refresher) -> None:
+        """Run ``refresher`` (bounded by the scrape timeout) before each rendering."""
+        self._refreshers.append(refresher)
+
+    async def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type, after the scrape-time refreshers."""
+        for refresher in self._refreshers:
+            try:
+                await asyncio.wait_for(refresher(), timeout=self.scrape_timeout_s)
+            except Exception as exc:  # a scrape must still answer when the database does not
+                self.scrape_errors.inc()
+                log.warning("metrics refresh failed: %s", type(exc).__name__)
+        self.flush()
+        body = await asyncio.to_thread(self._generate)
+        return body, CONTENT_TYPE_LATEST
+
+    def _generate(self) -> bytes:
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        collected = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(collected, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(collected)
+
+    def close(self) -> None:
+        """Forget this process's live gauges (multiprocess mode), at a clean shutdown."""
+        if self.multiprocess_dir is not None:
+            _multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+def _observe_all(histogram: Any, values: list[float]) -> None:
+    """Observe many values in one update per bucket (not three memory-mapped writes each)."""
+    try:
+        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
+    except AttributeError:  # another prometheus-client layout: the public, slower way
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect.bisect_left(bounds, value)] += 1
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    total.inc(sum(values))
+
+
+def prepare_multiprocess_dir(path: str) -> None:
+    """Make an empty folder for the worker processes' metric files (old files are stale)."""
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
