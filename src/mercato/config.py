@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     checkout_grace_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
     worker_idle_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
+    # Following orders in real time (long polls and event streams), per process.
+    realtime_max_waiting: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
+    realtime_max_wait_s: Annotated[float, Field(gt=0, le=300)] = 60.0
+    realtime_heartbeat_s: Annotated[float, Field(ge=1, le=300)] = 15.0
+    realtime_retry_ms: Annotated[int, Field(ge=0, le=600_000)] = 3000
+    realtime_gap_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+
     @field_validator("currency")
     @classmethod
     def _currency_known(cls, value: str) -> str:
