@@ -83,17 +83,28 @@ def test_a_gap_is_given_up_after_the_timeout_and_what_waited_behind_it_is_passed
     assert not tracker.wants(2)  # a late commit is not picked up by the normal pull
 
 
-def test_starting_from_the_log_stops_before_the_first_hole_in_the_window() -> None:
+def test_starting_from_the_log_stops_before_the_first_hole_that_may_still_fill() -> None:
     tracker = SeqTracker(gap_timeout=5)
 
-    tracker.reset([8, 9, 11, 12], window_start=7)
+    # 10 is missing and 11 was written a second ago: 10's transaction may still commit
+    tracker.reset([(8, 60), (9, 60), (11, 1), (12, 0.5)], window_start=7)
     assert (tracker.top, tracker.horizon) == (9, 9)
 
     tracker.reset([], window_start=0)
     assert (tracker.top, tracker.horizon) == (0, 0)
 
-    tracker.reset([5, 6], window_start=3)  # 4 is missing at the start of the window
+    tracker.reset([(5, 1), (6, 1)], window_start=3)  # 4 is missing, just before 5
     assert tracker.horizon == 3
+
+
+def test_starting_from_the_log_gives_up_holes_older_than_the_timeout() -> None:
+    tracker = SeqTracker(gap_timeout=5)
+
+    # 10 is missing below a row written a minute ago: rolled back long since
+    tracker.reset([(8, 90), (9, 90), (11, 60), (12, 2)], window_start=7)
+
+    assert (tracker.top, tracker.horizon) == (12, 12)
+    assert tracker.was_abandoned(10)
 
 
 def test_too_much_held_behind_a_gap_gives_the_gap_up() -> None:

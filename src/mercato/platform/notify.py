@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -154,13 +155,22 @@ class SeqTracker:
         self._held: dict[int, Change] = {}  # seen, above the horizon, not yet released
         self._abandoned: deque[int] = deque(maxlen=1024)
 
-    def reset(self, visible: Sequence[int], *, window_start: int) -> None:
-        """Start from the log as it is: complete up to the first hole after ``window_start``."""
+    def reset(self, visible: Sequence[tuple[int, float]], *, window_start: int) -> None:
+        """Start from the log as it is: complete up to the first hole that may still fill.
+
+        ``visible`` holds the rows after ``window_start`` as (seq, seconds since it was
+        written). A row is written after every smaller number was handed out, so a hole below
+        a row older than ``gap_timeout`` belongs to a transaction that has run longer than that:
+        it is given up at once, like any gap that outlived the timeout. Otherwise the log is
+        complete only below the hole; the rows above it are read again by the first pull.
+        """
         expected = window_start + 1
-        for seq in visible:
+        for seq, age in visible:
             if seq != expected:
-                break
-            expected += 1
+                if age < self.gap_timeout:
+                    break
+                self._abandoned.extend(range(expected, min(seq, expected + 64)))
+            expected = seq + 1
         self.top = self.horizon = expected - 1
         self._gaps.clear()
         self._held.clear()
@@ -250,7 +260,7 @@ _RANGE = sql(
     sa.select(*_COLUMNS).where(_o.seq >= _bind("first"), _o.seq <= _bind("last")).order_by(_o.seq)
 )
 _RECENT = sql(
-    sa.select(_o.seq)
+    sa.select(_o.seq, _o.occurred_at)
     .where(
         _o.seq
         > sa.select(sa.func.coalesce(sa.func.max(_o.seq), 0)).scalar_subquery() - _bind("window")
@@ -427,6 +437,7 @@ class Notifier:
             _forget(self._by_aggregate, (aggregate_type, aggregate_id), subscriber)
         if not self._kinds:
             self._idle_since = self._now()
+            self._wakeup.set()  # let the tail loop time its cool-down from now
 
     # -- waking ------------------------------------------------------------------------------
 
@@ -482,8 +493,9 @@ class Notifier:
                 return
             async with self.db.connection() as conn:
                 rows = await conn.fetch(_RECENT, window=self.WINDOW)
-            visible = [int(r["seq"]) for r in rows]
-            start = max(0, visible[-1] - self.WINDOW) if visible else 0
+            now = time.time()
+            visible = [(int(r["seq"]), now - r["occurred_at"].timestamp()) for r in rows]
+            start = max(0, visible[-1][0] - self.WINDOW) if visible else 0
             self.tracker.reset(visible, window_start=start)
             self._late.clear()
             self._warm = True
