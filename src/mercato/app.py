@@ -12,6 +12,7 @@ from mercato.bootstrap import Container, build
 from mercato.catalog.routes import router as catalog_router
 from mercato.config import Settings
 from mercato.customers.routes import router as customers_router
+from mercato.orders import realtime as orders_realtime
 from mercato.orders.routes import router as orders_router
 from mercato.platform import health, problems
 from mercato.platform.http import BodyLimitMiddleware, RequestIdMiddleware
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             yield
         finally:
             app.state.draining = True
+            container.notifier.shutdown()  # streams ask to reconnect, long polls answer now
             await container.stop()
 
     app = FastAPI(
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.customers = container.customers
     app.state.catalog = container.catalog
     app.state.orders = container.orders
+    app.state.notifier = container.notifier
     app.state.started = False
     app.state.draining = False
     app.state.account_active = container.customers.is_active
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(orders_router)
     app.include_router(customers_router)
     app.include_router(health.router)
+    orders_realtime.install(app)  # before the middleware below, so it sits innermost
     app.add_middleware(IdempotencyMiddleware, store=container.idempotency, tokens=container.tokens)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
