@@ -106,6 +106,21 @@ async def test_a_stream_ends_after_a_final_event_and_at_shutdown_asks_to_reconne
     assert draining.finished.is_set()
 
 
+async def test_a_stream_that_falls_behind_while_replaying_asks_its_client_to_resume() -> None:
+    server = FakeServer()
+    stream = EventStream(server.send, after=0, retry_ms=1000, max_queue=2)
+    await stream.open()
+    for seq in range(10, 15):  # live events pile up while history is written
+        stream.deliver(change(seq))
+
+    assert not await stream.replay([change(1), change(2)])
+
+    assert server.finished.is_set()
+    assert b'event: reconnect\ndata: {"reason":"lagging"}' in server.body
+    assert b"id: 2\n" in server.body
+    assert b"id: 10\n" not in server.body
+
+
 async def test_a_stream_filters_events_and_sends_heartbeats_when_idle() -> None:
     server = FakeServer()
     stream = EventStream(

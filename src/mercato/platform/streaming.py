@@ -249,16 +249,20 @@ class EventStream(Held):
         if chunk:
             await self._write(chunk)
         if self._closing:
-            self._done = True
-            await self._write(b"", more=False)
+            await self._end_now()
         return not self._closing
 
     async def close(self, reason: str) -> None:
         """End a stream that is not live yet (e.g. its history could not be read)."""
         self.finish(reason)
+        await self._end_now()
+
+    async def _end_now(self) -> None:
+        # before going live: write what is queued (a reconnect event) and complete the response
         if not self._done:
             self._done = True
-            await self._write(self._render(self._queue), more=False)
+            rest, self._queue = self._queue, []
+            await self._write(self._render(rest), more=False)
 
     def go_live(self) -> None:
         """History is written: from now on deliveries are written as they come."""
