@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -330,6 +331,28 @@ async def last_seq(db: Database) -> int:
 # -- the hub -----------------------------------------------------------------------------------
 
 
+def allow_open_files(needed: int) -> int:
+    """Raise the soft open-file limit towards ``needed`` (within the hard limit); returns it.
+
+    Every held connection is an open file. Past the limit the server cannot accept at all,
+    where the capacity check would have answered 503, so warn when it stays too low.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open-file limit %d is below MERCATO_REALTIME_MAX_WAITING + 1024 (%d): raise it "
+            "(ulimit -n) or lower the cap",
+            soft,
+            needed,
+        )
+    return int(soft)
+
+
 def _forget(table: dict[Any, set[Subscriber]], key: Any, subscriber: Subscriber) -> None:
     followers = table.get(key)
     if followers is not None:
@@ -457,6 +480,7 @@ class Notifier:
         """Start the tailing and heartbeat tasks (the hub stays cold until someone follows)."""
         if self._tasks:
             return
+        allow_open_files(self.max_waiting + 1024)
         self.shutting_down = False
         self._tasks = [
             asyncio.create_task(self._tail(), name="notify:tail"),
