@@ -606,10 +606,10 @@ class Notifier:
         """Beat every stream once per ``heartbeat_s``, a slice at a time.
 
         One task for every stream instead of a timer each; beats are spread over small ticks
-        (at most ``per_tick`` streams each) so 10,000 streams opened in the same second do not
-        all write in the same millisecond and stall other requests.
+        (a thousandth of the interval, at most ``per_tick`` streams each) so 10,000 streams
+        opened in the same second do not all write at once and stall other requests.
         """
-        tick = min(1.0, self.heartbeat_s / 100)
+        tick = max(0.01, min(1.0, self.heartbeat_s / 1000))
         per_tick = 500
         while True:
             if not self._beats:
