@@ -441,3 +441,30 @@ async def test_shutdown_ends_streams_with_a_reconnect_event_and_long_polls_at_on
     refused = await client.get(f"{path}/events", headers=owner.auth)
     assert refused.status_code == 503
     assert "retry-after" in refused.headers
+
+
+async def test_staff_follow_any_order_and_lose_the_staff_stream_with_their_account(
+    live: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = live
+    clerk, _, order = await placed_order(client, app)
+    boss = await staff_user(client, app.state.container)
+
+    async with client.stream("GET", f"/v1/orders/{order['id']}/events", headers=clerk.auth) as r:
+        assert r.status_code == 200
+        (placed,) = await EventReader(r).events(1)
+    assert placed.event == "OrderPlaced"
+
+    async with client.stream("GET", "/v1/events", headers=clerk.auth) as response:
+        reader = EventReader(response)
+        await reader.next()
+        gone = await client.post(f"/v1/customers/{clerk.id}/deactivate", headers=boss.auth)
+        assert gone.status_code == 200
+        (ended,) = await reader.events(1, within=8)  # checked every fourth heartbeat
+        assert await reader.until_end() == []
+
+    assert ended.event == "reconnect"
+    assert ended.json == {"reason": "account_inactive"}
+    refused = await client.get("/v1/events", headers=clerk.auth)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "account_inactive"

@@ -25,15 +25,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mercato.kernel.errors import DomainError, InvalidValue, PermissionDenied
+from mercato.kernel.errors import (
+    AuthenticationFailed,
+    DomainError,
+    InvalidValue,
+    PermissionDenied,
+)
 from mercato.orders.events import OrderEvent
 from mercato.orders.routes import OrderRead
 from mercato.orders.service import OrderHead, OrdersService
@@ -208,6 +214,17 @@ def _event_types(params: dict[str, list[str]]) -> frozenset[str] | None:
     return frozenset(wanted) or None
 
 
+async def _active(state: Any, who: Principal) -> bool:
+    account_active: Callable[[str], Awaitable[bool]] = state.account_active
+    return await account_active(who.user_id)
+
+
+def _too_long(name: str) -> RequestValidationError:
+    # the same problem FastAPI's validation gives an over-long id on every other route
+    reason = f"String should have at most {_MAX_ID} characters"
+    return RequestValidationError([{"loc": ("path", name), "msg": reason, "type": "too_long"}])
+
+
 async def _head_only(send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": streaming.SSE_HEADERS})
     await send({"type": "http.response.body", "body": b""})
@@ -229,8 +246,10 @@ class _Stream:
         accept: Callable[[Change], bool] = lambda change: True,
         ends_after: Callable[[Change], bool] = lambda change: False,
         final: bool = False,
+        recheck: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.order_id = order_id
+        self.recheck = recheck
         self.after = after
         self.accept = accept
         self.ends_after = ends_after
@@ -248,6 +267,7 @@ async def _serve(scope: Scope, receive: Receive, send: Send, who: Principal, spe
         accept=spec.accept,
         ends_after=spec.ends_after,
         expires_at=who.expires_at,
+        recheck=spec.recheck,
     )
     try:
         horizon = await notifier.follow(
@@ -317,9 +337,7 @@ class OrderEvents:
             who = streaming.authenticate(scope, state.tokens, params=params)
             order_id = str(scope["path_params"]["order_id"])
             if len(order_id) > _MAX_ID:
-                raise InvalidValue(
-                    "invalid_id", "an order id has at most 36 characters", field="order_id"
-                )
+                raise _too_long("order_id")
             after = _last_event_id(scope, params)
             head: OrderHead = await state.orders.head(who, order_id)
         except Exception as exc:
@@ -347,13 +365,21 @@ class AllOrderEvents:
             who = streaming.authenticate(scope, state.tokens, params=params)
             if not who.is_staff:
                 raise PermissionDenied("staff_only", "only staff may follow every order")
+            if not await _active(state, who):
+                raise AuthenticationFailed("account_inactive", "this account has been deactivated")
             after = _last_event_id(scope, params)
             types = _event_types(params)
         except Exception as exc:
             await streaming.send_error(scope, receive, send, exc)
             return
         accept = (lambda change: True) if types is None else (lambda c: c.event_type in types)
-        await _serve(scope, receive, send, who, _Stream(order_id=None, after=after, accept=accept))
+        spec = _Stream(
+            order_id=None,
+            after=after,
+            accept=accept,
+            recheck=lambda: _active(state, who),  # staff powers end with the account
+        )
+        await _serve(scope, receive, send, who, spec)
 
 
 def install(app: FastAPI) -> None:

@@ -37,6 +37,7 @@ from mercato.platform.security import Principal, TokenService
 log = logging.getLogger("mercato.streaming")
 
 HEARTBEAT = b": keep-alive\n\n"
+RECHECK_BEATS = 4  # streams that may end with their account ask about it every 4th heartbeat
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -93,7 +94,7 @@ def parse_if_none_match(value: str | None) -> frozenset[int] | None:
     versions = set()
     for part in value.split(","):
         tag = part.strip().removeprefix("W/").strip('"')
-        if not tag.isdigit() or len(tag) > 12:
+        if not _digits(tag) or len(tag) > 12:
             raise InvalidValue(
                 "invalid_if_none_match",
                 'If-None-Match must be version tags like "3" (or *)',
@@ -113,7 +114,7 @@ def parse_last_event_id(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
     cleaned = value.strip()
-    if not cleaned.isdigit() or len(cleaned) > 18:
+    if not _digits(cleaned) or len(cleaned) > 18:
         raise InvalidValue(
             "invalid_last_event_id",
             "Last-Event-ID must be the id of an event from this stream",
@@ -122,8 +123,15 @@ def parse_last_event_id(value: str | None) -> int | None:
     return int(cleaned)
 
 
+def _digits(text: str) -> bool:
+    # isdigit alone accepts "²", which a latin-1 header can carry and int() refuses
+    return text.isascii() and text.isdigit()
+
+
 def parse_wait(value: str) -> float | None:
     """Seconds from a ``wait`` parameter; None unless it is a finite number >= 0."""
+    if not value.isascii():
+        return None
     try:
         seconds = float(value)
     except ValueError:
@@ -194,12 +202,15 @@ class EventStream(Held):
 
     __slots__ = (
         "_accept",
+        "_beats",
+        "_checking",
         "_closing",
         "_done",
         "_ends_after",
         "_expires_at",
         "_live",
         "_queue",
+        "_recheck",
         "_retry_ms",
         "_send",
         "_writer",
@@ -218,10 +229,14 @@ class EventStream(Held):
         accept: Callable[[Change], bool] = lambda change: True,
         ends_after: Callable[[Change], bool] = lambda change: False,
         expires_at: float | None = None,
+        recheck: Callable[[], Awaitable[bool]] | None = None,
         max_queue: int = 256,
         write_timeout: float = 10.0,
     ) -> None:
         super().__init__()
+        self._recheck = recheck  # still allowed? asked every RECHECK_BEATS heartbeats
+        self._beats = 0
+        self._checking: asyncio.Task[None] | None = None
         self._send = send
         self.last_seq = after
         self._retry_ms = retry_ms
@@ -298,11 +313,22 @@ class EventStream(Held):
 
     def beat(self) -> None:
         """Queue a heartbeat comment; end the stream once its token has expired."""
+        self._beats += 1
         if self._expires_at is not None and time.time() >= self._expires_at:
             self.finish("token_expired")
         elif not self._queue and not self._closing:
             self._queue.append(HEARTBEAT)
             self._poke()
+        if self._recheck is not None and self._beats % RECHECK_BEATS == 0:
+            self._checking = asyncio.create_task(self._still_allowed(self._recheck))
+
+    async def _still_allowed(self, recheck: Callable[[], Awaitable[bool]]) -> None:
+        try:
+            allowed = await recheck()
+        except Exception:
+            return  # the database is away: keep the stream, ask again next time
+        if not allowed:
+            self.finish("account_inactive")
 
     def end(self) -> None:
         """The server is shutting down: ask the client to reconnect (to another replica)."""
