@@ -14,6 +14,7 @@ from mercato.catalog.routes import router as catalog_router
 from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
 from mercato.migrate import SchemaCheck
+from mercato.orders import realtime as orders_realtime
 from mercato.orders.routes import router as orders_router
 from mercato.platform import health, instrumentation, problems
 from mercato.platform import lifecycle as lifecycle_registry
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             "schema": SchemaCheck.for_database(container.db),
         },
         readiness_checks={"database": container.db.ping},
+        # streams end with a reconnect event and long polls answer at once
+        on_drain=[container.notifier.shutdown],
     )
 
     @asynccontextmanager
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.customers = container.customers
     app.state.catalog = container.catalog
     app.state.orders = container.orders
+    app.state.notifier = container.notifier
     app.state.account_active = container.customers.is_active
     app.state.lifecycle = lifecycle
 
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(orders_router)
     app.include_router(customers_router)
     app.include_router(health.router)
+    orders_realtime.install(app)  # before the middleware below, so it sits innermost
     app.add_middleware(IdempotencyMiddleware, store=container.idempotency, tokens=container.tokens)
     app.add_middleware(problems.MiddlewareErrorsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -15,9 +15,11 @@ from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider
 from mercato.platform import outbox
 from mercato.platform.connect import create_database
-from mercato.platform.db import Database
+from mercato.platform.db import Database, is_postgres_url
 from mercato.platform.idempotency import IdempotencyPurger, IdempotencyStore
 from mercato.platform.metrics import Metrics
+from mercato.platform.notify import OUTBOX_CHANNEL, Notifier
+from mercato.platform.notify_postgres import PgListener
 from mercato.platform.outbox import EventBus, OutboxRelay
 from mercato.platform.security import PasswordHashing, TokenService
 from mercato.platform.tracing import Tracing
@@ -46,12 +48,14 @@ class Container:
     runner: WorkerRunner
     metrics: Metrics
     tracing: Tracing
+    notifier: Notifier
     started: bool = field(default=False)
 
     async def start(self, *, workers: bool | None = None) -> None:
         """Connect to the database and (unless told otherwise) start the background workers."""
         await self.db.connect()
         self.metrics.start()
+        self.notifier.start()
         if self.settings.run_workers if workers is None else workers:
             self.runner.start()
         self.started = True
@@ -63,7 +67,8 @@ class Container:
         self.started = True
 
     async def stop(self) -> None:
-        """Stop workers after their current batch, then close the database."""
+        """End waiting clients, stop workers after their current batch, close the database."""
+        await self.notifier.stop()
         await self.runner.stop()
         await self.db.close()
         await self.metrics.stop()
@@ -133,6 +138,8 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     transact.after_commit(telemetry.events_recorder(metrics))
     transact.on_retry(metrics.retried)
     metrics.on_scrape(lambda: _sample_outbox(db, metrics))
+    notifier = _notifier(settings, db)
+    transact.after_commit(lambda events: notifier.wake())
     return Container(
         settings=settings,
         db=db,
@@ -149,9 +156,32 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         runner=runner,
         metrics=metrics,
         tracing=tracing,
+        notifier=notifier,
     )
 
 
 async def _sample_outbox(db: Database, metrics: Metrics) -> None:
     count, oldest = await outbox.backlog(db)
     metrics.set_outbox_backlog(count, oldest)
+
+
+def _notifier(settings: Settings, db: Database) -> Notifier:
+    """The hub of waiting clients; on PostgreSQL woken across processes by LISTEN/NOTIFY."""
+    postgres = is_postgres_url(settings.database_url)
+    notifier = Notifier(
+        db,
+        max_waiting=settings.realtime_max_waiting,
+        gap_timeout_s=settings.realtime_gap_timeout_s,
+        heartbeat_s=settings.realtime_heartbeat_s,
+        # Notifications cover PostgreSQL; on SQLite another process (mercato worker) may write.
+        safety_poll_s=10.0 if postgres else 1.0,
+    )
+    if postgres:
+        notifier.listener = PgListener(
+            settings.database_url,
+            channel=OUTBOX_CHANNEL,
+            on_notify=notifier.wake,
+            on_connect=notifier.wake,
+            timeout=settings.database_timeout_s,
+        )
+    return notifier

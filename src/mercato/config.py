@@ -376,6 +376,12 @@ class Settings(BaseSettings):
     otlp_endpoint: str = ""
     otel_service_name: str = "mercato"
     trace_sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+    # Following orders in real time (long polls and event streams), per process.
+    realtime_max_waiting: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
+    realtime_max_wait_s: Annotated[float, Field(gt=0, le=300)] = 60.0
+    realtime_heartbeat_s: Annotated[float, Field(ge=1, le=300)] = 15.0
+    realtime_retry_ms: Annotated[int, Field(ge=0, le=600_000)] = 3000
+    realtime_gap_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
 
     @field_validator("currency")
     @classmethod

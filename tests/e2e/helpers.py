@@ -306,6 +306,7 @@ class Access(Enum):
     ORDER_OWNER = "the order's owner only"
     ORDER_STAFF = "staff, on an order they can see"
     ORDER_CANCEL = "the order's owner or staff, to cancel"
+    ORDER_FOLLOW = "the order's owner or staff, as an event stream (see test_realtime)"
 
 
 Body = Callable[[World], dict[str, Any]] | None
@@ -417,6 +418,8 @@ ROUTES: tuple[RouteCase, ...] = (
     RouteCase("POST", _O + "/ship", Access.ORDER_STAFF, lambda w: {"tracking_code": "TRACK1"}),
     RouteCase("POST", _O + "/deliver", Access.ORDER_STAFF),
     RouteCase("POST", _O + "/cancel", Access.ORDER_CANCEL, lambda w: {"reason": "not needed"}),
+    RouteCase("GET", _O + "/events", Access.ORDER_FOLLOW),
+    RouteCase("GET", "/v1/events", Access.STAFF),
 )
 
 

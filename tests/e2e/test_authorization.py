@@ -50,7 +50,13 @@ async def world(app: FastAPI) -> World:
 
 
 PROTECTED = [a for a in Access if a is not Access.PUBLIC]
-ORDER_ROUTES = (Access.ORDER_READ, Access.ORDER_OWNER, Access.ORDER_STAFF, Access.ORDER_CANCEL)
+ORDER_ROUTES = (
+    Access.ORDER_READ,
+    Access.ORDER_OWNER,
+    Access.ORDER_STAFF,
+    Access.ORDER_CANCEL,
+    Access.ORDER_FOLLOW,
+)
 
 
 def _token(secret: str, *, algorithm: str = "HS256", **claims: object) -> str:

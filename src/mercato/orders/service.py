@@ -70,6 +70,16 @@ class NewLine:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderHead:
+    """What following an order needs: who may see it, where it stands, its version."""
+
+    id: str
+    customer_id: str
+    status: Status
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class Checkout:
     order: Order
     payment: Payment
@@ -107,6 +117,13 @@ class OrdersService:
         """An order its owner or staff may see; OrderNotFound for anyone else."""
         order = await self._transact.read(lambda conn: store.get(conn, order_id))
         return self._visible(principal, order, order_id)
+
+    async def head(self, principal: Principal, order_id: str) -> OrderHead:
+        """Status and version of an order the caller may see (one cheap read, no lines)."""
+        row = await self._transact.read(lambda conn: store.head(conn, order_id))
+        if row is None or not (principal.is_staff or row["customer_id"] == principal.user_id):
+            raise OrderNotFound(order_id)
+        return OrderHead(order_id, row["customer_id"], Status(row["status"]), int(row["version"]))
 
     async def list_orders(
         self,

@@ -85,6 +85,7 @@ _UPDATE = sql(
     .values({n: _bind(n) for n in _HEADER if n not in ("id", "customer_id", "created_at")})
 )
 _VERSION = sql(sa.select(_o.version).where(_o.id == _bind("id")))
+_HEAD = sql(sa.select(_o.customer_id, _o.status, _o.version).where(_o.id == _bind("id")))
 _DELETE_LINES = sql(sa.delete(lines).where(_l.order_id == _bind("id")))
 _INSERT_LINE = sql(sa.insert(lines).values({c.name: _bind(c.name) for c in lines.c}))
 
@@ -182,6 +183,11 @@ async def version_of(conn: Connection, order_id: str) -> int | None:
     """The stored version of an order, or None."""
     value = await conn.fetchval(_VERSION, id=order_id)
     return None if value is None else int(value)
+
+
+async def head(conn: Connection, order_id: str) -> Row | None:
+    """An order's owner, status and version (one row, no lines), or None."""
+    return await conn.fetchrow(_HEAD, id=order_id)
 
 
 async def _write_lines(conn: Connection, order: Order) -> None:

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -89,8 +89,10 @@ class Lifecycle:
         startup_checks: dict[str, Check],
         readiness_checks: dict[str, Check],
         retry_max_s: float = 5.0,
+        on_drain: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.startup_checks = startup_checks
+        self.on_drain = list(on_drain)
         self.readiness_checks = readiness_checks
         self.retry_max_s = retry_max_s
         self.started = False
@@ -110,6 +112,8 @@ class Lifecycle:
             self.draining_since = time.monotonic()
             log.warning("draining: readiness fails from now on, waiting requests end early")
             self.draining.set()
+            for hook in self.on_drain:
+                hook()
 
     async def start(self, on_started: Callable[[], Awaitable[None]]) -> bool:
         """Run the start-up checks; on failure keep retrying in the background.

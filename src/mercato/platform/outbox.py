@@ -48,6 +48,8 @@ outbox = sa.Table(
         postgresql_where=sa.text("published_at IS NULL"),
         sqlite_where=sa.text("published_at IS NULL"),
     ),
+    # One aggregate's history, in order: replayed to clients that follow an order.
+    sa.Index("ix_platform_outbox_aggregate", "aggregate_id", "seq"),
     sqlite_autoincrement=True,  # never reuse a sequence number: clients resume streams by it
 )
 

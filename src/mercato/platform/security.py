@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
@@ -31,6 +31,7 @@ class Principal:
 
     user_id: str
     role: Role
+    expires_at: int | None = field(default=None, compare=False)  # the token's exp (Unix time)
 
     @property
     def is_staff(self) -> bool:
@@ -68,7 +69,7 @@ class TokenService:
                 issuer=self._issuer,
                 options={"require": ["exp", "sub", "iss"]},
             )
-            return Principal(str(claims["sub"]), Role(claims["role"]))
+            return Principal(str(claims["sub"]), Role(claims["role"]), int(claims["exp"]))
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed(AuthError.TOKEN_EXPIRED, "the token has expired") from None
         except (jwt.PyJWTError, KeyError, ValueError):

@@ -1,0 +1,626 @@
+"""Wake-ups for clients that follow changes: one hub per process, fed by the outbox.
+
+Long polls and event streams *follow* an aggregate (one order) or a whole aggregate type (every
+order) by registering a :class:`Subscriber` with the process's :class:`Notifier`. Waiting
+requests hold no database connection and never poll: they sleep until the hub calls them.
+
+**Where changes come from.** The outbox is the event log: every domain event is a row with an
+increasing ``seq``, committed with the change it describes. The hub *tails* it: whenever it is
+woken it runs one query for the rows it has not seen (``seq > top``, plus any open gaps, see
+below) and hands each new row to the subscribers that follow it. One query serves every waiting
+client of the process, so 10,000 held connections cost no more database work than one. It is
+woken
+
+* by the unit of work's after-commit hook, for changes committed by this process;
+* on PostgreSQL, by ``LISTEN mercato_outbox`` on one dedicated connection per process
+  (:mod:`mercato.platform.notify_postgres`); a trigger on the outbox (migration 0003) sends the
+  row's ``seq`` with every insert, delivered when the inserting transaction commits. After the
+  listening connection is lost and made again, the hub catches up with one pull;
+* by a slow safety timer (a second on SQLite, where another process such as ``mercato worker``
+  may write, and longer on PostgreSQL), one query per process, never per request.
+
+The hub is *cold* (no listening connection, no queries) until someone follows something, and
+goes cold again a while after the last follower has gone.
+
+**Ordering: sequence order is not commit order.** On PostgreSQL ``seq`` is taken from a sequence
+when the row is inserted, but rows become visible when their transaction commits: a transaction
+holding seq 41 may commit after another one holding seq 42. A reader that simply remembered "I
+have seen up to 42" would never see 41. The hub therefore tracks *gaps* (:class:`SeqTracker`):
+numbers below the highest seen that were not visible yet. Each pull re-reads the open gaps; a gap
+is filled when its row commits, or given up after ``gap_timeout`` (its transaction rolled back;
+sequences never hand a number out twice, so an abandoned number stays a hole forever). The
+*horizon* is the highest number below which nothing is open any more.
+
+* Followers of **one aggregate** get a row as soon as it is visible. That is safe because every
+  event of one aggregate is written by a transaction that holds the aggregate's row lock (the
+  versioned ``UPDATE``), so an aggregate's rows commit in ``seq`` order and nothing of the same
+  aggregate can still appear below a visible one.
+* Followers of **a whole type** get rows in ``seq`` order and only up to the horizon, so a client
+  that resumes "after event 42" can never have missed 41 for good. The price is that one slow or
+  rolled-back transaction delays these streams by up to ``gap_timeout``.
+
+**Capacity and shutdown.** At most ``max_waiting`` followers are held at once (past that,
+:class:`TooManyWaiting`, a 503 with Retry-After). :meth:`Notifier.shutdown` ends every follower
+at once (streams with a reconnect event, long polls with an immediate answer) and refuses new
+ones, so clients move to other replicas during a rolling deploy. Call it when draining starts
+(on SIGTERM, before the drain delay); the application's lifespan also calls it on shutdown.
+
+**Counters** for metrics: :attr:`Notifier.waiting` (long polls held) and :attr:`Notifier.streams`
+(event streams open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+
+from mercato.kernel.errors import Unavailable
+from mercato.platform.db import Database, Row, sql
+from mercato.platform.outbox import outbox
+
+log = logging.getLogger("mercato.notify")
+
+OUTBOX_CHANNEL = "mercato_outbox"  # the trigger of migration 0003 notifies on this channel
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One outbox row as handed to followers; ``data`` is its payload plus ``occurred_at``."""
+
+    seq: int
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str
+    payload: dict[str, Any]
+    data: bytes
+
+    @classmethod
+    def from_row(cls, row: Row) -> Change:
+        """Map an outbox row; the JSON handed to clients is rendered here, once per process."""
+        payload = orjson.loads(row["payload"])
+        occurred: datetime = row["occurred_at"]
+        return cls(
+            seq=int(row["seq"]),
+            aggregate_type=row["aggregate_type"],
+            aggregate_id=row["aggregate_id"],
+            event_type=row["event_type"],
+            payload=payload,
+            data=orjson.dumps({**payload, "occurred_at": occurred}),
+        )
+
+
+class Subscriber(Protocol):
+    """A waiting client. The hub calls these from the event loop; they must not block."""
+
+    def deliver(self, change: Change) -> None: ...
+
+    def end(self) -> None:
+        """The process is shutting down: answer or close now."""
+
+    def beat(self) -> None:
+        """Time for a heartbeat (called for streams only)."""
+
+
+class TooManyWaiting(Unavailable):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "too_many_waiting",
+            f"this server already holds {limit} waiting requests; retry shortly",
+            retry_after=2,
+        )
+
+
+class ShuttingDown(Unavailable):
+    def __init__(self) -> None:
+        super().__init__("shutting_down", "this server is shutting down; retry", retry_after=1)
+
+
+class Listener(Protocol):
+    """A source of cross-process wake-ups (LISTEN on PostgreSQL)."""
+
+    connected: bool
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# -- which sequence numbers have been seen -------------------------------------------------
+
+
+class SeqTracker:
+    """The seen part of the outbox log: the highest seq, open gaps, and the complete horizon.
+
+    Pure bookkeeping (no I/O, no clock of its own), so the ordering rules in the module
+    docstring can be tested directly.
+    """
+
+    MAX_HELD = 100_000  # past this many rows waiting behind a gap, the oldest gap is given up
+
+    def __init__(self, *, gap_timeout: float) -> None:
+        self.gap_timeout = gap_timeout
+        self.top = 0
+        self.horizon = 0
+        self._gaps: list[list[float]] = []  # [first, last, noticed at] runs of unseen numbers
+        self._held: dict[int, Change] = {}  # seen, above the horizon, not yet released
+        self._abandoned: deque[int] = deque(maxlen=1024)
+
+    def reset(self, visible: Sequence[tuple[int, float]], *, window_start: int) -> None:
+        """Start from the log as it is: complete up to the first hole that may still fill.
+
+        ``visible`` holds the rows after ``window_start`` as (seq, seconds since it was
+        written). A row is written after every smaller number was handed out, so a hole below
+        a row older than ``gap_timeout`` belongs to a transaction that has run longer than that:
+        it is given up at once, like any gap that outlived the timeout. Otherwise the log is
+        complete only below the hole; the rows above it are read again by the first pull.
+        """
+        expected = window_start + 1
+        for seq, age in visible:
+            if seq != expected:
+                if age < self.gap_timeout:
+                    break
+                self._abandoned.extend(range(expected, min(seq, expected + 64)))
+            expected = seq + 1
+        self.top = self.horizon = expected - 1
+        self._gaps.clear()
+        self._held.clear()
+
+    def wants(self, seq: int) -> bool:
+        """Whether a row with this number would be news."""
+        return seq > self.top or self._gap_of(seq) is not None
+
+    def was_abandoned(self, seq: int) -> bool:
+        """Whether this number was given up as never committed (it committed late after all)."""
+        return seq in self._abandoned
+
+    def gap_runs(self) -> list[tuple[int, int]]:
+        """The open gaps as inclusive ranges, for re-reading."""
+        return [(int(first), int(last)) for first, last, _ in self._gaps]
+
+    def next_expiry(self) -> float | None:
+        """When the oldest open gap will be given up (None without gaps)."""
+        return (
+            min(noticed for _, _, noticed in self._gaps) + self.gap_timeout if self._gaps else None
+        )
+
+    def absorb(self, changes: Iterable[Change], now: float) -> tuple[list[Change], list[Change]]:
+        """Take freshly read rows; returns (new ones in seq order, ones the horizon passed)."""
+        fresh: list[Change] = []
+        for change in sorted(changes, key=lambda c: c.seq):
+            seq = change.seq
+            if seq > self.top:
+                if seq > self.top + 1:
+                    self._gaps.append([self.top + 1, seq - 1, now])
+                self.top = seq
+            elif not self._fill(seq):
+                continue
+            fresh.append(change)
+            self._held[seq] = change
+        return fresh, self.advance(now)
+
+    def advance(self, now: float) -> list[Change]:
+        """Give up expired gaps, move the horizon, and return the rows it passed, in order."""
+        expired = [run for run in self._gaps if run[2] + self.gap_timeout <= now]
+        if len(self._held) > self.MAX_HELD and self._gaps:
+            expired.append(self._gaps[0])
+        for run in expired:
+            if run in self._gaps:
+                self._give_up(run)
+        self.horizon = int(self._gaps[0][0]) - 1 if self._gaps else self.top
+        passed = sorted(seq for seq in self._held if seq <= self.horizon)
+        return [self._held.pop(seq) for seq in passed]
+
+    def _give_up(self, run: list[float]) -> None:
+        first, last = int(run[0]), int(run[1])
+        log.warning(
+            "outbox rows %d..%d were not committed within %.1f s; streams go on without them",
+            first,
+            last,
+            self.gap_timeout,
+        )
+        self._abandoned.extend(range(first, min(last, first + 64) + 1))
+        self._gaps.remove(run)
+
+    def _gap_of(self, seq: int) -> list[float] | None:
+        for run in self._gaps:
+            if run[0] <= seq <= run[1]:
+                return run
+        return None
+
+    def _fill(self, seq: int) -> bool:
+        run = self._gap_of(seq)
+        if run is None:
+            return False
+        first, last, noticed = run
+        index = self._gaps.index(run)
+        pieces = [[first, seq - 1, noticed], [seq + 1, last, noticed]]
+        self._gaps[index : index + 1] = [p for p in pieces if p[0] <= p[1]]
+        return True
+
+
+# -- statements ------------------------------------------------------------------------------
+
+_o = outbox.c
+_COLUMNS = (_o.seq, _o.aggregate_type, _o.aggregate_id, _o.event_type, _o.payload, _o.occurred_at)
+_bind = sa.bindparam
+_AFTER = sql(
+    sa.select(*_COLUMNS).where(_o.seq > _bind("after")).order_by(_o.seq).limit(_bind("limit"))
+)
+_RANGE = sql(
+    sa.select(*_COLUMNS).where(_o.seq >= _bind("first"), _o.seq <= _bind("last")).order_by(_o.seq)
+)
+_RECENT = sql(
+    sa.select(_o.seq, _o.occurred_at)
+    .where(
+        _o.seq
+        > sa.select(sa.func.coalesce(sa.func.max(_o.seq), 0)).scalar_subquery() - _bind("window")
+    )
+    .order_by(_o.seq)
+)
+_HISTORY_OF_ONE = sql(
+    sa.select(*_COLUMNS)
+    .where(
+        _o.aggregate_id == _bind("aggregate_id"),
+        _o.aggregate_type == _bind("aggregate_type"),
+        _o.seq > _bind("after"),
+    )
+    .order_by(_o.seq)
+    .limit(_bind("limit"))
+)
+_HISTORY_OF_ALL = sql(
+    sa.select(*_COLUMNS)
+    .where(
+        _o.aggregate_type == _bind("aggregate_type"),
+        _o.seq > _bind("after"),
+        _o.seq <= _bind("upto"),
+    )
+    .order_by(_o.seq)
+    .limit(_bind("limit"))
+)
+_LAST_SEQ = sql(sa.select(sa.func.coalesce(sa.func.max(_o.seq), 0)))
+HISTORY_PAGE = 500
+
+
+async def history(
+    db: Database,
+    *,
+    aggregate_type: str,
+    aggregate_id: str | None,
+    after: int,
+    upto: int,
+    limit: int = HISTORY_PAGE,
+) -> list[Change]:
+    """Up to ``limit`` events after ``after`` (of one aggregate, or of all up to ``upto``)."""
+    async with db.connection() as conn:
+        if aggregate_id is not None:
+            rows = await conn.fetch(
+                _HISTORY_OF_ONE,
+                aggregate_type=aggregate_type,
+                aggregate_id=aggregate_id,
+                after=after,
+                limit=limit,
+            )
+        else:
+            rows = await conn.fetch(
+                _HISTORY_OF_ALL,
+                aggregate_type=aggregate_type,
+                after=after,
+                upto=upto,
+                limit=limit,
+            )
+    return [Change.from_row(row) for row in rows]
+
+
+async def last_seq(db: Database) -> int:
+    """The highest sequence number in the outbox (0 when it is empty)."""
+    async with db.connection() as conn:
+        return int(await conn.fetchval(_LAST_SEQ))
+
+
+# -- the hub -----------------------------------------------------------------------------------
+
+
+def allow_open_files(needed: int) -> int:
+    """Raise the soft open-file limit towards ``needed`` (within the hard limit); returns it.
+
+    Every held connection is an open file. Past the limit the server cannot accept at all,
+    where the capacity check would have answered 503, so warn when it stays too low.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open-file limit %d is below MERCATO_REALTIME_MAX_WAITING + 1024 (%d): raise it "
+            "(ulimit -n) or lower the cap",
+            soft,
+            needed,
+        )
+    return int(soft)
+
+
+def _forget(table: dict[Any, set[Subscriber]], key: Any, subscriber: Subscriber) -> None:
+    followers = table.get(key)
+    if followers is not None:
+        followers.discard(subscriber)
+        if not followers:
+            del table[key]
+
+
+class Notifier:
+    """The process's hub of followers. See the module docstring."""
+
+    WINDOW = 1000  # on warming up, look this far back for transactions still in flight
+    BATCH = 500
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_waiting: int,
+        gap_timeout_s: float = 5.0,
+        heartbeat_s: float = 15.0,
+        safety_poll_s: float = 1.0,
+        linger_s: float = 60.0,
+        listener: Listener | None = None,
+    ) -> None:
+        self.db = db
+        self.max_waiting = max_waiting
+        self.heartbeat_s = heartbeat_s
+        self.safety_poll_s = safety_poll_s
+        self.linger_s = linger_s
+        self.listener = listener
+        self.waiting = 0
+        self.streams = 0
+        self.shutting_down = False
+        self.tracker = SeqTracker(gap_timeout=gap_timeout_s)
+        self._by_aggregate: dict[tuple[str, str], set[Subscriber]] = {}
+        self._by_type: dict[str, set[Subscriber]] = {}
+        self._kinds: dict[Subscriber, bool] = {}  # follower -> is a stream
+        self._beats: deque[tuple[float, Subscriber]] = deque()
+        self._wakeup = asyncio.Event()
+        self._beat_wakeup = asyncio.Event()
+        self._warm = False
+        self._warm_lock = asyncio.Lock()
+        self._idle_since = 0.0
+        self._late: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- following -------------------------------------------------------------------------
+
+    @property
+    def held(self) -> int:
+        """Followers held now (long polls and streams)."""
+        return len(self._kinds)
+
+    async def follow(
+        self,
+        subscriber: Subscriber,
+        *,
+        aggregate_type: str,
+        aggregate_id: str | None = None,
+        stream: bool,
+    ) -> int:
+        """Register a follower of one aggregate (or of every aggregate of the type).
+
+        Returns the horizon: every event up to it is in the outbox for the follower to read,
+        and every later one will be delivered. Raises :class:`TooManyWaiting` at capacity and
+        :class:`ShuttingDown` while draining. Always pair with :meth:`unfollow`.
+        """
+        if self.shutting_down:
+            raise ShuttingDown()
+        if len(self._kinds) >= self.max_waiting:
+            raise TooManyWaiting(self.max_waiting)
+        if aggregate_id is None:
+            self._by_type.setdefault(aggregate_type, set()).add(subscriber)
+        else:
+            self._by_aggregate.setdefault((aggregate_type, aggregate_id), set()).add(subscriber)
+        self._kinds[subscriber] = stream
+        if stream:
+            self.streams += 1
+            self._beats.append((self._now() + self.heartbeat_s, subscriber))
+            self._beat_wakeup.set()
+        else:
+            self.waiting += 1
+        try:
+            await self._ensure_warm()
+        except BaseException:
+            self.unfollow(subscriber, aggregate_type=aggregate_type, aggregate_id=aggregate_id)
+            raise
+        return self.tracker.horizon
+
+    def unfollow(
+        self, subscriber: Subscriber, *, aggregate_type: str, aggregate_id: str | None = None
+    ) -> None:
+        """Forget a follower (safe to call twice)."""
+        stream = self._kinds.pop(subscriber, None)
+        if stream is None:
+            return
+        if stream:
+            self.streams -= 1
+        else:
+            self.waiting -= 1
+        if aggregate_id is None:
+            _forget(self._by_type, aggregate_type, subscriber)
+        else:
+            _forget(self._by_aggregate, (aggregate_type, aggregate_id), subscriber)
+        if not self._kinds:
+            self._idle_since = self._now()
+            self._wakeup.set()  # let the tail loop time its cool-down from now
+
+    # -- waking ------------------------------------------------------------------------------
+
+    def wake(self, seq: int | None = None) -> None:
+        """Something was committed (``seq``: the outbox row, when known): look for news."""
+        if not self._warm:
+            return
+        if seq is not None and not self.tracker.wants(seq):
+            if not self.tracker.was_abandoned(seq):
+                return
+            self._late.add(seq)
+        self._wakeup.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the tailing and heartbeat tasks (the hub stays cold until someone follows)."""
+        if self._tasks:
+            return
+        allow_open_files(self.max_waiting + 1024)
+        self.shutting_down = False
+        self._tasks = [
+            asyncio.create_task(self._tail(), name="notify:tail"),
+            asyncio.create_task(self._heartbeats(), name="notify:heartbeats"),
+        ]
+
+    def shutdown(self) -> None:
+        """Drain: end every follower now (streams ask clients to reconnect elsewhere, long polls
+        answer at once) and refuse new ones. Idempotent; the HTTP server keeps running."""
+        self.shutting_down = True
+        for subscriber in list(self._kinds):
+            self._call(subscriber.end)
+
+    async def stop(self) -> None:
+        """Shut down, stop the tasks and the listener."""
+        self.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self._cool()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _ensure_warm(self) -> None:
+        if self._warm:
+            return
+        async with self._warm_lock:
+            if self._warm:
+                return
+            async with self.db.connection() as conn:
+                rows = await conn.fetch(_RECENT, window=self.WINDOW)
+            now = time.time()
+            visible = [(int(r["seq"]), now - r["occurred_at"].timestamp()) for r in rows]
+            start = max(0, visible[-1][0] - self.WINDOW) if visible else 0
+            self.tracker.reset(visible, window_start=start)
+            self._late.clear()
+            self._warm = True
+            if self.listener is not None:
+                self.listener.start()
+            self._wakeup.set()
+
+    async def _cool(self) -> None:
+        async with self._warm_lock:  # a follower arriving meanwhile warms up again after
+            self._warm = False
+            if self.listener is not None:
+                await self.listener.stop()
+
+    def _sleep_for(self) -> float | None:
+        if not self._warm:
+            return None
+        now = self._now()
+        deadlines = [now + self.safety_poll_s]
+        expiry = self.tracker.next_expiry()
+        if expiry is not None:
+            deadlines.append(expiry)
+        if not self._kinds:
+            deadlines.append(self._idle_since + self.linger_s)
+        return max(0.0, min(deadlines) - now)
+
+    async def _tail(self) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._sleep_for()):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._warm:
+                continue
+            if not self._kinds and self._now() >= self._idle_since + self.linger_s:
+                await self._cool()
+                continue
+            try:
+                more = await self._pull()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning("could not read the outbox (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(min(10.0, 0.2 * 2**failures))
+                more = True
+            if more:
+                self._wakeup.set()
+
+    async def _pull(self) -> bool:
+        """Read what is new (and what filled a gap), hand it out; True if there may be more."""
+        late, self._late = self._late, set()
+        async with self.db.connection() as conn:
+            rows = list(await conn.fetch(_AFTER, after=self.tracker.top, limit=self.BATCH))
+            full = len(rows) == self.BATCH
+            for first, last in self.tracker.gap_runs():
+                rows.extend(await conn.fetch(_RANGE, first=first, last=last))
+            for seq in late:
+                rows.extend(await conn.fetch(_RANGE, first=seq, last=seq))
+        changes = [Change.from_row(row) for row in rows]
+        fresh, passed = self.tracker.absorb(changes, self._now())
+        for change in (c for c in changes if c.seq in late):
+            log.warning("outbox row %d committed after it was given up", change.seq)
+            fresh.append(change)
+        self._dispatch(fresh, passed)
+        return full
+
+    def _dispatch(self, fresh: list[Change], passed: list[Change]) -> None:
+        for change in fresh:
+            key = (change.aggregate_type, change.aggregate_id)
+            for subscriber in list(self._by_aggregate.get(key, ())):
+                self._call(subscriber.deliver, change)
+        for change in passed:
+            for subscriber in list(self._by_type.get(change.aggregate_type, ())):
+                self._call(subscriber.deliver, change)
+
+    @staticmethod
+    def _call(method: Any, *args: Any) -> None:
+        try:
+            method(*args)
+        except Exception:
+            log.exception("a follower failed to take a notification")
+
+    async def _heartbeats(self) -> None:
+        """Beat every stream once per ``heartbeat_s``, a slice at a time.
+
+        One task for every stream instead of a timer each; beats are spread over small ticks
+        (a thousandth of the interval, at most ``per_tick`` streams each) so 10,000 streams
+        opened in the same second do not all write at once and stall other requests.
+        """
+        tick = max(0.01, min(1.0, self.heartbeat_s / 1000))
+        per_tick = 500
+        while True:
+            if not self._beats:
+                self._beat_wakeup.clear()
+                await self._beat_wakeup.wait()
+            await asyncio.sleep(tick)
+            now = self._now()
+            for _ in range(per_tick):
+                if not self._beats or self._beats[0][0] > now:
+                    break
+                _, subscriber = self._beats.popleft()
+                if self._kinds.get(subscriber):
+                    self._call(subscriber.beat)
+                    self._beats.append((now + self.heartbeat_s, subscriber))
