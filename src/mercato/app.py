@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # process: while the database is unreachable or behind, /startupz says why and the
         # checks are retried; the workers start once they pass.
         lifecycle_registry.register(lifecycle)
+        container.start_services()
         try:
             with contextlib.suppress(DatabaseUnavailable):
                 await container.db.connect()

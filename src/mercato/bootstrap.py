@@ -54,11 +54,18 @@ class Container:
     async def start(self, *, workers: bool | None = None) -> None:
         """Connect to the database and (unless told otherwise) start the background workers."""
         await self.db.connect()
-        self.metrics.start()
-        self.notifier.start()
+        self.start_services()
         if self.settings.run_workers if workers is None else workers:
             self.runner.start()
         self.started = True
+
+    def start_services(self) -> None:
+        """Start what serves requests in this process: metric sampling, the waiting-client hub.
+
+        Neither needs the database to be up now: both retry until it is.
+        """
+        self.metrics.start()
+        self.notifier.start()
 
     def start_workers(self) -> None:
         """Start the background workers if the settings ask for them (after start-up checks)."""
