@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import ValidationError
 
 from mercato.app import create_app
 from mercato.bootstrap import Container
-from mercato.config import Settings
+from mercato.config import ConfigurationError, Settings
 from tests.conftest import TEST_SECRET, make_settings
 from tests.e2e.helpers import register, staff_user
 from tests.e2e.scrape import parse, value
@@ -27,7 +26,7 @@ def test_the_production_profile_refuses_fault_injection() -> None:
         "token_secret": TEST_SECRET,
     }
     assert Settings(**safe).fault_injection is False  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="MERCATO_FAULT_INJECTION"):
+    with pytest.raises(ConfigurationError, match="MERCATO_FAULT_INJECTION"):
         Settings(**safe, fault_injection=True)  # type: ignore[arg-type]
 
 
