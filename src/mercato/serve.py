@@ -43,7 +43,7 @@ log = logging.getLogger("mercato.serve")
 
 APP = "mercato.app:create_app_from_env"
 EXIT_FORCED = 1
-SETTLE_S = 1.0  # how long a just-accepted connection may take to send its request
+SETTLE_MAX_S = 5.0  # how long just-accepted connections may take to send their request
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -62,6 +62,14 @@ class GracefulServer(uvicorn.Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+        if self.forced:
+            # Forced means now: without this, asyncio.run would cancel the lifespan and wait
+            # for its graceful clean-up (closing the pool waits up to the database timeout).
+            # After a grace-deadline cut uvicorn has already run that clean-up.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_FORCED)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs as a signal handler. Never re-raised afterwards (uvicorn would, by recording it),
@@ -89,15 +97,20 @@ class GracefulServer(uvicorn.Server):
         # Stop accepting, then give connections accepted just before a moment to send their
         # request: uvicorn's own shutdown closes a connection with no request yet at once, which
         # would drop a request that was already on its way.
+        # The wait counts against the grace period, so a stop never takes longer than that.
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
-        deadline = time.monotonic() + SETTLE_S
+        grace = self.config.timeout_graceful_shutdown or SETTLE_MAX_S
+        started = time.monotonic()
+        deadline = started + min(SETTLE_MAX_S, grace / 2)
         while time.monotonic() < deadline:
             if not any(getattr(c, "cycle", 1) is None for c in self.server_state.connections):
                 break
             await asyncio.sleep(0.01)
+        spent = time.monotonic() - started
+        self.config.timeout_graceful_shutdown = max(1, round(grace - spent))
         await super().shutdown(sockets)
 
     async def _wait_tasks_to_complete(self) -> None:

@@ -23,7 +23,7 @@ from tests.e2e.server import Server, start_server, wait_ready
 
 pytestmark = pytest.mark.anyio
 
-DRAIN_S = 1.5
+DRAIN_S = 3.0
 PASSWORD = "correct horse battery"
 
 
@@ -162,15 +162,19 @@ async def test_sigterm_under_load_drains_serves_every_accepted_request_and_exits
     unready = [t for t, status in record.readiness if status == 503 and t > signalled]
     assert unready, "readiness never failed"
     assert unready[0] < closed, "the listener closed before readiness failed"
-    assert unready[0] - signalled < 0.5, "readiness did not fail at once"
+    # at once, give or take a loaded machine, and on every worker: never ready again
+    assert unready[0] - signalled < 1.0, "readiness did not fail at once"
+    after = [status for t, status in record.readiness if t >= unready[0]]
+    assert set(after) <= {503, "refused", "reset"}, after
     assert closed - signalled >= DRAIN_S * 0.9, "the listener closed before the drain delay"
 
     failures = [o for o in record.requests if o.kind == "failed"]
-    assert not failures, failures[:5]
-    # a reset is a connection still queued in the kernel when the socket closed: it was made
-    # at the moment of the close, never before (an accepted request that was reset would be)
+    assert not failures, [(o.started - closed, o.ended - closed, o.detail) for o in failures[:5]]
+    # A reset is a connection still queued in the kernel when the listening socket closed (the
+    # app never accepted it): it arrives at the moment of the close. A cut request shows up as
+    # "failed" above (the server closes it without an answer, no reset).
     resets = [o for o in record.requests if o.kind == "reset"]
-    assert all(o.started > closed - 0.1 for o in resets), (closed, resets[:5])
+    assert all(abs(o.ended - closed) < 0.5 for o in resets), (closed, resets[:5])
     during_drain = [o for o in record.requests if o.kind == "ok" and unready[0] < o.started]
     assert len(during_drain) >= 10, "requests during the drain were not served"
     in_flight = [o for o in record.requests if o.kind == "ok" and o.started < closed < o.ended]
@@ -210,9 +214,10 @@ def test_a_second_sigterm_forces_the_exit(database_url: str, tmp_path: Path, wor
         MERCATO_SHUTDOWN_DRAIN_S="0.3",
         MERCATO_SHUTDOWN_GRACE_S="60",
     )
+    stalled: list[socket.socket] = []
     try:
         wait_ready(server)
-        stalled = [_stalled_upload(server) for _ in range(workers * 2)]
+        stalled += [_stalled_upload(server) for _ in range(workers * 2)]
         server.process.terminate()
         _wait_unready(server)
         time.sleep(1.0)  # past the drain: the server now waits for the stalled requests
@@ -220,11 +225,12 @@ def test_a_second_sigterm_forces_the_exit(database_url: str, tmp_path: Path, wor
         forced_at = time.monotonic()
         server.process.terminate()
         code = server.process.wait(timeout=10)
-        assert time.monotonic() - forced_at < 5
+        took = time.monotonic() - forced_at
         assert code == 1, server.log.read_text()
+        assert took < 2, f"the forced exit took {took:.2f} s"
+    finally:
         for sock in stalled:
             sock.close()
-    finally:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
@@ -234,6 +240,7 @@ def test_the_grace_deadline_forces_the_exit(database_url: str, tmp_path: Path) -
     server = start_server(
         database_url, tmp_path, MERCATO_SHUTDOWN_DRAIN_S="0.2", MERCATO_SHUTDOWN_GRACE_S="1"
     )
+    stalled: socket.socket | None = None
     try:
         wait_ready(server)
         stalled = _stalled_upload(server)
@@ -249,8 +256,9 @@ def test_the_grace_deadline_forces_the_exit(database_url: str, tmp_path: Path) -
         assert answer.startswith(b"HTTP/1.1 503 "), answer
         assert b'"code":"shutting_down"' in answer
         assert b"retry-after: 0" in answer.lower()
-        stalled.close()
     finally:
+        if stalled is not None:
+            stalled.close()
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
