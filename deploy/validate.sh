@@ -30,7 +30,8 @@ echo "kubernetes: $count renderings valid against 1.30 and 1.37 (strict)"
 
 hadolint deploy/Dockerfile
 echo "hadolint: deploy/Dockerfile clean"
-shellcheck deploy/*.sh
-echo "shellcheck: deploy/*.sh clean"
+mapfile -t scripts < <(grep -l '^#!/usr/bin/env bash' deploy/* 2>/dev/null)
+shellcheck "${scripts[@]}"
+echo "shellcheck: ${scripts[*]} clean"
 actionlint
 echo "actionlint: .github/workflows clean"

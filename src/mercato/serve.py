@@ -178,6 +178,14 @@ def _worker_main(config: uvicorn.Config, drain_s: float, sockets: list[socket.so
     sys.exit(server.exit_code)
 
 
+def _forget_metrics_of(pid: int | None) -> None:
+    """A dead worker's live gauges must stop counting (prometheus-client multiprocess mode)."""
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 class Supervisor:
     """Runs N worker processes on one listening socket (see the module docstring)."""
 
@@ -237,6 +245,7 @@ class Supervisor:
                     log.error("workers keep dying; stopping")
                     return EXIT_FORCED
                 log.error("worker [%s] died with %s; restarting", child.pid, child.exitcode)
+                _forget_metrics_of(child.pid)
                 self.children[index] = self._spawn(sock)
         return None
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import re
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -259,6 +262,49 @@ def test_the_grace_deadline_forces_the_exit(database_url: str, tmp_path: Path) -
     finally:
         if stalled is not None:
             stalled.close()
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+def _worker_pids(server: Server) -> set[int]:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    pids = {int(p) for p in children.read_text().split()}
+    # the supervisor's children are the workers and multiprocessing's resource tracker
+    return {p for p in pids if "multiprocessing.spawn" in Path(f"/proc/{p}/cmdline").read_text()}
+
+
+def _live_pids_in_metrics(server: Server) -> set[int]:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
+    return {int(pid) for pid in re.findall(r'^mercato_process_up\{pid="(\d+)"\} 1', text, re.M)}
+
+
+def test_the_supervisor_replaces_a_worker_that_dies_and_forgets_its_metrics(
+    database_url: str, tmp_path: Path
+) -> None:
+    server = start_server(database_url, tmp_path, workers=2)
+    try:
+        wait_ready(server)
+        first = _worker_pids(server)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            now = _worker_pids(server)
+            if len(now) == 2 and victim not in now:
+                break
+            assert time.monotonic() < deadline, f"no replacement for worker {victim}: {now}"
+            time.sleep(0.1)
+        wait_ready(server)
+        assert httpx.get(f"{server.base_url}/v1/products", timeout=5).status_code == 200
+        deadline = time.monotonic() + 10
+        while _live_pids_in_metrics(server) != now:  # both workers answer /metrics in turn
+            assert time.monotonic() < deadline, (_live_pids_in_metrics(server), now)
+            time.sleep(0.2)
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0, server.log.read_text()
+    finally:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
