@@ -308,3 +308,58 @@ def test_the_supervisor_replaces_a_worker_that_dies_and_forgets_its_metrics(
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
+async def test_sigterm_ends_event_streams_and_long_polls_with_a_reconnect_hint(
+    database_url: str, tmp_path: Path, workers: int
+) -> None:
+    server = start_server(
+        database_url,
+        tmp_path,
+        workers=workers,
+        MERCATO_SHUTDOWN_DRAIN_S="3",
+        MERCATO_REALTIME_HEARTBEAT_S="1",
+    )
+    try:
+        wait_ready(server)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            email = f"follow-{time.monotonic_ns()}@example.com"
+            body = {"email": email, "password": PASSWORD, "name": "Follower"}
+            assert (await http.post("/v1/customers", json=body)).status_code == 201
+            token = await http.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
+            auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            order = (await http.post("/v1/orders", json={}, headers=auth)).json()
+            path = f"/v1/orders/{order['id']}"
+
+            async def follow_stream() -> tuple[float, bytes]:
+                async with http.stream("GET", f"{path}/events", headers=auth) as stream:
+                    assert stream.status_code == 200
+                    received = b"".join([chunk async for chunk in stream.aiter_bytes()])
+                return time.monotonic(), received
+
+            async def long_poll() -> tuple[float, httpx.Response]:
+                unchanged = {**auth, "If-None-Match": f'"{order["version"]}"'}
+                answer = await http.get(path, params={"wait": "30"}, headers=unchanged)
+                return time.monotonic(), answer
+
+            streams = [asyncio.create_task(follow_stream()) for _ in range(workers * 2)]
+            polls = [asyncio.create_task(long_poll()) for _ in range(workers * 2)]
+            await asyncio.sleep(1.0)  # all of them are waiting now
+            assert not any(task.done() for task in streams + polls)
+            signalled = time.monotonic()
+            server.process.terminate()
+            ended = await asyncio.gather(*streams)
+            answered = await asyncio.gather(*polls)
+        for at, received in ended:
+            assert at - signalled < 1.5, "the stream was not ended when draining began"
+            assert b'event: reconnect\ndata: {"reason":"shutdown"}\nretry: ' in received
+        for at, answer in answered:
+            assert at - signalled < 1.5, "the long poll was not answered when draining began"
+            assert answer.status_code == 304
+            assert answer.headers["connection"] == "close"
+        assert await asyncio.to_thread(server.process.wait, 30) == 0, server.log.read_text()
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
