@@ -109,6 +109,8 @@ def server_env(url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
     env.update(
         {
+            # the production profile: what a shop runs (JSON logs, access log and metrics on)
+            "MERCATO_ENV": "production",
             "MERCATO_DATABASE_URL": url,
             "MERCATO_TOKEN_SECRET": SECRET,
             "MERCATO_LOG_LEVEL": "WARNING",
