@@ -23,6 +23,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
@@ -30,9 +31,10 @@ from bench.common import BENCH, OUT, Served, WrkResult, machine, proc_cpu_second
 from bench.contention import DEFAULT_URL, recreate, server_env, workfile
 
 LIMIT = 0.05
+POOL = {"MERCATO_DATABASE_POOL_SIZE": "8"}  # three servers of two processes stay under 100
 CONFIGS = {
-    "on": {"MERCATO_LOG_FORMAT": "json", "MERCATO_LOG_LEVEL": "INFO"},
-    "off": {"MERCATO_METRICS_ENABLED": "false", "MERCATO_ACCESS_LOG": "false"},
+    "on": {"MERCATO_LOG_FORMAT": "json", "MERCATO_LOG_LEVEL": "INFO", **POOL},
+    "off": {"MERCATO_METRICS_ENABLED": "false", "MERCATO_ACCESS_LOG": "false", **POOL},
 }
 
 
@@ -58,14 +60,17 @@ def measure(
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    configs = dict(CONFIGS)
+    if args.control:  # a second "off" server: how far apart two identical servers measure
+        configs["control"] = CONFIGS["off"]
     per_run = 1500 * args.duration
-    recreate(args.database_url, "uniform", per_run * args.runs * len(CONFIGS))
+    recreate(args.database_url, "uniform", per_run * args.runs * len(configs))
     OUT.mkdir(exist_ok=True)
     ids = OUT / "product-ids.txt"
     ids.write_text("".join(f"b0000000-0000-7000-8000-{n:012d}\n" for n in range(1, 10001)))
     argv = [sys.executable, "-m", "mercato", "serve", "--port", "{port}", "--workers", "2"]
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
-        name: {"read": [], "place": []} for name in CONFIGS
+        name: {"read": [], "place": []} for name in configs
     }
     next_draft = 1
     with ExitStack() as stack:
@@ -78,9 +83,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     OUT / f"server-observability-{name}.log",
                 )
             )
-            for name, extra in CONFIGS.items()
+            for name, extra in configs.items()
         }
-        for name in CONFIGS:  # FastAPI prepares each route on its first requests: not measured
+        for name in configs:  # FastAPI prepares each route on its first requests: not measured
             measure(
                 servers[name],
                 "read.lua",
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 duration=2,
             )
         for number in range(args.runs):
-            order = list(CONFIGS) if number % 2 == 0 else list(reversed(CONFIGS))
+            order = list(configs) if number % 2 == 0 else list(reversed(configs))
             for name in order:
                 samples[name]["read"].append(
                     measure(
@@ -117,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 + "  ".join(
                     f"{w} {n} {samples[n][w][-1]['per_s']:.0f}/s"
                     for w in ("read", "place")
-                    for n in CONFIGS
+                    for n in configs
                 ),
                 flush=True,
             )
@@ -147,7 +152,71 @@ def summarise(
         "errors": sum(r["errors"] for r in on + off),
     }
     summary["overhead"] = 1 - float(summary["median_paired_ratio"])  # type: ignore[arg-type]
+    if "control" in samples:
+        control = samples["control"][workload]
+        summary["control_paired_ratio"] = statistics.median(
+            a["per_s"] / b["per_s"] for a, b in zip(control, off, strict=True) if b["per_s"]
+        )
+        summary["control_cpu_ms_per_request"] = median(control, "server_cpu_ms_per_request")
     return summary
+
+
+def micro(requests: int = 50_000) -> dict[str, float]:
+    """CPU microseconds the middleware adds per request around a trivial app, in-process.
+
+    No network, database or load generator: a figure that the machine's noise barely moves,
+    to read next to the server measurements. Multiprocess metrics, JSON access log to a
+    discarded stream, log writer thread included (process CPU time covers every thread).
+    """
+    import asyncio
+    import io
+    import tempfile
+
+    # multiprocess metrics as in the servers; the variable must not leak into them
+    previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
+    from mercato.platform import logging as mlog
+    from mercato.platform.instrumentation import InstrumentationMiddleware
+    from mercato.platform.metrics import Metrics
+
+    mlog.configure(level="INFO", fmt="json", stream=io.StringIO())
+    route = type("Route", (), {"path_format": "/v1/products/{product_id}"})()
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        scope["route"] = route
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"{}"})  # type: ignore[operator]
+
+    async def ignore(message: object) -> None:
+        return None
+
+    async def run(enabled: bool) -> float:
+        metrics = Metrics()
+        wrapped = InstrumentationMiddleware(
+            app, openapi=dict, metrics=metrics if enabled else None, access_log=enabled
+        )
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/v1/products/b0000000-0000-7000",
+            "headers": [],
+            "state": {"request_id": "0123456789abcdef0123456789abcdef"},
+        }
+        started = time.process_time()
+        for n in range(requests):
+            await wrapped(dict(scope), ignore, ignore)
+            if n % 5000 == 0:
+                metrics.flush()
+        return (time.process_time() - started) / requests * 1e6
+
+    off = statistics.median(asyncio.run(run(False)) for _ in range(3))
+    on = statistics.median(asyncio.run(run(True)) for _ in range(3))
+    mlog.shutdown()
+    if previous is None:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
+    return {"off_us": off, "on_us": on, "added_us": on - off}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,8 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--runs", type=int, default=5, help="paired runs (median)")
     parser.add_argument("--clients", type=int, default=32, help="wrk connections")
+    parser.add_argument(
+        "--control", action="store_true", help="also measure a second 'off' server (A/A noise)"
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}\n", flush=True)
+    added = micro()
+    print(
+        f"  middleware alone: {added['added_us']:.1f} us CPU per request "
+        f"({added['on_us']:.1f} on, {added['off_us']:.1f} off)\n",
+        flush=True,
+    )
     results = run(args)
     within = True
     for workload, summary in results.items():
@@ -175,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  CPU/request {summary['on_cpu_ms_per_request']:.3f} vs "
             f"{summary['off_cpu_ms_per_request']:.3f} ms"
             f"  p99 {summary['on_p99_ms']:.1f} vs {summary['off_p99_ms']:.1f} ms"
-            f"  wrk CPU {summary['client_cpu_share']:.0%}  errors {summary['errors']:.0f}",
+            f"  wrk CPU {summary['client_cpu_share']:.0%}  errors {summary['errors']:.0f}"
+            + (
+                f"  control/off {summary['control_paired_ratio']:.3f}"
+                if "control_paired_ratio" in summary
+                else ""
+            ),
             flush=True,
         )
     report = {
@@ -184,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         "args": vars(args),
         "limit": LIMIT,
         "results": results,
+        "middleware_alone": added,
     }
     (OUT / "observability.json").write_text(json.dumps(report, indent=2, default=str))
     print(
