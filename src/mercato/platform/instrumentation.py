@@ -11,6 +11,7 @@ random URLs adds no series.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -128,6 +129,7 @@ def _observing(send: Send, response: dict[str, Any]) -> Send:
     async def observed_send(message: Message) -> None:
         if message["type"] == "http.response.start":
             response["status"] = message["status"]
+            response["started"] = True
             for name, value in message.get("headers", ()):
                 if name == b"idempotent-replayed":
                     response["replayed"] = True
@@ -162,7 +164,12 @@ class InstrumentationMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        response: dict[str, Any] = {"status": 500, "stream": False, "replayed": False}
+        response: dict[str, Any] = {
+            "status": 500,  # unless a response starts: an exception ends in a 500 outside
+            "started": False,
+            "stream": False,
+            "replayed": False,
+        }
         span, token = self._start_span(scope) if self.tracer is not None else (None, None)
         request_id = scope.get("state", {}).get("request_id", "")
         ids = self._ids(request_id, span)
@@ -172,6 +179,10 @@ class InstrumentationMiddleware:
             self.metrics.request_started()
         try:
             await self.app(scope, receive, _observing(send, response))
+        except asyncio.CancelledError:
+            if not response["started"]:
+                response["status"] = 499  # the client went away first: not a server error
+            raise
         finally:
             self._finish(scope, response, time.perf_counter() - start, span, ids)
             if token is not None:
