@@ -70,7 +70,9 @@ request_context: ContextVar[dict[str, str] | None] = ContextVar(
     "mercato_request_context", default=None
 )
 
-_AccessEntry = tuple[float, int, dict[str, Any]]
+# Queued for up to a second: flat tuples of plain values, which the garbage collector stops
+# tracking, rather than dicts it would scan again and again while they wait.
+_AccessEntry = tuple[float, int, tuple[tuple[str, Any], ...]]
 _writer: _Writer | None = None
 _render: Callable[[dict[str, Any]], str] | None = None
 _access = logging.getLogger("mercato.access")
@@ -273,11 +275,12 @@ def access(level: int, **fields: Any) -> None:
         structlog.get_logger("mercato.access").log(level, "request", **fields)
         return
     if _access.isEnabledFor(level):
-        _writer.lines.put((time.time(), level, fields))  # formatted by the writer thread
+        _writer.lines.put((time.time(), level, tuple(fields.items())))  # the writer formats
 
 
 def _access_line(render: Callable[[dict[str, Any]], str], entry: _AccessEntry) -> str:
-    at, level, fields = entry
+    at, level, items = entry
+    fields = dict(items)
     if "path" in fields:
         fields["path"] = _CARD.sub(_mask_card, fields["path"])
     event = {
