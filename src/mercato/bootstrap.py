@@ -146,6 +146,9 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     transact.on_retry(metrics.retried)
     metrics.on_scrape(lambda: _sample_outbox(db, metrics))
     notifier = _notifier(settings, db)
+    metrics.on_flush(
+        lambda: metrics.set_waiting(long_polls=notifier.waiting, streams=notifier.streams)
+    )
     transact.after_commit(lambda events: notifier.wake())
     return Container(
         settings=settings,

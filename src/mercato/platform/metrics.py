@@ -83,6 +83,7 @@ class Metrics:
         self._counts: dict[tuple[str, str, int], int] = {}
         self._timings: dict[tuple[str, str], list[float]] = {}
         self._refreshers: list[Refresher] = []
+        self._samplers: list[Callable[[], None]] = []
         r = self.registry
         self.requests = Counter(
             "http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r
@@ -231,6 +232,17 @@ class Metrics:
         for (method, route), values in timings.items():
             _observe_all(self.duration.labels(method, route), values)
         self.in_flight.set(self._in_flight_now)
+        for sample in self._samplers:
+            sample()
+
+    def on_flush(self, sample: Callable[[], None]) -> None:
+        """Call ``sample`` at every flush (each process, once a second): for cheap gauges."""
+        self._samplers.append(sample)
+
+    def set_waiting(self, *, long_polls: int, streams: int) -> None:
+        """Record how many long polls wait and streams are open in this process."""
+        self.waiting_long_polls.set(long_polls)
+        self.open_streams.set(streams)
 
     def start(self) -> None:
         """Flush every ``flush_interval_s`` in the background (call inside the event loop)."""

@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mercato.kernel.errors import AuthenticationFailed, InvalidValue
+from mercato.platform.metrics import LONG_LIVED
 from mercato.platform.notify import Change
 from mercato.platform.security import Principal, TokenService
 
@@ -406,6 +407,7 @@ class LongPoll(Held):
 
     def __init__(self, scope: Scope, send: Send, *, answer: Answer) -> None:
         super().__init__()
+        scope.setdefault("state", {})[LONG_LIVED] = True  # its wait is not latency (metrics.py)
         self._scope = scope
         self._send = send
         self._answer = answer
