@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
-.PHONY: install run serve migrate demo-data test unit lint format typecheck imports bench clean
+.PHONY: install run serve migrate demo-data test unit lint format typecheck imports bench bench-realtime clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ test: lint typecheck imports  ## everything: lint, types, boundaries, unit, inte
 bench: install  ## order placement and product read against PostgreSQL (bench/README.md)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.contention
+
+bench-realtime: install  ## held long polls and event streams on one process (bench/README.md)
+	$(BIN)/python -m bench.realtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

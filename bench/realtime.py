@@ -34,7 +34,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,9 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
+from bench.common import BENCH, OUT, free_port
+
 ROOT = BENCH.parent
-OUT = BENCH / "out"
 SECRET = "bench-realtime-secret-0123456789-abcdefgh"
 DEFAULT_URL = os.environ.get(
     "MERCATO_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/mercato_bench"
@@ -63,12 +62,6 @@ def raise_open_files() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kb(pid: int) -> int:
