@@ -529,6 +529,7 @@ class Run:
     open_s: float = 0.0
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     burst: dict[str, Any] = field(default_factory=dict)
+    load_average: float = 0.0  # of the machine (1 min) when the run ended: the neighbours
 
 
 async def measure_memory(
@@ -596,6 +597,7 @@ async def mercato_run(
         product = f"/v1/products/{fixture.product_id}"
         run.probes = await probe(server, ["/livez", product], count=probes, interval=0.02)
         run.burst = await burst(url, fixture, action, held, server.pid)
+        run.load_average = round(os.getloadavg()[0], 1)
     finally:
         close_all(held)
         server.stop()
@@ -640,8 +642,8 @@ def report(runs: list[Run]) -> str:
     lines = [
         "| kind | held | runs | KB/conn (baseline, ratio) | /livez p50/p99 ms "
         "| product p50/p99 ms | burst s | wake-up p50/p99/max ms | (from COMMIT p50/p99) "
-        "| missing | server CPU s | load-gen CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| missing | server CPU s | load-gen CPU s | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (server, kind, held), repeats in groups.items():
         if server != "mercato":
@@ -663,7 +665,8 @@ def report(runs: list[Run]) -> str:
             f"| {burst('commit_s')} | {burst('p50_ms')}/{burst('p99_ms')}/{burst('max_ms')} "
             f"| {burst('from_commit_p50_ms')}/{burst('from_commit_p99_ms')} "
             f"| {sum(r.burst.get('missing', 0) for r in repeats)} "
-            f"| {burst('server_cpu_s')} | {burst('client_cpu_s')} |"
+            f"| {burst('server_cpu_s')} | {burst('client_cpu_s')} "
+            f"| {_median([r.load_average for r in repeats])} |"
         )
     return "\n".join(lines)
 
