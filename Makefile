@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
 .PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy \
-	bench clean tools check-deploy bench-observability
+	bench clean tools check-deploy bench-observability bench-realtime
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ bench: install  ## order placement and product read against PostgreSQL (bench/RE
 bench-observability: install  ## cost of metrics and request logs (see bench/README.md)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.observability
+
+bench-realtime: install  ## held long polls and event streams on one process (bench/README.md)
+	$(BIN)/python -m bench.realtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -34,7 +34,7 @@ import json
 import os
 import resource
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -43,9 +43,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
+from bench.common import BENCH, OUT, free_port
+
 ROOT = BENCH.parent
-OUT = BENCH / "out"
 SECRET = "bench-realtime-secret-0123456789-abcdefgh"
 DEFAULT_URL = os.environ.get(
     "MERCATO_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/mercato_bench"
@@ -63,12 +63,6 @@ def raise_open_files() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kb(pid: int) -> int:
@@ -535,6 +529,7 @@ class Run:
     open_s: float = 0.0
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     burst: dict[str, Any] = field(default_factory=dict)
+    load_average: float = 0.0  # of the machine (1 min) when the run ended: the neighbours
 
 
 async def measure_memory(
@@ -602,6 +597,7 @@ async def mercato_run(
         product = f"/v1/products/{fixture.product_id}"
         run.probes = await probe(server, ["/livez", product], count=probes, interval=0.02)
         run.burst = await burst(url, fixture, action, held, server.pid)
+        run.load_average = round(os.getloadavg()[0], 1)
     finally:
         close_all(held)
         server.stop()
@@ -633,56 +629,77 @@ async def baseline_run(kind: str, size: int) -> Run:
 # -- main -----------------------------------------------------------------------------------------
 
 
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 1) if present else None
+
+
 def report(runs: list[Run]) -> str:
-    base = {(r.kind, r.held): r.kb_per_connection for r in runs if r.server == "baseline"}
-    lines = [
-        "| kind | held | KB/conn (baseline, ratio) | open s | /livez p50/p99 ms "
-        "| product p50/p99 ms | burst s | wake-up p50/p99/max ms | (from COMMIT p50/p99) "
-        "| missing | server CPU s | load-gen CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    """A Markdown table: the median of the repeats of each kind and size."""
+    groups: dict[tuple[str, str, int], list[Run]] = {}
     for r in runs:
-        if r.server != "mercato":
+        groups.setdefault((r.server, r.kind, r.held), []).append(r)
+    lines = [
+        "| kind | held | runs | KB/conn (baseline, ratio) | /livez p50/p99 ms "
+        "| product p50/p99 ms | burst s | wake-up p50/p99/max ms | (from COMMIT p50/p99) "
+        "| missing | server CPU s | load-gen CPU s | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (server, kind, held), repeats in groups.items():
+        if server != "mercato":
             continue
-        b = base.get((r.kind, r.held))
-        memory = f"{r.kb_per_connection}" + (f" ({b}, {r.kb_per_connection / b:.2f}x)" if b else "")
-        probes = [r.probes.get(p, {}) for p in sorted(r.probes, key=lambda p: p != "/livez")]
-        cells = [f"{p.get('p50_ms')}/{p.get('p99_ms')}" for p in probes]
-        x = r.burst
+        memory = _median([r.kb_per_connection for r in repeats])
+        base = _median([r.kb_per_connection for r in groups.get(("baseline", kind, held), [])])
+        ratio = f" ({base}, {memory / base:.2f}x)" if base and memory else ""
+        probes = sorted(repeats[0].probes, key=lambda path: path != "/livez")
+        cells = [
+            "/".join(str(_median([r.probes[p][q] for r in repeats])) for q in ("p50_ms", "p99_ms"))
+            for p in probes
+        ]
+
+        def burst(key: str, repeats: list[Run] = repeats) -> str:
+            return str(_median([r.burst.get(key) for r in repeats]))
+
         lines.append(
-            f"| {r.kind} | {r.held:,} | {memory} | {r.open_s} | {' | '.join(cells)} "
-            f"| {x.get('commit_s')} | {x.get('p50_ms')}/{x.get('p99_ms')}/{x.get('max_ms')} "
-            f"| {x.get('from_commit_p50_ms')}/{x.get('from_commit_p99_ms')} | {x.get('missing')} "
-            f"| {x.get('server_cpu_s')} | {x.get('client_cpu_s')} |"
+            f"| {kind} | {held:,} | {len(repeats)} | {memory}{ratio} | {' | '.join(cells)} "
+            f"| {burst('commit_s')} | {burst('p50_ms')}/{burst('p99_ms')}/{burst('max_ms')} "
+            f"| {burst('from_commit_p50_ms')}/{burst('from_commit_p99_ms')} "
+            f"| {sum(r.burst.get('missing', 0) for r in repeats)} "
+            f"| {burst('server_cpu_s')} | {burst('client_cpu_s')} "
+            f"| {_median([r.load_average for r in repeats])} |"
         )
     return "\n".join(lines)
 
 
 async def main_async(args: argparse.Namespace) -> list[Run]:
     sizes = sorted(args.sizes)
-    needed = sum(sizes) + 200
+    needed = sum(sizes) * args.runs + 200
     print(f"seeding {needed:,} placed orders ...", flush=True)
     started = time.monotonic()
     fixture = await seed(args.database_url, needed)
     print(f"seeded in {time.monotonic() - started:.0f} s", flush=True)
     runs: list[Run] = []
-    for number, kind in enumerate(args.kinds):
-        offset = 0
-        for size in sizes:
-            orders = fixture.orders[offset : offset + size]
-            offset += size
-            if not args.no_baseline:
-                runs.append(await baseline_run(kind, size))
-                print(json.dumps(asdict(runs[-1])), flush=True)
-            runs.append(
-                await mercato_run(
+    for repeat in range(args.runs):
+        for number, kind in enumerate(args.kinds):
+            # every kind of one repeat runs on the same orders, the next action each time
+            offset = repeat * sum(sizes)
+            for size in sizes:
+                orders = fixture.orders[offset : offset + size]
+                offset += size
+                if not args.no_baseline:
+                    runs.append(await baseline_run(kind, size))
+                    print(json.dumps(asdict(runs[-1])), flush=True)
+                run = await mercato_run(
                     args.database_url, kind, size, fixture, orders, args.probes, ACTIONS[number]
                 )
-            )
-            print(json.dumps(asdict(runs[-1])), flush=True)
-        # the next kind runs on the same orders: one version and one event further
-        fixture.orders = [(order_id, version + 1) for order_id, version in fixture.orders]
-        fixture.last_seq = await last_seq(args.database_url)
+                runs.append(run)
+                print(json.dumps(asdict(run)), flush=True)
+                changed = {order_id for order_id, _ in orders}
+                fixture.orders = [
+                    (order_id, version + (order_id in changed))
+                    for order_id, version in fixture.orders
+                ]
+                fixture.last_seq = await last_seq(args.database_url)
     return runs
 
 
@@ -708,6 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--kinds", nargs="+", choices=["longpoll", "stream"], default=["longpoll", "stream"]
     )
     parser.add_argument("--probes", type=int, default=500, help="reads of each probe path")
+    parser.add_argument("--runs", type=int, default=1, help="repeats (medians are reported)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--commit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--staff-id", help=argparse.SUPPRESS)

@@ -468,3 +468,15 @@ async def test_staff_follow_any_order_and_lose_the_staff_stream_with_their_accou
     refused = await client.get("/v1/events", headers=clerk.auth)
     assert refused.status_code == 401
     assert refused.json()["code"] == "account_inactive"
+
+
+async def test_the_stream_routes_are_in_the_openapi_document(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+
+    one = document["paths"]["/v1/orders/{order_id}/events"]["get"]
+    every = document["paths"]["/v1/events"]["get"]
+    assert "text/event-stream" in one["responses"]["200"]["content"]
+    assert {p["name"] for p in every["parameters"]} >= {"type", "Last-Event-ID", "access_token"}
+    read = document["paths"]["/v1/orders/{order_id}"]["get"]
+    assert {p["name"] for p in read["parameters"]} >= {"wait", "If-None-Match"}
+    assert "304" in read["responses"]

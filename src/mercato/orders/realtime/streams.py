@@ -1,0 +1,226 @@
+"""Server-Sent Events: one order's events, and every order event for staff.
+
+* ``GET /v1/orders/{id}/events`` (its owner or staff): first the order's history after
+  ``Last-Event-ID`` (all of it without one), then live events. The stream ends after
+  ``OrderDelivered`` or ``OrderCancelled``; a reconnect after that is answered 204, which tells
+  ``EventSource`` to stop.
+* ``GET /v1/events`` (staff): every order event in event-log order, optionally only some types
+  (``?type=OrderPlaced&type=OrderCancelled`` or comma-separated); without ``Last-Event-ID`` it
+  starts with the next event. Staff powers end with the account: it is checked when the stream
+  opens and every fourth heartbeat after.
+
+Every event's ``id`` is its outbox sequence number, so resuming loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from starlette.types import Receive, Scope, Send
+
+from mercato.kernel.errors import AuthenticationFailed, InvalidValue, PermissionDenied
+from mercato.orders.realtime.common import (
+    AGGREGATE,
+    EVENT_TYPES,
+    FINAL_EVENTS,
+    FINAL_STATUSES,
+    MAX_ID,
+    app_state,
+)
+from mercato.orders.service import OrderHead
+from mercato.platform import notify, streaming
+from mercato.platform.notify import Change, Notifier
+from mercato.platform.security import Principal
+
+log = logging.getLogger("mercato.orders")
+
+
+def _last_event_id(scope: Scope, params: dict[str, list[str]]) -> int | None:
+    given = streaming.header(scope, b"last-event-id")
+    if given is None and params.get("last_event_id"):
+        given = params["last_event_id"][-1]
+    return streaming.parse_last_event_id(given)
+
+
+def _event_types(params: dict[str, list[str]]) -> frozenset[str] | None:
+    wanted = {t.strip() for value in params.get("type", ()) for t in value.split(",") if t.strip()}
+    unknown = wanted - EVENT_TYPES
+    if unknown:
+        raise InvalidValue(
+            "unknown_event_type",
+            f"unknown event type {sorted(unknown)[0]!r}; known: {', '.join(sorted(EVENT_TYPES))}",
+            field="type",
+        )
+    return frozenset(wanted) or None
+
+
+async def _active(state: Any, who: Principal) -> bool:
+    account_active: Callable[[str], Awaitable[bool]] = state.account_active
+    return await account_active(who.user_id)
+
+
+def _too_long(name: str) -> RequestValidationError:
+    # the same problem FastAPI's validation gives an over-long id on every other route
+    reason = f"String should have at most {MAX_ID} characters"
+    return RequestValidationError([{"loc": ("path", name), "msg": reason, "type": "too_long"}])
+
+
+async def _head_only(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": streaming.SSE_HEADERS})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _no_content(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+class _Stream:
+    """What one event stream follows and how it starts."""
+
+    def __init__(
+        self,
+        *,
+        order_id: str | None,
+        after: int | None,
+        accept: Callable[[Change], bool] = lambda change: True,
+        ends_after: Callable[[Change], bool] = lambda change: False,
+        final: bool = False,
+        recheck: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.order_id = order_id
+        self.recheck = recheck
+        self.after = after
+        self.accept = accept
+        self.ends_after = ends_after
+        self.final = final  # the order will not change any more
+
+
+async def _serve(scope: Scope, receive: Receive, send: Send, who: Principal, spec: _Stream) -> None:
+    """Follow, replay what the client missed, then stream live events until the end."""
+    state = app_state(scope)
+    notifier: Notifier = state.notifier
+    stream = streaming.EventStream(
+        send,
+        after=spec.after or 0,
+        retry_ms=state.settings.realtime_retry_ms,
+        accept=spec.accept,
+        ends_after=spec.ends_after,
+        expires_at=who.expires_at,
+        recheck=spec.recheck,
+    )
+    try:
+        horizon = await notifier.follow(
+            stream, aggregate_type=AGGREGATE, aggregate_id=spec.order_id, stream=True
+        )
+    except Exception as exc:
+        await streaming.send_error(scope, receive, send, exc)
+        return
+    try:
+        first: list[Change] = []
+        if spec.order_id is None and spec.after is None:
+            stream.last_seq = horizon  # the all-orders stream starts with the next event
+        else:
+            first = await _history(state, spec, stream.last_seq, horizon)
+        if spec.final and not first:
+            await _no_content(send)
+            return
+        await stream.open()
+        if await _replay(state, spec, stream, first, horizon):
+            stream.go_live()
+            await stream.hold(receive)
+    except Exception as exc:
+        if not stream.started:
+            await streaming.send_error(scope, receive, send, exc)
+        else:  # the history could not be read: the client resumes from what it got
+            log.warning("event stream ended early: %s", type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await stream.close("retry")
+    finally:
+        notifier.unfollow(stream, aggregate_type=AGGREGATE, aggregate_id=spec.order_id)
+
+
+async def _history(state: Any, spec: _Stream, after: int, horizon: int) -> list[Change]:
+    return await notify.history(
+        state.notifier.db,
+        aggregate_type=AGGREGATE,
+        aggregate_id=spec.order_id,
+        after=after,
+        upto=horizon,
+    )
+
+
+async def _replay(
+    state: Any, spec: _Stream, stream: streaming.EventStream, first: list[Change], horizon: int
+) -> bool:
+    """Write history page by page; False when the stream ended in it."""
+    page = first
+    while page:
+        if not await stream.replay(page):
+            return False
+        if len(page) < notify.HISTORY_PAGE:
+            break
+        page = await _history(state, spec, page[-1].seq, horizon)
+    return True
+
+
+class OrderEvents:
+    """``GET /v1/orders/{order_id}/events``: one order's events, for its owner or staff."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "HEAD":
+            await _head_only(send)
+            return
+        state = app_state(scope)
+        params = streaming.query(scope)
+        try:
+            who = streaming.authenticate(scope, state.tokens, params=params)
+            order_id = str(scope["path_params"]["order_id"])
+            if len(order_id) > MAX_ID:
+                raise _too_long("order_id")
+            after = _last_event_id(scope, params)
+            head: OrderHead = await state.orders.head(who, order_id)
+        except Exception as exc:
+            await streaming.send_error(scope, receive, send, exc)
+            return
+        spec = _Stream(
+            order_id=order_id,
+            after=after,
+            ends_after=lambda change: change.event_type in FINAL_EVENTS,
+            final=head.status.value in FINAL_STATUSES,
+        )
+        await _serve(scope, receive, send, who, spec)
+
+
+class AllOrderEvents:
+    """``GET /v1/events``: every order event, for staff, optionally of some types only."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "HEAD":
+            await _head_only(send)
+            return
+        state = app_state(scope)
+        params = streaming.query(scope)
+        try:
+            who = streaming.authenticate(scope, state.tokens, params=params)
+            if not who.is_staff:
+                raise PermissionDenied("staff_only", "only staff may follow every order")
+            if not await _active(state, who):
+                raise AuthenticationFailed("account_inactive", "this account has been deactivated")
+            after = _last_event_id(scope, params)
+            types = _event_types(params)
+        except Exception as exc:
+            await streaming.send_error(scope, receive, send, exc)
+            return
+        accept = (lambda change: True) if types is None else (lambda c: c.event_type in types)
+        spec = _Stream(
+            order_id=None,
+            after=after,
+            accept=accept,
+            recheck=lambda: _active(state, who),  # staff powers end with the account
+        )
+        await _serve(scope, receive, send, who, spec)
