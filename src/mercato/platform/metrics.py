@@ -84,6 +84,8 @@ class Metrics:
         self._timings: dict[tuple[str, str], list[float]] = {}
         self._refreshers: list[Refresher] = []
         self._samplers: list[Callable[[], None]] = []
+        self._held = {"polls": 0, "streams": 0}
+        self._waiting_elsewhere = (0, 0)
         r = self.registry
         self.requests = Counter(
             "http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r
@@ -234,15 +236,19 @@ class Metrics:
         self.in_flight.set(self._in_flight_now)
         for sample in self._samplers:
             sample()
+        polls, streams = self._waiting_elsewhere
+        self.waiting_long_polls.set(polls + self._held["polls"])
+        self.open_streams.set(streams + self._held["streams"])
 
     def on_flush(self, sample: Callable[[], None]) -> None:
         """Call ``sample`` at every flush (each process, once a second): for cheap gauges."""
         self._samplers.append(sample)
 
     def set_waiting(self, *, long_polls: int, streams: int) -> None:
-        """Record how many long polls wait and streams are open in this process."""
-        self.waiting_long_polls.set(long_polls)
-        self.open_streams.set(streams)
+        """How many long polls wait and streams are open in this process (the notifier's
+        counts, sampled at each flush; added to those of :meth:`long_poll` and :meth:`stream`).
+        """
+        self._waiting_elsewhere = (long_polls, streams)
 
     def start(self) -> None:
         """Flush every ``flush_interval_s`` in the background (call inside the event loop)."""
@@ -278,24 +284,24 @@ class Metrics:
     @contextlib.contextmanager
     def long_poll(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
         """Count a long poll as waiting while the block runs; keep it out of latency."""
-        with self._long_lived(scope, self.waiting_long_polls):
+        with self._long_lived(scope, "polls"):
             yield
 
     @contextlib.contextmanager
     def stream(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
         """Count a stream as open while the block runs; keep it out of latency."""
-        with self._long_lived(scope, self.open_streams):
+        with self._long_lived(scope, "streams"):
             yield
 
     @contextlib.contextmanager
-    def _long_lived(self, scope: MutableMapping[str, Any] | None, gauge: Gauge) -> Iterator[None]:
+    def _long_lived(self, scope: MutableMapping[str, Any] | None, kind: str) -> Iterator[None]:
         if scope is not None:
             scope.setdefault("state", {})[LONG_LIVED] = True
-        gauge.inc()
+        self._held[kind] += 1  # reported at the next flush, like everything per request
         try:
             yield
         finally:
-            gauge.dec()
+            self._held[kind] -= 1
 
     def set_outbox_backlog(self, count: int, oldest: datetime | None) -> None:
         """Record the outbox backlog sampled at scrape time."""
