@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from mercato import __version__
 from mercato.bootstrap import Container, build
@@ -23,6 +24,14 @@ from mercato.platform.http import BodyLimitMiddleware, RequestIdMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
+
+NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 DESCRIPTION = """
 A commerce backend: customers register and log in, browse the catalog, build draft orders and
@@ -81,6 +90,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # Requests are traced, counted and logged by mercato's own middleware
+        # (platform.instrumentation). FastAPI's built-in telemetry would add a second server
+        # span and second request metrics as soon as a global OpenTelemetry provider exists,
+        # and otherwise looks up three environment variables on every request to find out.
+        telemetry=NO_FRAMEWORK_TELEMETRY,
     )
     app.state.container = container
     app.state.settings = settings

@@ -16,7 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mercato.app import create_app
 from mercato.platform import logging as mlog
@@ -128,6 +132,26 @@ async def test_without_an_endpoint_tracing_costs_nothing(app: Any) -> None:
     container = app.state.container
     assert container.tracing.tracer is None
     assert not isinstance(container.db, TracedDatabase)
+
+
+async def test_a_process_wide_provider_adds_no_second_set_of_spans(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI's own telemetry stays off: mercato's middleware is the one that traces requests.
+
+    With it on, installing an OpenTelemetry provider for the whole process (as auto-instrumenting
+    agents do) would make the framework trace every request a second time.
+    """
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mercato.test") as http:
+        assert (await http.get(f"/v1/products/{uuid.uuid4()}")).status_code == 404
+        assert (await http.get("/v1/products")).status_code == 200
+    provider.shutdown()
+    assert exporter.get_finished_spans() == ()
 
 
 def test_an_endpoint_that_is_not_http_is_refused() -> None:
