@@ -240,10 +240,10 @@ class InstrumentationMiddleware:
         if self.log and (status >= 400 or route not in QUIET_ROUTES):
             mlog.access(
                 logging.ERROR if status >= 500 else logging.INFO,
-                method=method,
-                route=route,
-                path=scope["path"],
-                status=status,
-                duration_ms=round(seconds * 1000, 3),
-                **ids,  # passed, not read back from the context: copying it costs 15 us
+                method,
+                route,
+                scope["path"],
+                status,
+                int(seconds * 1_000_000) / 1000,  # milliseconds to the microsecond
+                ids,  # passed, not read back from the context: copying it costs 15 us
             )
