@@ -93,3 +93,36 @@ def test_the_console_format_is_for_people(captured: io.StringIO) -> None:
     assert "hunter2" not in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
+
+
+def test_every_access_line_is_written_once_and_in_order_while_the_writer_runs() -> None:
+    """Requests queue access records while the writer thread takes and writes batches (every
+    millisecond here, to meet it often): no line may be lost, doubled or reordered."""
+    stream = io.StringIO()
+    mlog.configure(level="INFO", fmt="json", stream=stream, write_interval=0.001)
+    count = 20_000
+    try:
+        for n in range(count):
+            mlog.access(logging.INFO, "GET", "/v1/orders/{id}", f"/v1/orders/{n}", 200, 1.5, {})
+            if n % 1000 == 0:
+                logging.getLogger("mercato.test").warning("checkpoint %d", n)
+    finally:
+        mlog.shutdown()
+        structlog.reset_defaults()
+    written = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = [r for r in written if r["logger"] == "mercato.access"]
+    assert [r["path"] for r in access] == [f"/v1/orders/{n}" for n in range(count)]
+    assert sum(r["logger"] == "mercato.test" for r in written) == count // 1000
+
+
+def test_the_access_line_masks_a_card_number_in_the_path(captured: io.StringIO) -> None:
+    ids = {"request_id": "r-1", "trace_id": "ab" * 16}
+    mlog.access(logging.INFO, "GET", "<unmatched>", "/v1/pay/4242424242424242", 404, 0.8, ids)
+    mlog.access(logging.ERROR, "POST", "/v1/orders", "/v1/orders", 500, 12.25, {})
+    first, second = lines(captured)
+    assert first["path"] == "/v1/pay/[REDACTED]"
+    assert first["request_id"] == "r-1"
+    assert first["trace_id"] == "ab" * 16
+    assert (first["level"], first["status"], first["duration_ms"]) == ("info", 404, 0.8)
+    assert (second["level"], second["message"], second["method"]) == ("error", "request", "POST")
+    assert "request_id" not in second
