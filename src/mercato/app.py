@@ -20,7 +20,7 @@ from mercato.orders.routes import router as orders_router
 from mercato.platform import health, instrumentation, problems
 from mercato.platform import lifecycle as lifecycle_registry
 from mercato.platform.db import DatabaseUnavailable
-from mercato.platform.http import BodyLimitMiddleware, RequestIdMiddleware
+from mercato.platform.http import BodyLimitMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
@@ -125,7 +125,6 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         tracer=container.tracing.tracer,
         fault_injection=settings.fault_injection,  # never in production: Settings refuses it
     )
-    app.add_middleware(RequestIdMiddleware)
     return app
 
 

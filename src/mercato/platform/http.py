@@ -12,31 +12,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class RequestIdMiddleware:
-    """Takes ``X-Request-ID`` (when it is sane) or makes one; exposes it and echoes it back."""
+def assign_request_id(scope: Scope) -> str:
+    """The request's id: its ``X-Request-ID`` when that is sane, else a new one.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+    Kept in ``scope["state"]["request_id"]`` for problem bodies and logs. The outermost
+    middleware (:class:`mercato.platform.instrumentation.InstrumentationMiddleware`) calls it
+    and echoes the id in the response's ``X-Request-ID``.
+    """
+    incoming = ""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            break
+    request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
 
 
 class BodyLimitMiddleware:

@@ -1,7 +1,9 @@
 """One pure ASGI middleware for the three pillars: request metrics, the access log and a span.
 
-It sits inside :class:`mercato.platform.http.RequestIdMiddleware` (so the request id exists)
-and outside everything else (so 413s, idempotent replays and injected faults are counted too).
+It is the outermost middleware (so 413s, idempotent replays and injected faults are counted
+too) and also names each request (:func:`mercato.platform.http.assign_request_id`, echoed in
+``X-Request-ID``): one layer, one ``send`` wrapper per request for both, because every layer
+a request passes costs it a few microseconds (``bench/RESULTS.md``).
 
 Routes are labelled by their template (``/v1/orders/{order_id}``), found after routing in
 ``scope["route"]``; a request answered before routing (a replay, a 413, an injected fault) is
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.platform import faults
 from mercato.platform import logging as mlog
+from mercato.platform.http import assign_request_id
 from mercato.platform.metrics import LONG_LIVED, UNMATCHED, Metrics
 
 router = APIRouter(include_in_schema=False)
@@ -91,8 +94,7 @@ def install(
 ) -> None:
     """Add /metrics, the readiness gauge, the fault switch (when enabled) and the middleware.
 
-    Call it after the application's own middleware and before the request-id middleware, so
-    this middleware runs outside the others but inside the request id.
+    Call it after the application's own middleware, so this middleware runs outside the others.
     """
     app.state.metrics = metrics  # for the problem handler and long-lived endpoints
     if expose_metrics:
@@ -123,25 +125,39 @@ async def _sample_readiness(app: FastAPI, metrics: Metrics) -> None:
     metrics.ready.set(1 if ready else 0)
 
 
-def _observing(send: Send, response: dict[str, Any]) -> Send:
-    """``send``, noting the status and whether the response is a replay or an event stream."""
+def _echoing(send: Send, echoed: tuple[bytes, bytes]) -> Send:
+    """``send``, adding the request id to the response's headers."""
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), echoed]
+        await send(message)
+
+    return send_with_id
+
+
+def _observing(send: Send, response: list[Any], echoed: tuple[bytes, bytes]) -> Send:
+    """``send``, adding the request id and noting in ``response`` the status, that it started,
+    and whether it is an event stream or an idempotent replay."""
 
     async def observed_send(message: Message) -> None:
         if message["type"] == "http.response.start":
-            response["status"] = message["status"]
-            response["started"] = True
-            for name, value in message.get("headers", ()):
+            response[0] = message["status"]
+            response[1] = True
+            headers = message.get("headers", ())
+            for name, value in headers:
                 if name == b"idempotent-replayed":
-                    response["replayed"] = True
+                    response[3] = True
                 elif name == b"content-type" and value.startswith(b"text/event-stream"):
-                    response["stream"] = True
+                    response[2] = True
+            message["headers"] = [*headers, echoed]
         await send(message)
 
     return observed_send
 
 
 class InstrumentationMiddleware:
-    """Counts, times, logs and (when tracing is on) traces every HTTP request."""
+    """Names every HTTP request, and counts, times, logs and (when tracing is on) traces it."""
 
     def __init__(
         self,
@@ -160,28 +176,29 @@ class InstrumentationMiddleware:
         self.active = metrics is not None or access_log or tracer is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.active:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request_id = assign_request_id(scope)
+        echoed = (b"x-request-id", request_id.encode())
+        if not self.active:
+            await self.app(scope, receive, _echoing(send, echoed))
+            return
         start = time.perf_counter()
-        response: dict[str, Any] = {
-            "status": 500,  # unless a response starts: an exception ends in a 500 outside
-            "started": False,
-            "stream": False,
-            "replayed": False,
-        }
+        # status (500 unless a response starts: an exception ends in a 500 outside), started,
+        # an event stream, an idempotent replay
+        response: list[Any] = [500, False, False, False]
+        observed_send = _observing(send, response, echoed)
         span, token = self._start_span(scope) if self.tracer is not None else (None, None)
-        request_id = scope.get("state", {}).get("request_id", "")
         ids = self._ids(request_id, span)
         bound = mlog.request_context.set(ids)
-
         if self.metrics is not None:
             self.metrics.request_started()
         try:
-            await self.app(scope, receive, _observing(send, response))
+            await self.app(scope, receive, observed_send)
         except asyncio.CancelledError:
-            if not response["started"]:
-                response["status"] = 499  # the client went away first: not a server error
+            if not response[1]:
+                response[0] = 499  # the client went away first: not a server error
             raise
         finally:
             self._finish(scope, response, time.perf_counter() - start, span, ids)
@@ -217,18 +234,18 @@ class InstrumentationMiddleware:
     def _finish(
         self,
         scope: Scope,
-        response: dict[str, Any],
+        response: list[Any],
         seconds: float,
         span: Any,
         ids: dict[str, str],
     ) -> None:
-        status: int = response["status"]
+        status: int = response[0]
         route = self.routes.template(scope)
         method: str = scope["method"]
         if self.metrics is not None:
-            long_lived = response["stream"] or scope.get("state", {}).get(LONG_LIVED, False)
+            long_lived = response[2] or scope["state"].get(LONG_LIVED, False)
             self.metrics.observe_request(method, route, status, seconds, timed=not long_lived)
-            if response["replayed"]:
+            if response[3]:
                 self.metrics.idempotent_replays.inc()
         if span is not None:
             span.update_name(f"{method} {route}")
