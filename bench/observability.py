@@ -1,6 +1,6 @@
 """What metrics and request logs cost: the same server with them on and off, in the same run.
 
-    python -m bench.observability [--duration 10] [--runs 5] [--clients 32]
+    python -m bench.observability [--duration 10] [--runs 5] [--clients 32] [--control] [--gc]
 
 Two ``mercato serve`` servers (two worker processes each, so metrics run in prometheus-client's
 multiprocess mode as in production) share one seeded PostgreSQL database:
@@ -9,11 +9,15 @@ multiprocess mode as in production) share one seeded PostgreSQL database:
   request written to a file (``MERCATO_LOG_FORMAT=json``, level INFO);
 * **off**: ``MERCATO_METRICS_ENABLED=false`` and ``MERCATO_ACCESS_LOG=false``.
 
-Each run measures, alternating which server goes first, a product read (``GET
+Each run starts the servers afresh and measures, alternating which goes first, a product read (``GET
 /v1/products/{id}``, random ids) and order placement (``POST /v1/orders/{id}/place`` of
 pre-created drafts) with wrk. Reported: throughput on/off (medians, and the median of the
 paired per-run ratios), server CPU per request on/off, and wrk's CPU share of the machine.
 The overhead (1 - on/off) must stay under 5 %; the exit status says whether it did.
+
+``--control`` adds a second *off* server (how far apart two identical servers measure);
+``--gc`` adds *on* with Python's default garbage-collector settings instead of the policy
+``mercato serve`` applies (:class:`mercato.serve.GcPolicy`), to show what that policy is worth.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from bench.common import BENCH, OUT, Served, WrkResult, machine, proc_cpu_second
 from bench.contention import DEFAULT_URL, recreate, server_env, workfile
 
 LIMIT = 0.05
+PYTHON_GC = {"MERCATO_GC_FREEZE": "false", "MERCATO_GC_THRESHOLD": "700"}  # Python's defaults
 POOL = {"MERCATO_DATABASE_POOL_SIZE": "8"}  # three servers of two processes stay under 100
 CONFIGS = {
     "on": {"MERCATO_LOG_FORMAT": "json", "MERCATO_LOG_LEVEL": "INFO", **POOL},
@@ -63,6 +68,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     configs = dict(CONFIGS)
     if args.control:  # a second "off" server: how far apart two identical servers measure
         configs["control"] = CONFIGS["off"]
+    if args.gc:  # "on" with Python's own collector settings: what the GC policy is worth
+        configs["python-gc"] = CONFIGS["on"] | PYTHON_GC
     per_run = 1500 * args.duration
     recreate(args.database_url, "uniform", per_run * args.runs * len(configs))
     OUT.mkdir(exist_ok=True)
@@ -73,27 +80,30 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         name: {"read": [], "place": []} for name in configs
     }
     next_draft = 1
-    with ExitStack() as stack:
-        servers = {
-            name: stack.enter_context(
-                serve(
-                    argv,
-                    server_env(args.database_url) | extra,
-                    "/readyz",
-                    OUT / f"server-observability-{name}.log",
+    for number in range(args.runs):
+        # Fresh servers every run: two identical server processes can differ by a few percent
+        # for as long as they live (hash seeds, memory layout), so the same pair of servers in
+        # every run would repeat one draw of that difference instead of averaging it out.
+        with ExitStack() as stack:
+            servers = {
+                name: stack.enter_context(
+                    serve(
+                        argv,
+                        server_env(args.database_url) | extra,
+                        "/readyz",
+                        OUT / f"server-observability-{name}.log",
+                    )
                 )
-            )
-            for name, extra in configs.items()
-        }
-        for name in configs:  # FastAPI prepares each route on its first requests: not measured
-            measure(
-                servers[name],
-                "read.lua",
-                [str(ids), "/v1/products/"],
-                clients=args.clients,
-                duration=2,
-            )
-        for number in range(args.runs):
+                for name, extra in configs.items()
+            }
+            for name in configs:  # FastAPI prepares each route on its first requests
+                measure(
+                    servers[name],
+                    "read.lua",
+                    [str(ids), "/v1/products/"],
+                    clients=args.clients,
+                    duration=2,
+                )
             order = list(configs) if number % 2 == 0 else list(reversed(configs))
             for name in order:
                 samples[name]["read"].append(
@@ -117,15 +127,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                         duration=args.duration,
                     )
                 )
-            print(
-                f"  run {number + 1}/{args.runs}: "
-                + "  ".join(
-                    f"{w} {n} {samples[n][w][-1]['per_s']:.0f}/s"
-                    for w in ("read", "place")
-                    for n in configs
-                ),
-                flush=True,
-            )
+        print(
+            f"  run {number + 1}/{args.runs}: "
+            + "  ".join(
+                f"{w} {n} {samples[n][w][-1]['per_s']:.0f}/s"
+                for w in ("read", "place")
+                for n in configs
+            ),
+            flush=True,
+        )
     return {workload: summarise(samples, workload) for workload in ("read", "place")}
 
 
@@ -158,10 +168,17 @@ def summarise(
             a["per_s"] / b["per_s"] for a, b in zip(control, off, strict=True) if b["per_s"]
         )
         summary["control_cpu_ms_per_request"] = median(control, "server_cpu_ms_per_request")
+    if "python-gc" in samples:
+        plain = samples["python-gc"][workload]
+        summary["python_gc_paired_ratio"] = statistics.median(
+            a["per_s"] / b["per_s"] for a, b in zip(plain, on, strict=True) if b["per_s"]
+        )
+        summary["python_gc_cpu_ms_per_request"] = median(plain, "server_cpu_ms_per_request")
+        summary["python_gc_p99_ms"] = median(plain, "p99_ms")
     return summary
 
 
-def micro(requests: int = 50_000) -> dict[str, float]:
+def micro(requests: int = 20_000, rounds: int = 9) -> dict[str, float]:
     """CPU microseconds the middleware adds per request around a trivial app, in-process.
 
     No network, database or load generator: a figure that the machine's noise barely moves,
@@ -209,8 +226,11 @@ def micro(requests: int = 50_000) -> dict[str, float]:
                 metrics.flush()
         return (time.process_time() - started) / requests * 1e6
 
-    off = statistics.median(asyncio.run(run(False)) for _ in range(3))
-    on = statistics.median(asyncio.run(run(True)) for _ in range(3))
+    offs, ons = [], []
+    for _ in range(rounds):  # alternating: the machine's drift reaches both alike
+        offs.append(asyncio.run(run(False)))
+        ons.append(asyncio.run(run(True)))
+    off, on = statistics.median(offs), statistics.median(ons)
     mlog.shutdown()
     if previous is None:
         del os.environ["PROMETHEUS_MULTIPROC_DIR"]
@@ -233,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32, help="wrk connections")
     parser.add_argument(
         "--control", action="store_true", help="also measure a second 'off' server (A/A noise)"
+    )
+    parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="also measure 'on' with Python's default garbage-collector settings",
     )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}\n", flush=True)
@@ -261,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
             ),
             flush=True,
         )
+        if "python_gc_paired_ratio" in summary:
+            print(
+                f"         Python's default GC vs mercato's policy (both on): throughput "
+                f"{summary['python_gc_paired_ratio']:.3f}, CPU/request "
+                f"{summary['python_gc_cpu_ms_per_request']:.3f} vs "
+                f"{summary['on_cpu_ms_per_request']:.3f} ms, p99 "
+                f"{summary['python_gc_p99_ms']:.1f} vs {summary['on_p99_ms']:.1f} ms",
+                flush=True,
+            )
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
