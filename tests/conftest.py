@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -79,6 +80,18 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Container]:
+    """The wired application parts for ``settings``, connected, background workers not running
+    (a second process's view of the database, when the test already has one)."""
+    built = build(settings)
+    await built.start(workers=False)
+    try:
+        yield built
+    finally:
+        await built.stop()
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
@@ -87,12 +100,8 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def container(settings: Settings) -> AsyncIterator[Container]:
     """The wired application parts, connected, workers not running."""
-    built = build(settings)
-    await built.start(workers=False)
-    try:
+    async with running(settings) as built:
         yield built
-    finally:
-        await built.stop()
 
 
 @pytest.fixture

@@ -24,11 +24,10 @@ import httpx
 import pytest
 
 from mercato import migrate
-from mercato.bootstrap import build
 from mercato.customers import Role
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
-from tests.conftest import make_settings
+from tests.conftest import make_settings, running
 from tests.e2e import monitoring as mon
 from tests.e2e.helpers import ADDRESS, DECLINED_CARD, SUCCESS_CARD
 from tests.e2e.server import Server, running_server
@@ -50,9 +49,7 @@ class Stack:
 
 
 async def _accounts(url: str) -> tuple[dict[str, str], dict[str, str]]:
-    container = build(make_settings(url, database_pool_size=2))
-    await container.start(workers=False)
-    try:
+    async with running(make_settings(url, database_pool_size=2)) as container:
         tokens = []
         for role, token_role in (
             (Role.STAFF, TokenRole.STAFF),
@@ -67,8 +64,6 @@ async def _accounts(url: str) -> tuple[dict[str, str], dict[str, str]]:
             token, _ = container.tokens.issue(Principal(account.id, token_role))
             tokens.append({"Authorization": f"Bearer {token}"})
         return tokens[0], tokens[1]
-    finally:
-        await container.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from mercato.bootstrap import Container, build
+from mercato.bootstrap import Container
 from mercato.catalog import Product
 from mercato.customers import Role
 from mercato.kernel.values import Address
@@ -25,7 +25,7 @@ from mercato.platform import outbox
 from mercato.platform.db import sql
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
-from tests.conftest import make_settings, unique
+from tests.conftest import make_settings, running, unique
 from tests.e2e.server import Server, running_server
 
 pytestmark = pytest.mark.anyio
@@ -44,12 +44,8 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture
 async def system(database_url: str) -> AsyncIterator[Container]:
     """An in-process view of the same database, for arranging data and checking invariants."""
-    container = build(make_settings(database_url, database_pool_size=5))
-    await container.start(workers=False)
-    try:
+    async with running(make_settings(database_url, database_pool_size=5)) as container:
         yield container
-    finally:
-        await container.stop()
 
 
 @pytest.fixture

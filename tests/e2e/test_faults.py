@@ -9,11 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from mercato.app import create_app
 from mercato.bootstrap import Container
 from mercato.config import ConfigurationError, Settings
-from tests.conftest import TEST_SECRET, make_settings
-from tests.e2e.helpers import register, staff_user
+from tests.conftest import TEST_SECRET
+from tests.e2e.helpers import register, running_app, staff_user
 from tests.e2e.scrape import parse, value
 
 pytestmark = pytest.mark.anyio
@@ -37,8 +36,7 @@ async def test_without_the_setting_the_switch_does_not_exist(client: httpx.Async
 
 @pytest.fixture
 async def drill_app(database_url: str) -> AsyncIterator[FastAPI]:
-    application = create_app(make_settings(database_url, fault_injection=True))
-    async with application.router.lifespan_context(application):
+    async with running_app(database_url, fault_injection=True) as application:
         yield application
 
 

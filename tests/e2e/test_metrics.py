@@ -10,19 +10,18 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from mercato.app import create_app
 from mercato.bootstrap import Container
 from mercato.platform.db import TransientError
 from mercato.platform.metrics import Metrics
 from mercato.platform.uow import UnitOfWork
 from mercato.platform.workers import WorkerRunner
-from tests.conftest import make_settings
 from tests.e2e.helpers import (
     DECLINED_CARD,
     SUCCESS_CARD,
     create_product,
     draft,
     register,
+    running_app,
     staff_user,
 )
 from tests.e2e.scrape import Series, parse, value
@@ -233,8 +232,7 @@ def container_of_app(app: FastAPI) -> Container:
 
 @pytest.fixture
 async def quiet_app(database_url: str) -> AsyncIterator[FastAPI]:
-    application = create_app(make_settings(database_url, metrics_enabled=False))
-    async with application.router.lifespan_context(application):
+    async with running_app(database_url, metrics_enabled=False) as application:
         yield application
 
 

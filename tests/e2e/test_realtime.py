@@ -11,10 +11,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from mercato.app import create_app
 from mercato.bootstrap import Container
 from tests.conftest import make_settings
-from tests.e2e.helpers import SUCCESS_CARD, User, create_product, draft, register, staff_user
+from tests.e2e.helpers import (
+    SUCCESS_CARD,
+    User,
+    create_product,
+    draft,
+    register,
+    running_app,
+    staff_user,
+)
 from tests.e2e.realtime import EventReader, serving
 from tests.integration.follow import eventually
 
@@ -166,9 +173,8 @@ async def test_a_long_poll_is_answered_when_the_order_changes(
 async def test_a_long_poll_without_a_change_ends_with_304_when_its_wait_runs_out(
     database_url: str,
 ) -> None:
-    application = create_app(make_settings(database_url, realtime_max_wait_s=0.5))
     async with (
-        application.router.lifespan_context(application),
+        running_app(database_url, realtime_max_wait_s=0.5) as application,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=application), base_url="http://mercato.test"
         ) as client,
@@ -222,9 +228,8 @@ async def test_a_long_poll_sees_a_change_without_an_event_when_its_wait_runs_out
 async def test_past_the_cap_new_waits_get_503_with_retry_after_and_it_recovers(
     database_url: str,
 ) -> None:
-    application = create_app(make_settings(database_url, realtime_max_waiting=2))
     async with (
-        application.router.lifespan_context(application),
+        running_app(database_url, realtime_max_waiting=2) as application,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=application), base_url="http://mercato.test"
         ) as client,

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from mercato.bootstrap import Container, build
+from mercato.bootstrap import Container
 from mercato.platform.security import Principal
-from tests.conftest import make_settings
+from tests.conftest import make_settings, running
 from tests.e2e.realtime import EventReader
 from tests.e2e.server import Server, running_server
 from tests.integration.follow import customer, placed_orders, staff
@@ -37,12 +37,8 @@ def replicas(
 @pytest.fixture
 async def system(database_url: str) -> AsyncIterator[Container]:
     """An in-process view of the same database, for arranging data and issuing tokens."""
-    container = build(make_settings(database_url, database_pool_size=3))
-    await container.start(workers=False)
-    try:
+    async with running(make_settings(database_url, database_pool_size=3)) as container:
         yield container
-    finally:
-        await container.stop()
 
 
 def auth(system: Container, principal: Principal) -> dict[str, str]:

@@ -12,7 +12,7 @@ from mercato.config import Settings
 from mercato.orders.events import OrderConfirmed
 from mercato.platform import notify, outbox
 from mercato.platform.notify import ShuttingDown, TooManyWaiting
-from tests.conftest import make_settings
+from tests.conftest import make_settings, running
 from tests.integration.follow import Recorder, customer, eventually, placed_orders, staff
 
 pytestmark = pytest.mark.anyio
@@ -21,12 +21,8 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def other(database_url: str) -> AsyncIterator[Container]:
     """A second process's view of the same database (its own pool and notifier)."""
-    container = build(make_settings(database_url, database_pool_size=3))
-    await container.start(workers=False)
-    try:
+    async with running(make_settings(database_url, database_pool_size=3)) as container:
         yield container
-    finally:
-        await container.stop()
 
 
 def postgres_only(backend: str) -> None:
@@ -109,9 +105,7 @@ async def test_history_replays_one_order_or_all_orders_after_a_sequence_number(
 
 
 async def test_followers_past_the_cap_are_refused_until_one_leaves(database_url: str) -> None:
-    container = build(make_settings(database_url, realtime_max_waiting=2))
-    await container.start(workers=False)
-    try:
+    async with running(make_settings(database_url, realtime_max_waiting=2)) as container:
         hub = container.notifier
         first, second, third = Recorder(), Recorder(), Recorder()
         await hub.follow(first, aggregate_type="order", aggregate_id="a", stream=False)
@@ -125,8 +119,6 @@ async def test_followers_past_the_cap_are_refused_until_one_leaves(database_url:
         hub.unfollow(first, aggregate_type="order", aggregate_id="a")
         await hub.follow(third, aggregate_type="order", aggregate_id="b", stream=False)
         assert (hub.waiting, hub.streams) == (1, 1)
-    finally:
-        await container.stop()
 
 
 async def test_shutdown_ends_every_follower_and_refuses_new_ones(container: Container) -> None:
@@ -143,9 +135,7 @@ async def test_shutdown_ends_every_follower_and_refuses_new_ones(container: Cont
 
 
 async def test_streams_get_heartbeats_and_long_polls_do_not(database_url: str) -> None:
-    container = build(make_settings(database_url, realtime_heartbeat_s=1))
-    await container.start(workers=False)
-    try:
+    async with running(make_settings(database_url, realtime_heartbeat_s=1)) as container:
         stream, poll = Recorder(), Recorder()
         await container.notifier.follow(stream, aggregate_type="order", stream=True)
         await container.notifier.follow(
@@ -154,8 +144,6 @@ async def test_streams_get_heartbeats_and_long_polls_do_not(database_url: str) -
         await asyncio.sleep(2.3)
         assert stream.beats == 2
         assert poll.beats == 0
-    finally:
-        await container.stop()
 
 
 async def test_a_change_committed_by_another_process_wakes_followers_within_a_second(
@@ -240,9 +228,7 @@ async def test_a_rolled_back_row_holds_the_all_orders_stream_only_until_the_gap_
 ) -> None:
     postgres_only(backend)
     settings: Settings = make_settings(database_url, realtime_gap_timeout_s=0.5)
-    container = build(settings)
-    await container.start(workers=False)
-    try:
+    async with running(settings) as container:
         everything = Recorder()
         await container.notifier.follow(everything, aggregate_type="order", stream=True)
         doomed = container.db.transaction()
@@ -257,8 +243,6 @@ async def test_a_rolled_back_row_holds_the_all_orders_stream_only_until_the_gap_
 
         (change,) = await everything.wait_for(1, within=2)
         assert change.aggregate_id == "kept"
-    finally:
-        await container.stop()
 
 
 async def test_the_hub_stays_cold_until_someone_follows_and_cools_down_after(
