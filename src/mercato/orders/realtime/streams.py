@@ -168,8 +168,9 @@ async def _replay(
     return True
 
 
-class OrderEvents:
-    """``GET /v1/orders/{order_id}/events``: one order's events, for its owner or staff."""
+class _Events:
+    """An event-stream endpoint: HEAD, authentication and refusals as problems are shared;
+    :meth:`spec` says, for the authenticated caller, what the stream follows."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "HEAD":
@@ -179,48 +180,53 @@ class OrderEvents:
         params = streaming.query(scope)
         try:
             who = streaming.authenticate(scope, state.tokens, params=params)
-            order_id = str(scope["path_params"]["order_id"])
-            if len(order_id) > MAX_ID:
-                raise _too_long("order_id")
-            after = _last_event_id(scope, params)
-            head: OrderHead = await state.orders.head(who, order_id)
+            spec = await self.spec(scope, state, params, who)
         except Exception as exc:
             await streaming.send_error(scope, receive, send, exc)
             return
-        spec = _Stream(
+        await _serve(scope, receive, send, who, spec)
+
+    async def spec(
+        self, scope: Scope, state: Any, params: dict[str, list[str]], who: Principal
+    ) -> _Stream:
+        raise NotImplementedError
+
+
+class OrderEvents(_Events):
+    """``GET /v1/orders/{order_id}/events``: one order's events, for its owner or staff."""
+
+    async def spec(
+        self, scope: Scope, state: Any, params: dict[str, list[str]], who: Principal
+    ) -> _Stream:
+        order_id = str(scope["path_params"]["order_id"])
+        if len(order_id) > MAX_ID:
+            raise _too_long("order_id")
+        after = _last_event_id(scope, params)
+        head: OrderHead = await state.orders.head(who, order_id)
+        return _Stream(
             order_id=order_id,
             after=after,
             ends_after=lambda change: change.event_type in FINAL_EVENTS,
             final=head.status.value in FINAL_STATUSES,
         )
-        await _serve(scope, receive, send, who, spec)
 
 
-class AllOrderEvents:
+class AllOrderEvents(_Events):
     """``GET /v1/events``: every order event, for staff, optionally of some types only."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] == "HEAD":
-            await _head_only(send)
-            return
-        state = app_state(scope)
-        params = streaming.query(scope)
-        try:
-            who = streaming.authenticate(scope, state.tokens, params=params)
-            if not who.is_staff:
-                raise PermissionDenied("staff_only", "only staff may follow every order")
-            if not await _active(state, who):
-                raise AuthenticationFailed("account_inactive", "this account has been deactivated")
-            after = _last_event_id(scope, params)
-            types = _event_types(params)
-        except Exception as exc:
-            await streaming.send_error(scope, receive, send, exc)
-            return
+    async def spec(
+        self, scope: Scope, state: Any, params: dict[str, list[str]], who: Principal
+    ) -> _Stream:
+        if not who.is_staff:
+            raise PermissionDenied("staff_only", "only staff may follow every order")
+        if not await _active(state, who):
+            raise AuthenticationFailed("account_inactive", "this account has been deactivated")
+        after = _last_event_id(scope, params)
+        types = _event_types(params)
         accept = (lambda change: True) if types is None else (lambda c: c.event_type in types)
-        spec = _Stream(
+        return _Stream(
             order_id=None,
             after=after,
             accept=accept,
             recheck=lambda: _active(state, who),  # staff powers end with the account
         )
-        await _serve(scope, receive, send, who, spec)
