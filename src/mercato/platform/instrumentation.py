@@ -125,15 +125,13 @@ async def _sample_readiness(app: FastAPI, metrics: Metrics) -> None:
     metrics.ready.set(1 if ready else 0)
 
 
-def _echoing(send: Send, echoed: tuple[bytes, bytes]) -> Send:
-    """``send``, adding the request id to the response's headers."""
+# What a request's answer was, noted while it is sent (a list: cheaper than an object per request)
+STATUS, STARTED, STREAM, REPLAYED = range(4)
 
-    async def send_with_id(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), echoed]
-        await send(message)
 
-    return send_with_id
+def _response() -> list[Any]:
+    # 500 unless a response starts: an exception ends in a 500 outside
+    return [500, False, False, False]
 
 
 def _observing(send: Send, response: list[Any], echoed: tuple[bytes, bytes]) -> Send:
@@ -142,14 +140,14 @@ def _observing(send: Send, response: list[Any], echoed: tuple[bytes, bytes]) -> 
 
     async def observed_send(message: Message) -> None:
         if message["type"] == "http.response.start":
-            response[0] = message["status"]
-            response[1] = True
+            response[STATUS] = message["status"]
+            response[STARTED] = True
             headers = message.get("headers", ())
             for name, value in headers:
                 if name == b"idempotent-replayed":
-                    response[3] = True
+                    response[REPLAYED] = True
                 elif name == b"content-type" and value.startswith(b"text/event-stream"):
-                    response[2] = True
+                    response[STREAM] = True
             message["headers"] = [*headers, echoed]
         await send(message)
 
@@ -181,14 +179,12 @@ class InstrumentationMiddleware:
             return
         request_id = assign_request_id(scope)
         echoed = (b"x-request-id", request_id.encode())
+        response = _response()
+        observed_send = _observing(send, response, echoed)
         if not self.active:
-            await self.app(scope, receive, _echoing(send, echoed))
+            await self.app(scope, receive, observed_send)
             return
         start = time.perf_counter()
-        # status (500 unless a response starts: an exception ends in a 500 outside), started,
-        # an event stream, an idempotent replay
-        response: list[Any] = [500, False, False, False]
-        observed_send = _observing(send, response, echoed)
         span, token = self._start_span(scope) if self.tracer is not None else (None, None)
         ids = self._ids(request_id, span)
         bound = mlog.request_context.set(ids)
@@ -197,8 +193,8 @@ class InstrumentationMiddleware:
         try:
             await self.app(scope, receive, observed_send)
         except asyncio.CancelledError:
-            if not response[1]:
-                response[0] = 499  # the client went away first: not a server error
+            if not response[STARTED]:
+                response[STATUS] = 499  # the client went away first: not a server error
             raise
         finally:
             self._finish(scope, response, time.perf_counter() - start, span, ids)
@@ -239,13 +235,13 @@ class InstrumentationMiddleware:
         span: Any,
         ids: dict[str, str],
     ) -> None:
-        status: int = response[0]
+        status: int = response[STATUS]
         route = self.routes.template(scope)
         method: str = scope["method"]
         if self.metrics is not None:
-            long_lived = response[2] or scope["state"].get(LONG_LIVED, False)
+            long_lived = response[STREAM] or scope["state"].get(LONG_LIVED, False)
             self.metrics.observe_request(method, route, status, seconds, timed=not long_lived)
-            if response[3]:
+            if response[REPLAYED]:
                 self.metrics.idempotent_replays.inc()
         if span is not None:
             span.update_name(f"{method} {route}")
