@@ -210,7 +210,7 @@ def micro(requests: int = 20_000, rounds: int = 9) -> dict[str, float]:
     async def run(enabled: bool) -> float:
         metrics = Metrics()
         wrapped = InstrumentationMiddleware(
-            app, openapi=dict, metrics=metrics if enabled else None, access_log=enabled
+            app, openapi=dict, metrics=metrics, count_requests=enabled, access_log=enabled
         )
         scope = {
             "type": "http",
@@ -224,6 +224,7 @@ def micro(requests: int = 20_000, rounds: int = 9) -> dict[str, float]:
             await wrapped(dict(scope), ignore, ignore)
             if n % 5000 == 0:
                 metrics.flush()
+        metrics.flush()
         return (time.process_time() - started) / requests * 1e6
 
     offs, ons = [], []

@@ -10,8 +10,8 @@ they appear in text, tracebacks included.
 
 The event loop never waits for the terminal or a log pipe: records are formatted where they
 are made (with the request's context) and a background thread writes the lines. The access log,
-one line per request, is cheaper still: each request queues a tuple of its fields and the lines
-are made in batches (:func:`access`).
+one line per request, is cheaper still: the instrumentation middleware hands over the requests
+it answered in batches, and their lines are made in one pass (:func:`access_lines`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import IO, Any
 
@@ -66,6 +66,19 @@ _TRIGGERS = ("bearer", "basic", "eyj", "passw", "secret", "token")
 _CARD = re.compile(r"(?<![\w-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?)(?![\w-])")
 _DIGITS = re.compile(r"\d{4}")
 
+
+def _path_class(char: str) -> int:
+    """A path character's class for the quick proof in :func:`mask_path`."""
+    if char in "0123456789":
+        return ord("d")
+    if char in "/-":
+        return ord(char)
+    return ord("w") if char.isascii() and (char.isalpha() or char == "_") else ord("?")
+
+
+_PATH_CLASSES = bytes(_path_class(chr(c)) for c in range(256))
+_THIRTEEN_DIGITS = b"/" + b"d" * 13
+
 # The request and trace ids of the request being served, set once per request by the
 # instrumentation middleware (one ContextVar: cheaper than binding each id separately).
 request_context: ContextVar[dict[str, str] | None] = ContextVar(
@@ -73,6 +86,8 @@ request_context: ContextVar[dict[str, str] | None] = ContextVar(
 )
 
 _writer: _Writer | None = None
+# An access-log event as one line (JSON: bytes straight from orjson), set by configure().
+_render: Callable[[dict[str, Any]], str | bytes] = str
 _access = logging.getLogger("mercato.access")
 
 
@@ -98,6 +113,27 @@ def scrub(text: str) -> str:
     if len(text) >= 13 and _DIGITS.search(text):
         text = _CARD.sub(_mask_card, text)
     return text
+
+
+def mask_path(path: str) -> str:
+    """A request path with any card number in it masked, as :func:`scrub` masks them.
+
+    Most paths are proven card-free without the regular expression, which costs more than the
+    rest of an access line: when a path has only ASCII letters, digits, ``_``, ``-`` and ``/``,
+    a card number can only be a whole segment between slashes (the pattern needs a character
+    that is neither a word character nor ``-`` on both sides, and here that is only ``/``), so
+    the segment starts with thirteen digits or with ``dddd-dddd-dddd``. Without either, there
+    is none. (``tests/unit/test_log_redaction.py`` checks this against the pattern itself.)
+    """
+    if path.isascii():
+        classes = b"/" + path.encode("ascii").translate(_PATH_CLASSES)
+        if (
+            b"?" not in classes
+            and _THIRTEEN_DIGITS not in classes
+            and b"/dddd-dddd-dddd" not in classes
+        ):
+            return path
+    return _CARD.sub(_mask_card, path)
 
 
 def _redact_value(key: str, value: Any) -> Any:
@@ -132,34 +168,23 @@ def _json(obj: Any, **_: Any) -> str:
 
 # One request's access-log fields: (time_ns, level, method, route, path, status, duration_ms, ids)
 AccessRecord = tuple[int, int, str, str, str, int, float, Mapping[str, str]]
-ACCESS_BATCH = 64  # access records turned into lines at once, on the thread that fills the batch
 
 
 class _Writer(threading.Thread):
     """Writes the formatted lines to the stream once a second, off the event loop's thread.
 
     Lines are appended to a deque (atomic from any thread); the thread takes what is there and
-    writes it with one system call, during which it does not hold the GIL. The thread does as
-    little Python as possible: every time it runs it needs the GIL, and formatting every line
-    there made the event loop wait for it (measured on the product read: formatting in the
-    thread +55 us CPU per request, a thread woken per line +40 %). It only formats the access
-    records still waiting when it wakes, the tail of a batch that a quiet server never fills.
+    writes it with one system call, during which it does not hold the GIL. The thread does no
+    formatting: every time it runs it needs the GIL, and formatting there made the event loop
+    wait for it (measured on the product read: formatting in the thread +55 us CPU per request,
+    a thread woken per line +40 %).
     """
 
-    def __init__(
-        self,
-        stream: IO[str],
-        render: Callable[[dict[str, Any]], str],
-        *,
-        interval: float = 1.0,
-    ) -> None:
+    def __init__(self, stream: IO[str], *, interval: float = 1.0) -> None:
         super().__init__(name="mercato-log-writer", daemon=True)
         self.stream = stream
-        self.render = render
         self.interval = interval
-        self.pending: deque[str] = deque()
-        self.access: deque[AccessRecord] = deque()
-        self._formatting = threading.Lock()
+        self.pending: deque[str | bytes] = deque()  # lines (access lines in JSON: bytes)
         self._stopping = threading.Event()
         try:
             self._fd: int | None = stream.fileno()
@@ -171,35 +196,25 @@ class _Writer(threading.Thread):
             self._drain()
         self._drain()
 
-    def format_access(self, *, wait: bool = True) -> None:
-        """Turn the queued access records into lines, in order, after those already pending.
-
-        The event loop calls it without waiting: if the writer thread is formatting just then,
-        the records stay queued for the next batch.
-        """
-        if not self._formatting.acquire(blocking=wait):
-            return
-        try:
-            records, render, popleft = self.access, self.render, self.access.popleft
-            self.pending.extend([render(_access_event(popleft())) for _ in range(len(records))])
-        finally:
-            self._formatting.release()
-
     def _drain(self) -> None:
-        self.format_access()
         pending = self.pending
         batch = [pending.popleft() for _ in range(len(pending))]
         if batch:
-            self._write("\n".join(batch) + "\n")
+            self._write(
+                b"\n".join(
+                    line if isinstance(line, bytes) else line.encode("utf-8", "replace")
+                    for line in batch
+                )
+                + b"\n"
+            )
 
-    def _write(self, text: str) -> None:
+    def _write(self, data: bytes) -> None:
         try:
             if self._fd is None:
-                self.stream.write(text)
+                self.stream.write(data.decode("utf-8"))
                 self.stream.flush()
                 return
             self.stream.flush()  # anything written to the stream directly goes first
-            data = text.encode("utf-8", "replace")
             while data:
                 data = data[os.write(self._fd, data) :]
         except (OSError, ValueError):  # a closed stream: nothing else to do with logs
@@ -233,7 +248,7 @@ def configure(
 ) -> None:
     """Route stdlib and structlog records through one formatter and a background writer
     that writes what was logged every ``write_interval`` seconds."""
-    global _writer
+    global _writer, _render
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         merge_request_context,
@@ -263,8 +278,8 @@ def configure(
         ],
     )
     shutdown()
-    render = _json if fmt == "json" else lambda event: str(renderer(None, "", event))
-    _writer = _Writer(stream or sys.stderr, render, interval=write_interval)
+    _render = orjson.dumps if fmt == "json" else lambda event: str(renderer(None, "", event))
+    _writer = _Writer(stream or sys.stderr, interval=write_interval)
     _writer.start()
     handler = _QueueingHandler(_writer)
     handler.setFormatter(formatter)
@@ -277,78 +292,68 @@ def configure(
 
 
 _LEVELS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
-_second: list[Any] = [0, ""]  # the current second and its formatted prefix
+_second: list[Any] = [0, ""]  # the last second formatted, and its formatted date and time
 
 
-def _timestamp(now_ns: int) -> str:
-    """Like structlog's ISO UTC timestamps, formatting the date part once per second."""
-    second, ns = divmod(now_ns, 1_000_000_000)
-    if second != _second[0]:
-        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))]
-    return f"{_second[1]}{ns // 1000:06d}Z"
+def access_lines(records: Iterable[AccessRecord]) -> None:
+    """The access-log lines of a batch of answered requests, in their order.
 
+    Every request logs one, so these skip the generic machinery (a stdlib record, the processor
+    chain, reading the context) but carry the same fields, timestamps like structlog's ISO UTC
+    ones, and the same redaction. The caller
+    (:class:`mercato.platform.instrumentation.RequestJournal`) hands them over in batches:
+    made one request at a time, a line cost the served product read about three times what it
+    costs in a tight loop, because per request the code and data it touches are no longer in
+    the CPU's caches. The records carry the request and trace ids, and the time the request
+    ended as the line's timestamp.
 
-def access(
-    level: int,
-    method: str,
-    route: str,
-    path: str,
-    status: int,
-    duration_ms: float,
-    ids: Mapping[str, str],
-) -> None:
-    """The access-log line of one request: the same fields and redaction, on a fast path.
-
-    Every request logs this line, so it skips the generic machinery (a stdlib record, the
-    processor chain, reading the context) and is not even formatted here: the request queues a
-    tuple of its fields, and every :data:`ACCESS_BATCH` requests the whole batch becomes lines
-    in one pass (the writer thread formats a smaller rest once a second). Formatting each line
-    where the request ended cost the served product read about three times what it costs in a
-    tight loop: per request the code and data it touches are no longer in the CPU's caches.
-    Lines therefore reach the log up to a batch after other records made at the same time;
-    their timestamps are when the request ended.
-
-    The caller passes the request and trace ids; the fields are mercato's own except the path,
-    the one that can carry client text (tokens travel in headers and query strings, which are
-    never logged), so it is checked for card numbers when the line is made.
+    The fields are mercato's own except the path, the one that can carry client text (tokens
+    travel in headers and query strings, which are never logged): it is checked for card
+    numbers here (:func:`mask_path`).
     """
     writer = _writer
     if writer is None:  # logging not configured: structlog's defaults
-        structlog.get_logger("mercato.access").log(
-            level,
-            "request",
-            method=method,
-            route=route,
-            path=path,
-            status=status,
-            duration_ms=duration_ms,
-            **ids,
-        )
+        for _, level, method, route, path, status, duration_ms, ids in records:
+            structlog.get_logger("mercato.access").log(
+                level,
+                "request",
+                method=method,
+                route=route,
+                path=mask_path(path),
+                status=status,
+                duration_ms=duration_ms,
+                **ids,
+            )
         return
-    if not _access.isEnabledFor(level):
-        return
-    queued = writer.access
-    queued.append((time.time_ns(), level, method, route, path, status, duration_ms, ids))
-    if len(queued) >= ACCESS_BATCH:
-        writer.format_access(wait=False)
-
-
-def _access_event(record: AccessRecord) -> dict[str, Any]:
-    now_ns, level, method, route, path, status, duration_ms, ids = record
-    event = {
-        "timestamp": _timestamp(now_ns),
-        "level": _LEVELS.get(level) or logging.getLevelName(level).lower(),
-        "logger": "mercato.access",
-        "message": "request",
-        "method": method,
-        "route": route,
-        "path": _CARD.sub(_mask_card, path),
-        "status": status,
-        "duration_ms": duration_ms,
-    }
-    if ids:
-        event.update(ids)
-    return event
+    enabled: dict[int, bool] = {}  # per level, asked once per batch
+    second, date_time = _second
+    render, lines = _render, []
+    for now_ns, level, method, route, path, status, duration_ms, ids in records:
+        on = enabled.get(level)
+        if on is None:
+            on = enabled[level] = _access.isEnabledFor(level)
+        if not on:
+            continue
+        now_s, ns = divmod(now_ns, 1_000_000_000)
+        if now_s != second:  # the date and time are formatted once per second
+            second = now_s
+            date_time = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(now_s))
+        event = {
+            "timestamp": f"{date_time}{ns // 1000:06d}Z",
+            "level": _LEVELS.get(level) or logging.getLevelName(level).lower(),
+            "logger": "mercato.access",
+            "message": "request",
+            "method": method,
+            "route": route,
+            "path": mask_path(path),
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+        if ids:
+            event.update(ids)
+        lines.append(render(event))
+    _second[:] = (second, date_time)
+    writer.pending.extend(lines)
 
 
 def shutdown() -> None:

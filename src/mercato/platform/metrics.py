@@ -84,6 +84,7 @@ class Metrics:
         self._timings: dict[tuple[str, str], list[float]] = {}
         self._refreshers: list[Refresher] = []
         self._samplers: list[Callable[[], None]] = []
+        self._settlers: list[Callable[[], None]] = []
         self._held = {"polls": 0, "streams": 0}
         self._waiting_elsewhere = (0, 0)
         r = self.registry
@@ -210,7 +211,7 @@ class Metrics:
     ) -> None:
         """Count one answered request and (unless long-lived) time it.
 
-        Per request this only adds to plain dicts; :meth:`flush` moves the sums into the
+        This only adds to plain dicts; :meth:`flush` moves the sums into the
         Prometheus metrics once a second and before every scrape. Doing the metric updates in
         one batch (one memory-mapped write per series in multiprocess mode, not three per
         request) is what keeps the request path's overhead small (see bench/RESULTS.md).
@@ -227,6 +228,8 @@ class Metrics:
 
     def flush(self) -> None:
         """Move the requests counted since the last flush into the metrics."""
+        for settle in self._settlers:
+            settle()
         counts, self._counts = self._counts, {}
         timings, self._timings = self._timings, {}
         for (method, route, status), count in counts.items():
@@ -239,6 +242,12 @@ class Metrics:
         polls, streams = self._waiting_elsewhere
         self.waiting_long_polls.set(polls + self._held["polls"])
         self.open_streams.set(streams + self._held["streams"])
+
+    def before_flush(self, settle: Callable[[], None]) -> None:
+        """Call ``settle`` first at every flush: for requests that reach :meth:`observe_request`
+        in batches (the instrumentation middleware's journal), so that a scrape counts every
+        request this process has answered."""
+        self._settlers.append(settle)
 
     def on_flush(self, sample: Callable[[], None]) -> None:
         """Call ``sample`` at every flush (each process, once a second): for cheap gauges."""
