@@ -8,8 +8,9 @@ a request passes costs it a few microseconds (``bench/RESULTS.md``).
 Per request the middleware only notes what the answer was and appends one tuple to a
 :class:`RequestJournal`; counting, timing and the access-log lines are done for a batch of
 requests at once (every 64 requests, and before every metrics flush: each second and each
-scrape), because work done per request costs a busy server several times what the same work
-costs in a batch, whose code and data stay in the CPU's caches.
+scrape). Made one request at a time, an access-log line cost a busy server about three times
+what it costs in a batch, whose code and data stay in the CPU's caches (measured on the product
+read, see :func:`mercato.platform.logging.access_lines`); counting is batched the same way.
 
 Routes are labelled by their template (``/v1/orders/{order_id}``), found after routing in
 ``scope["route"]``; a request answered before routing (a replay, a 413, an injected fault) is
@@ -175,9 +176,7 @@ class RequestJournal:
     when a batch is full and before every metrics flush, which ``Metrics`` does once a second
     (the tail of a quiet server), before each scrape (so ``/metrics`` counts every request this
     process has answered) and when the application stops. Lines of a quiet server therefore
-    reach the log up to a second later than before the journal; each carries the time its
-    request ended. Measured on the product read, this halved what metrics and the access log
-    add to a busy server (bench/RESULTS.md).
+    reach the log a second or two after their request; each carries the time it ended.
     """
 
     def __init__(
