@@ -11,7 +11,8 @@ one of 5 products) and each client count, in the same run:
 
 and the ratio mercato/pgbench measures mercato's own overhead. Afterwards every product is
 checked: never oversold, and initial stock + adjustments = available + reserved + sold.
-Then a product read through mercato is compared with a bare Starlette + asyncpg endpoint.
+Then a product read through mercato is compared with a bare Starlette + asyncpg endpoint (fresh
+servers for every run, warmed up first, the order alternating).
 Medians of ``--runs`` runs are printed and written to bench/out/contention.json.
 """
 
@@ -254,31 +255,34 @@ def product_read(url: str, args: argparse.Namespace) -> dict[str, object]:
     env = server_env(url)
     env["PYTHONPATH"] = str(BENCH.parent) + os.pathsep + env.get("PYTHONPATH", "")
     results: dict[str, list[WrkResult]] = {"mercato": [], "bare": []}
-    with (
-        serve(mercato_argv, env, "/readyz", OUT / "server-read.log") as ours,
-        serve(
-            bare_argv, env, "/products/b0000000-0000-7000-8000-000000000001", OUT / "bare.log"
-        ) as bare,
-    ):
-        for _ in range(args.runs):
-            results["mercato"].append(
+    paths = {"mercato": "/v1/products/", "bare": "/products/"}
+    for number in range(args.runs):
+        # Fresh servers every run, each warmed up first: two identical server processes can
+        # differ by a few percent for as long as they live, so reusing one pair of servers
+        # would repeat one draw of that difference in every run (see bench/observability.py).
+        with (
+            serve(mercato_argv, env, "/readyz", OUT / "server-read.log") as ours,
+            serve(
+                bare_argv, env, "/products/b0000000-0000-7000-8000-000000000001", OUT / "bare.log"
+            ) as bare,
+        ):
+            servers = {"mercato": ours, "bare": bare}
+            for name, server in servers.items():
+                read = [str(ids), paths[name]]
                 wrk(
-                    ours.base_url,
-                    BENCH / "read.lua",
-                    [str(ids), "/v1/products/"],
-                    clients=args.read_clients,
-                    duration=args.duration,
+                    server.base_url, BENCH / "read.lua", read, clients=args.read_clients, duration=2
                 )
-            )
-            results["bare"].append(
-                wrk(
-                    bare.base_url,
-                    BENCH / "read.lua",
-                    [str(ids), "/products/"],
-                    clients=args.read_clients,
-                    duration=args.duration,
+            order = ["mercato", "bare"] if number % 2 == 0 else ["bare", "mercato"]
+            for name in order:
+                results[name].append(
+                    wrk(
+                        servers[name].base_url,
+                        BENCH / "read.lua",
+                        [str(ids), paths[name]],
+                        clients=args.read_clients,
+                        duration=args.duration,
+                    )
                 )
-            )
     ours_rps = statistics.median(r.requests_per_s for r in results["mercato"])
     bare_rps = statistics.median(r.requests_per_s for r in results["bare"])
     summary = {
