@@ -205,7 +205,7 @@ class RequestJournal:
         replays = 0
         for route, method, path, response, seconds, ids, ended_ns in records:
             status: int = response[STATUS]
-            name = getattr(route, "path_format", None) or template(route, path, method)
+            name = template(route, path, method)
             if metrics is not None:
                 metrics.observe_request(method, name, status, seconds, timed=not response[UNTIMED])
                 replays += response[REPLAYED]
@@ -238,7 +238,6 @@ class InstrumentationMiddleware:
     ) -> None:
         self.app = app
         self.routes = RouteTable(openapi)
-        self.metrics = metrics if count_requests else None
         self.journal = RequestJournal(
             self.routes, metrics, count_requests=count_requests, access_log=access_log
         )
@@ -259,10 +258,11 @@ class InstrumentationMiddleware:
             return
         start = time.perf_counter()
         span, token = self._start_span(scope) if self.tracer is not None else (None, None)
-        ids = {"request_id": request_id} if span is None else self._ids(request_id, span)
+        ids = self._ids(request_id, span)
         bound = mlog.request_context.set(ids)
-        if self.metrics is not None:
-            self.metrics.request_started()
+        counted = self.journal.metrics
+        if counted is not None:
+            counted.request_started()
         try:
             await self.app(scope, receive, observed_send)
         except asyncio.CancelledError:
