@@ -105,7 +105,9 @@ class CatalogService:
         """Change a product's attributes; ProductConflict if ``expected_version`` is stale."""
 
         async def work(uow: UnitOfWork) -> Product:
-            product = await store.get(uow.conn, product_id)
+            # locked before it is read: a change without If-Match applies on top of whatever
+            # was committed before it, instead of failing on a concurrent edit
+            product = await store.get(uow.conn, product_id, for_update=True)
             if product is None:
                 raise ProductNotFound(product_id)
             seen = product.version

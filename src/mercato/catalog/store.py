@@ -81,6 +81,7 @@ _bind = sa.bindparam
 
 _INSERT = sql(sa.insert(products).values({c.name: _bind(c.name) for c in products.c}))
 _BY_ID = sql(sa.select(products).where(_p.id == _bind("id")))
+_BY_ID_FOR_UPDATE = sql(sa.select(products).where(_p.id == _bind("id")).with_for_update())
 _UPDATE = sql(
     sa.update(products)
     .where(_p.id == _bind("id"), _p.version == _bind("expected"))
@@ -214,9 +215,10 @@ async def add(conn: Connection, product: Product) -> None:
         raise
 
 
-async def get(conn: Connection, product_id: str) -> Product | None:
-    """The product, or None."""
-    row = await conn.fetchrow(_BY_ID, id=product_id)
+async def get(conn: Connection, product_id: str, *, for_update: bool = False) -> Product | None:
+    """The product, or None; ``for_update`` row-locks it until commit (a product is one row,
+    so the locking read itself sees the lock holder's committed change)."""
+    row = await conn.fetchrow(_BY_ID_FOR_UPDATE if for_update else _BY_ID, id=product_id)
     return None if row is None else _from_row(row)
 
 

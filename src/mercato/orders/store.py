@@ -68,16 +68,20 @@ _l = lines.c
 _bind = sa.bindparam
 _HEADER = [c.name for c in orders.c]
 
-# An order and its lines in one round trip: one row per line (one row with NULL line columns
-# for an order without lines). Only the order row is locked.
-_with_lines = (
+# An order and its lines in one round trip (one snapshot): one row per line, or one row with
+# NULL line columns for an order without lines. For reads that change nothing.
+_GET = sql(
     sa.select(orders, *(c for c in lines.c if c.name != "order_id"))
     .select_from(orders.outerjoin(lines, _l.order_id == _o.id))
     .where(_o.id == _bind("id"))
     .order_by(_l.position)
 )
-_GET = sql(_with_lines)
-_GET_FOR_UPDATE = sql(_with_lines.with_for_update(of=orders))
+# For a change: lock the order row first, then read its lines in a statement of their own. A
+# statement that waited for the lock sees the order row as the lock holder committed it but
+# every other row as it was when the statement began (READ COMMITTED), so lines read in the
+# locking statement could predate the holder's edit and be written back over it.
+_LOCK = sql(sa.select(orders).where(_o.id == _bind("id")).with_for_update())
+_LINES = sql(sa.select(lines).where(_l.order_id == _bind("id")).order_by(_l.position))
 _INSERT = sql(sa.insert(orders).values({n: _bind(n) for n in _HEADER}))
 _UPDATE = sql(
     sa.update(orders)
@@ -172,8 +176,15 @@ def _header(order: Order) -> dict[str, Any]:
 
 
 async def get(conn: Connection, order_id: str, *, for_update: bool = False) -> Order | None:
-    """The order with its lines, or None; ``for_update`` row-locks it until commit."""
-    rows = await conn.fetch(_GET_FOR_UPDATE if for_update else _GET, id=order_id)
+    """The order with its lines, or None.
+
+    ``for_update`` row-locks the order until commit and reads the lines only once the lock is
+    held, so what a change starts from includes every change committed before it.
+    """
+    if for_update:
+        head = await conn.fetchrow(_LOCK, id=order_id)
+        return None if head is None else _order(head, await conn.fetch(_LINES, id=order_id))
+    rows = await conn.fetch(_GET, id=order_id)
     if not rows:
         return None
     return _order(rows[0], rows if rows[0]["product_id"] is not None else [])
