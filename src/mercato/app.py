@@ -113,7 +113,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(customers_router)
     app.include_router(health.router)
     orders_realtime.install(app)  # before the middleware below, so it sits innermost
-    app.add_middleware(IdempotencyMiddleware, store=container.idempotency, tokens=container.tokens)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        store=container.idempotency,
+        tokens=container.tokens,
+        secret=settings.token_secret.get_secret_value(),
+    )
     app.add_middleware(problems.MiddlewareErrorsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)

@@ -12,7 +12,14 @@ from typing import Any
 
 
 class DomainError(Exception):
-    """A business rule refused the request."""
+    """A business rule refused the request.
+
+    ``retry_after`` (seconds) marks an error that means "not yet": the same request may succeed
+    later without any change (a checkout still being paid for, a provider outage). Such an
+    answer carries ``Retry-After`` and is never stored as an idempotent request's outcome.
+    """
+
+    retry_after: int | None = None
 
     def __init__(self, code: str, message: str, *, field: str | None = None, **data: Any) -> None:
         super().__init__(message)

@@ -86,6 +86,8 @@ class InvalidTransition(Conflict):
 
 
 class CheckoutInProgress(Conflict):
+    retry_after = 1  # the checkout settles within seconds, or the reconciler settles it
+
     def __init__(self) -> None:
         super().__init__(
             ErrorCode.CHECKOUT_IN_PROGRESS, "the order is being paid for; try again shortly"

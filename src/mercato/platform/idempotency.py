@@ -3,29 +3,34 @@
 A client sends ``Idempotency-Key: <1-255 printable characters>`` with a POST, PUT, PATCH or
 DELETE. Keys are scoped to the caller (the token's subject; ``anonymous`` without a token).
 
-* The first request with a key claims it (a ``running`` row with a lease) and runs.
-* Its response (status, body and the headers a client needs) is stored **in the same
-  transaction as the request's last database effects**: while a claimed request runs, the unit of
-  work does not commit its final transaction itself but hands it to this middleware, which writes
-  the response into it and commits both together. A crash therefore leaves either nothing (the
-  claim expires and the request can run again) or the effects *and* the response.
+* The first request with a key claims it (a ``running`` row with a lease) and runs exactly as
+  it would without the key: its units of work commit on their own, so a checkout's pending
+  payment is committed before the card provider is called and no lock outlives its phase.
+* Its response (status, body and the headers a client needs) is stored right after the
+  request's last transaction. A crash in between leaves the key claimed until the lease runs
+  out; a retry then runs the request again against the state it left (an order that was
+  placed answers that it is no longer a draft).
+* Only final answers are stored. An answer that means "not yet, retry" — any 5xx, 408, 425,
+  429, or one carrying ``Retry-After`` (such as 409 ``checkout_in_progress``) — releases the key
+  instead, so a retry with the same key runs again. So does an answer marked
+  ``Cache-Control: no-store`` (an access token): what must not be cached is not kept here.
 * A repeat with the same key and the same request (method, path, query, body) gets the stored
   response replayed, marked ``Idempotent-Replayed: true``.
 * A repeat while the first is still running waits up to ``wait_s`` for it to finish and then
   replays it; if it is still running after that, it gets 409 ``idempotency_in_progress``.
 * The same key with a different request gets 422 ``idempotency_key_reused``.
-* A request that failed with a 5xx and changed nothing releases its key, so it can be retried.
 
-Rows are kept for ``retention`` (24 h by default) and then purged by a worker.
+The request fingerprint is an HMAC-SHA256 keyed with a server secret: a request carries a card
+number, and an unkeyed hash of it could be inverted by trying every card number. Rows are kept
+for ``retention`` (24 h by default) and then purged by a worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+import hmac
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,12 +40,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import AuthenticationFailed
-from mercato.platform.db import Connection, Database, UniqueViolation, metadata, sql
+from mercato.platform.db import Database, UniqueViolation, metadata, sql
 from mercato.platform.security import TokenService
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REPLAYED_HEADER = b"idempotent-replayed"
-_KEPT_HEADERS = frozenset({b"content-type", b"location", b"etag", b"retry-after"})
+_KEPT_HEADERS = frozenset({b"content-type", b"location", b"etag"})
+# Answers that tell the client to come back later rather than what became of its request.
+_NOT_YET = frozenset({408, 425, 429})
+# Written over fingerprints stored before they were keyed (migration 0004): such a row still
+# replays its answer for its key, whatever the fingerprint of the repeat.
+UNKNOWN_FINGERPRINT = ""
 
 idempotency_keys = sa.Table(
     "platform_idempotency_keys",
@@ -98,43 +108,12 @@ _RELEASE = sql(
 _PURGE = sql(sa.delete(idempotency_keys).where(_k.created_at < _bind("before")))
 
 
-@dataclass
-class Deferred:
-    """A unit of work that ran to completion but whose COMMIT waits for the response."""
-
-    exit: Callable[[type[BaseException] | None, BaseException | None, Any], Awaitable[Any]]
-    conn: Connection
-    after_commit: Callable[[], None]
-
-
-@dataclass
-class IdempotencyContext:
-    """The claimed key of the request being served, and its deferred final transaction."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A key the request being served has claimed."""
 
     scope: str
     key: str
-    deferred: Deferred | None = field(default=None)
-
-    async def flush(self) -> None:
-        """Commit the deferred transaction (another unit of work is about to start)."""
-        pending, self.deferred = self.deferred, None
-        if pending is not None:
-            await pending.exit(None, None, None)
-            pending.after_commit()
-
-    async def abandon(self, exc: BaseException) -> None:
-        """Roll the deferred transaction back (the request was cancelled)."""
-        pending, self.deferred = self.deferred, None
-        if pending is not None:
-            await pending.exit(type(exc), exc, exc.__traceback__)
-
-
-_current: ContextVar[IdempotencyContext | None] = ContextVar("mercato_idempotency", default=None)
-
-
-def current() -> IdempotencyContext | None:
-    """The idempotency context of the request being served, if it carries a key."""
-    return _current.get()
 
 
 class IdempotencyError(Exception):
@@ -200,7 +179,7 @@ class IdempotencyStore:
             row = await conn.fetchrow(_GET, scope=scope, key=key)
         if row is None:
             return _WAIT  # released meanwhile: try to claim again
-        if row["fingerprint"] != fingerprint:
+        if row["fingerprint"] not in (fingerprint, UNKNOWN_FINGERPRINT):
             raise IdempotencyError(
                 422,
                 "idempotency_key_reused",
@@ -222,35 +201,24 @@ class IdempotencyStore:
                 return None
         return _WAIT
 
-    async def complete(self, ctx: IdempotencyContext, stored: Stored) -> None:
-        """Store the response: in the deferred transaction if there is one, else on its own."""
-        values = {
-            "scope": ctx.scope,
-            "key": ctx.key,
-            "status": stored.status,
-            "body": stored.body,
-            "headers": orjson.dumps([(k.decode(), v.decode()) for k, v in stored.headers]).decode(),
-        }
-        pending, ctx.deferred = ctx.deferred, None
-        if pending is not None:
-            try:
-                await pending.conn.execute(_COMPLETE, **values)
-            except BaseException as exc:
-                await pending.exit(type(exc), exc, exc.__traceback__)
-                raise
-            await pending.exit(None, None, None)
-            pending.after_commit()
-            return
+    async def complete(self, claim: Claim, stored: Stored) -> None:
+        """Store a final response for the claimed key."""
         async with self.db.transaction() as conn:
-            if stored.status >= 500:
-                await conn.execute(_RELEASE, scope=ctx.scope, key=ctx.key)
-            else:
-                await conn.execute(_COMPLETE, **values)
+            await conn.execute(
+                _COMPLETE,
+                scope=claim.scope,
+                key=claim.key,
+                status=stored.status,
+                body=stored.body,
+                headers=orjson.dumps(
+                    [(k.decode(), v.decode()) for k, v in stored.headers]
+                ).decode(),
+            )
 
-    async def release(self, ctx: IdempotencyContext) -> None:
-        """Forget a claim whose request changed nothing and produced no response."""
+    async def release(self, claim: Claim) -> None:
+        """Forget a claim whose request gave no final answer, so a retry runs again."""
         async with self.db.transaction() as conn:
-            await conn.execute(_RELEASE, scope=ctx.scope, key=ctx.key)
+            await conn.execute(_RELEASE, scope=claim.scope, key=claim.key)
 
     async def purge(self, *, retention: timedelta) -> int:
         """Delete keys older than the retention period; returns how many."""
@@ -303,10 +271,14 @@ def _problem(scope: Scope, status: int, code: str, detail: str, headers: dict[st
 class IdempotencyMiddleware:
     """Applies the rules in the module docstring to requests carrying ``Idempotency-Key``."""
 
-    def __init__(self, app: ASGIApp, *, store: IdempotencyStore, tokens: TokenService) -> None:
+    def __init__(
+        self, app: ASGIApp, *, store: IdempotencyStore, tokens: TokenService, secret: str
+    ) -> None:
         self.app = app
         self.store = store
         self.tokens = tokens
+        # a key of its own, derived from the server secret, for fingerprints only
+        self._fingerprint_key = hmac.digest(secret.encode(), b"mercato idempotency", "sha256")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
@@ -330,16 +302,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         body, replay_receive = await _read_body(receive)
-        fingerprint = hashlib.sha256(
-            b"\0".join(
-                [
-                    scope["method"].encode(),
-                    scope["path"].encode(),
-                    scope.get("query_string", b""),
-                    body,
-                ]
-            )
-        ).hexdigest()
+        fingerprint = self.fingerprint(scope, body)
         try:
             stored = await self.store.claim(caller, key, fingerprint)
         except IdempotencyError as exc:
@@ -351,7 +314,13 @@ class IdempotencyMiddleware:
             )
             await _send(send, replayed)
             return
-        await self._run(scope, replay_receive, send, IdempotencyContext(caller, key))
+        await self._run(scope, replay_receive, send, Claim(caller, key))
+
+    def fingerprint(self, scope: Scope, body: bytes) -> str:
+        """The keyed fingerprint of a request: method, path, query and body."""
+        parts = [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b"")]
+        message = b"\0".join([*parts, body])
+        return hmac.new(self._fingerprint_key, message, hashlib.sha256).hexdigest()
 
     def _caller(self, scope: Scope) -> str | None:
         auth = _header(scope, b"authorization")
@@ -363,9 +332,7 @@ class IdempotencyMiddleware:
         except AuthenticationFailed:
             return None
 
-    async def _run(
-        self, scope: Scope, receive: Receive, send: Send, ctx: IdempotencyContext
-    ) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: Send, claim: Claim) -> None:
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": []}
 
         async def capture(message: Message) -> None:
@@ -375,14 +342,12 @@ class IdempotencyMiddleware:
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
 
-        token = _current.set(ctx)
         try:
             await self.app(scope, receive, capture)
-        except Exception as exc:
-            # The error handler has logged it and (usually) rendered a 500: undo the deferred
-            # effects, free the key for a retry, and still answer.
-            await ctx.abandon(exc)
-            await self.store.release(ctx)
+        except Exception:
+            # The error handler has logged it and (usually) rendered a 500: free the key for a
+            # retry, and still answer.
+            await self.store.release(claim)
             if captured["body"]:
                 await _send(
                     send,
@@ -390,16 +355,31 @@ class IdempotencyMiddleware:
                 )
                 return
             raise
-        except BaseException as exc:
-            await ctx.abandon(exc)
-            await self.store.release(ctx)
+        except BaseException:
+            await self.store.release(claim)
             raise
-        finally:
-            _current.reset(token)
-        headers = [(k, v) for k, v in captured["headers"] if k.lower() in _KEPT_HEADERS]
-        stored = Stored(captured["status"], headers, b"".join(captured["body"]))
-        await self.store.complete(ctx, stored)
-        await _send(send, Stored(stored.status, captured["headers"], stored.body))
+        body = b"".join(captured["body"])
+        if final(captured["status"], captured["headers"]):
+            kept = [(k, v) for k, v in captured["headers"] if k.lower() in _KEPT_HEADERS]
+            await self.store.complete(claim, Stored(captured["status"], kept, body))
+        else:
+            await self.store.release(claim)
+        await _send(send, Stored(captured["status"], captured["headers"], body))
+
+
+def final(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether an answer says what became of the request, and may be stored and replayed.
+
+    Not final: server errors, "come back later" statuses, anything carrying ``Retry-After``,
+    and anything its sender marked ``Cache-Control: no-store``.
+    """
+    if status >= 500 or status in _NOT_YET:
+        return False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"retry-after" or (lowered == b"cache-control" and b"no-store" in value):
+            return False
+    return True
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Receive]:

@@ -125,9 +125,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.domain_error(str(exc.code))
-    headers = None
-    if isinstance(exc, k.Unavailable):
-        headers = {"Retry-After": str(exc.retry_after)}
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
     data = {key: value for key, value in exc.data.items() if value is not None}
     return problem(
         status_for(exc),

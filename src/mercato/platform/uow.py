@@ -5,19 +5,19 @@ stores on ``uow.conn``, and hands the aggregates back with :meth:`UnitOfWork.col
 function returns, the collected events are written to the outbox in the same transaction, the
 transaction commits, and the after-commit hooks run (they wake the relay and, with PostgreSQL,
 other processes). Deadlocks and serialization failures re-run the whole function.
+
+Every unit of work commits when its function returns, whatever the request carries: nothing
+ambient (an Idempotency-Key, a tracing context) changes where a transaction ends.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from mercato.kernel.events import AggregateRoot, DomainEvent
-from mercato.platform import idempotency, outbox
-from mercato.platform.db import Connection, Database, TransientError, run_in_transaction
+from mercato.platform import outbox
+from mercato.platform.db import Connection, Database, run_in_transaction
 
 T = TypeVar("T")
 AfterCommit = Callable[[list[DomainEvent]], None]
@@ -75,9 +75,6 @@ class Transactor:
             committed[:] = uow.events
             return result
 
-        context = idempotency.current()
-        if context is not None:
-            return await self._deferred(context, attempt, committed)
         result = await run_in_transaction(
             self.db, attempt, attempts=self.attempts, on_retry=self._retried
         )
@@ -89,41 +86,7 @@ class Transactor:
             for hook in self._after_commit:
                 hook(events)
 
-    async def _deferred(
-        self,
-        context: idempotency.IdempotencyContext,
-        attempt: Callable[[Connection], Awaitable[T]],
-        committed: list[DomainEvent],
-    ) -> T:
-        """Run like ``__call__`` but leave the COMMIT to the idempotency middleware.
-
-        The request's response is then stored in the same transaction as its effects (see
-        :mod:`mercato.platform.idempotency`). An earlier deferred unit of work of the same
-        request is committed first.
-        """
-        await context.flush()
-        for number in range(1, self.attempts + 1):
-            manager = self.db.transaction()
-            conn = await manager.__aenter__()
-            try:
-                result = await attempt(conn)
-            except BaseException as exc:
-                await manager.__aexit__(type(exc), exc, exc.__traceback__)
-                if not isinstance(exc, TransientError) or number == self.attempts:
-                    raise
-                self._retried(number)
-                await asyncio.sleep(random.uniform(0, 0.01 * 2**number))
-                continue
-            context.deferred = idempotency.Deferred(
-                manager.__aexit__, conn, functools.partial(self._committed, list(committed))
-            )
-            return result
-        raise AssertionError("unreachable")
-
     async def read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run a read-only query function on a pooled connection outside a transaction."""
-        context = idempotency.current()
-        if context is not None:
-            await context.flush()
         async with self.db.connection() as conn:
             return await work(conn)
