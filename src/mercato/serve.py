@@ -25,6 +25,8 @@ With ``--workers N`` a supervisor process binds the socket, starts N worker proc
 the steps above, restarts any that dies while serving, forwards SIGTERM/SIGINT to them and exits
 0 only when every worker did. It closes its own copy of the listening socket when it forwards
 the first signal, so the port stops accepting exactly when the last worker closes its listener.
+A worker whose supervisor is gone without stopping it (killed with SIGKILL, say) stops itself
+the same way, instead of serving on alone on a port nobody supervises.
 """
 
 from __future__ import annotations
@@ -235,11 +237,34 @@ def _worker_main(
     drain_s: float,
     sockets: list[socket.socket],
     gc_policy: GcPolicy | None = None,
+    supervisor_pid: int | None = None,
 ) -> None:
     _ignore_late_signals()
+    if supervisor_pid is not None:
+        limit = drain_s + (config.timeout_graceful_shutdown or 0) + 10
+        threading.Thread(
+            target=_stop_when_orphaned,
+            args=(supervisor_pid, limit),
+            name="orphan-watch",
+            daemon=True,
+        ).start()
     server = GracefulServer(config, drain_s=drain_s, supervised=True, gc_policy=gc_policy)
     server.run(sockets=sockets)
     sys.exit(server.exit_code)
+
+
+def _stop_when_orphaned(supervisor_pid: int, limit_s: float, *, every_s: float = 0.5) -> None:
+    """Stop this worker as on SIGTERM (drain, then exit) once its supervisor has died.
+
+    If it is still running ``limit_s`` later (the signal came before the server installed its
+    handlers, or draining hangs), it exits at once.
+    """
+    while os.getppid() == supervisor_pid:
+        time.sleep(every_s)
+    log.error("supervisor [%d] is gone; worker [%d] stops", supervisor_pid, os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(limit_s)
+    os._exit(EXIT_FORCED)
 
 
 def _forget_metrics_of(pid: int | None) -> None:
@@ -282,7 +307,7 @@ class Supervisor:
     def _spawn(self, sock: socket.socket) -> multiprocessing.process.BaseProcess:
         child = self._context.Process(
             target=_worker_main,
-            args=(self.config, self.drain_s, [sock], self.gc_policy),
+            args=(self.config, self.drain_s, [sock], self.gc_policy, os.getpid()),
             daemon=False,
         )
         child.start()
