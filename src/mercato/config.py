@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -496,6 +497,13 @@ class Settings(BaseSettings):
         problems += self._secret_problems()
         if self.fault_injection:
             problems.append("MERCATO_FAULT_INJECTION must be off")
+        if self.payment_provider is PaymentProviderName.STRIPE and not _private_url(
+            self.stripe_api_base
+        ):
+            problems.append(
+                "MERCATO_STRIPE_API_BASE must be an https:// URL: the secret key travels with "
+                "every request"
+            )
         if self.takes_test_payments and not self.allow_sandbox_payments_in_production:
             problems.append(
                 "MERCATO_PAYMENT_PROVIDER must be stripe with a live key: the sandbox and "
@@ -545,6 +553,12 @@ class Settings(BaseSettings):
             Described(name, env_name(name), _shown(name, value), self._sources[name])
             for name, value in self.redacted().items()
         ]
+
+
+def _private_url(url: str) -> bool:
+    """An https URL, or plain http that never leaves this machine."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or parts.hostname in ("127.0.0.1", "::1", "localhost")
 
 
 def _shown(name: str, value: Any) -> str:

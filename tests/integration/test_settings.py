@@ -309,3 +309,17 @@ def test_staging_may_run_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.payment_provider is PaymentProviderName.SANDBOX
     assert not settings.sandbox_override_active
+
+
+def test_production_sends_the_stripe_key_over_https_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+    monkeypatch.setenv("MERCATO_STRIPE_SECRET_KEY", LIVE_KEY)
+    monkeypatch.setenv("MERCATO_STRIPE_API_BASE", "http://stripe-proxy.internal:8080")
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    assert refused.value.problems == [
+        "MERCATO_STRIPE_API_BASE must be an https:// URL: the secret key travels with every request"
+    ]
+    monkeypatch.setenv("MERCATO_STRIPE_API_BASE", "http://127.0.0.1:12111")  # this machine only
+    assert Settings().stripe_api_base == "http://127.0.0.1:12111"
