@@ -29,7 +29,7 @@ def stripe_api() -> Iterator[StripeStandIn]:
 
 
 @pytest.fixture
-async def client(database_url: str, stripe_api: StripeStandIn) -> AsyncIterator[httpx.AsyncClient]:
+async def app(database_url: str, stripe_api: StripeStandIn) -> AsyncIterator[FastAPI]:
     async with running_app(
         database_url,
         payment_provider="stripe",
@@ -37,18 +37,14 @@ async def client(database_url: str, stripe_api: StripeStandIn) -> AsyncIterator[
         stripe_api_base=stripe_api.url,
         stripe_timeout_s=1.0,
         stripe_max_network_retries=0,
-    ) as app:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mercato.test") as http:
-            http.app = app  # type: ignore[attr-defined]
-            yield http
+    ) as application:
+        yield application
 
 
 @pytest.mark.anyio
 async def test_a_customer_pays_through_stripe_and_is_charged_once(
-    client: httpx.AsyncClient, stripe_api: StripeStandIn
+    client: httpx.AsyncClient, app: FastAPI, stripe_api: StripeStandIn
 ) -> None:
-    app: FastAPI = client.app  # type: ignore[attr-defined]
     staff = await make_staff(client, app.state.container)
     product = await create_product(client, staff, stock=3, price=2500)
     customer = await register(client)
