@@ -72,7 +72,7 @@ async def test_a_customer_pays_through_stripe_and_is_charged_once(
     assert [i["amount"] for i in charged] == [total]
 
 
-def test_production_serves_checkouts_through_stripe_and_reports_no_override(
+def test_production_starts_on_stripe_and_reports_no_override(
     database_url: str, tmp_path: Path
 ) -> None:
     if not database_url.startswith("postgresql"):
