@@ -114,6 +114,8 @@ def server_env(url: str) -> dict[str, str]:
         {
             # the production profile: what a shop runs (JSON logs, access log and metrics on)
             "MERCATO_ENV": "production",
+            # a benchmark charges test cards: the sandbox, by production's explicit override
+            "MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION": "true",
             "MERCATO_SHUTDOWN_DRAIN_S": "0",  # no load balancer to drain from between runs
             "MERCATO_DATABASE_URL": url,
             "MERCATO_TOKEN_SECRET": SECRET,

@@ -138,6 +138,7 @@ def mercato_server(url: str) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
     env.update(
         MERCATO_ENV="production",  # what a shop runs: JSON logs, access log and metrics on
+        MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION="true",  # test cards, never real money
         MERCATO_DATABASE_URL=url,
         MERCATO_TOKEN_SECRET=SECRET,
         MERCATO_LOG_LEVEL="WARNING",

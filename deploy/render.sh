@@ -35,7 +35,17 @@ patches:
     patch: |-
       - op: replace
         path: /spec/template/spec/containers/0/env/0/value
-        value: \"$value\"" ;;
+        value: \"$value\""
+    # the migration's second variable, MERCATO_PAYMENT_PROVIDER: the environment's provider
+    # (the production profile refuses to start, even to migrate, with the sandbox)
+    if [ "$job" = migrate ]; then
+      provider=sandbox
+      [ "$env" = production ] && provider=stripe
+      extra="$extra
+      - op: replace
+        path: /spec/template/spec/containers/0/env/1/value
+        value: \"$provider\""
+    fi ;;
   *) usage ;;
 esac
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mercato import __version__, telemetry
 from mercato.catalog import CatalogService
-from mercato.config import Feature, Settings
+from mercato.config import Feature, PaymentProviderName, Settings
 from mercato.customers import CustomersService
 from mercato.orders import OrdersService, PricingService, ShippingCalculator, ShippingRates
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
-from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider
+from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider, StripeProvider
 from mercato.platform import outbox
 from mercato.platform.connect import create_database
 from mercato.platform.db import Database, is_postgres_url
@@ -49,6 +50,7 @@ class Container:
     metrics: Metrics
     tracing: Tracing
     notifier: Notifier
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = field(default=False)
 
     async def start(self, *, workers: bool | None = None) -> None:
@@ -78,6 +80,8 @@ class Container:
         await self.notifier.stop()
         await self.runner.stop()
         await self.db.close()
+        for close in self.closers:
+            await close()
         await self.metrics.stop()
         self.metrics.close()
         await asyncio.to_thread(self.tracing.shutdown)
@@ -109,7 +113,10 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     )
     customers = CustomersService(transact, hashing=hashing, tokens=tokens)
     catalog = CatalogService(transact)
-    payments = PaymentsService(transact, provider=provider or SandboxProvider())
+    closers: list[Callable[[], Awaitable[None]]] = []
+    payments = PaymentsService(
+        transact, provider=provider or _payment_provider(settings, metrics, closers)
+    )
     discount_codes = settings.discount_codes if settings.enabled(Feature.DISCOUNT_CODES) else {}
     pricing = PricingService(tax_rate_bp=settings.tax_rate_bp, discount_codes=discount_codes)
     shipping = ShippingCalculator(
@@ -167,7 +174,31 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         metrics=metrics,
         tracing=tracing,
         notifier=notifier,
+        closers=closers,
     )
+
+
+def _payment_provider(
+    settings: Settings, metrics: Metrics, closers: list[Callable[[], Awaitable[None]]]
+) -> PaymentProvider:
+    """The provider the settings choose; production on test payments is said out loud."""
+    metrics.set_sandbox_override(settings.sandbox_override_active)
+    if settings.sandbox_override_active:
+        log.warning(
+            "PRODUCTION IS TAKING TEST PAYMENTS (%s provider): "
+            "MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION is set; no real money is charged",
+            settings.payment_provider.value,
+        )
+    if settings.payment_provider is PaymentProviderName.STRIPE:
+        stripe = StripeProvider(
+            secret_key=settings.stripe_secret_key.get_secret_value(),
+            api_base=settings.stripe_api_base,
+            timeout_s=settings.stripe_timeout_s,
+            max_network_retries=settings.stripe_max_network_retries,
+        )
+        closers.append(stripe.close)
+        return stripe
+    return SandboxProvider()
 
 
 async def _sample_outbox(db: Database, metrics: Metrics) -> None:

@@ -13,7 +13,8 @@ Where a value comes from, highest priority first:
 
 :meth:`Settings.describe` says, for every setting, which of these supplied it
 (``mercato config show``). The staging and production profiles refuse to start without their
-required settings, and production also refuses unsafe values, with one message that lists every
+required settings or with the built-in (or a short) token secret, and production also refuses
+unsafe values, the sandbox payment provider among them, with one message that lists every
 problem (:class:`ConfigurationError`).
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -38,6 +40,9 @@ from pydantic_settings import (
 from mercato.kernel.money import Currency
 
 DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+STRIPE_API_BASE = "https://api.stripe.com"
+# Stripe's search index lags writes by up to a minute; the reconciler must not ask sooner.
+STRIPE_MIN_CHECKOUT_GRACE_S = 60.0
 PREFIX = "MERCATO_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -54,6 +59,13 @@ class Feature(StrEnum):
 
     API_DOCS = "api_docs"  # interactive docs at /docs and the OpenAPI document
     DISCOUNT_CODES = "discount_codes"  # customers may apply MERCATO_DISCOUNT_CODES to orders
+
+
+class PaymentProviderName(StrEnum):
+    """Who charges the cards (``MERCATO_PAYMENT_PROVIDER``)."""
+
+    SANDBOX = "sandbox"  # built in, deterministic test cards, no money moves
+    STRIPE = "stripe"  # Stripe's PaymentIntents API (mercato.payments.stripe)
 
 
 class Source(StrEnum):
@@ -304,6 +316,16 @@ class Settings(BaseSettings):
     argon2_time_cost: Annotated[int, Field(ge=1, le=10)] = 2
     argon2_memory_kib: Annotated[int, Field(ge=8, le=1024 * 1024)] = 19 * 1024
 
+    payment_provider: PaymentProviderName = PaymentProviderName.SANDBOX
+    # Drills and benchmarks only: lets the production profile start with the sandbox provider
+    # (warned about at every start and exported as mercato_sandbox_payments_override).
+    allow_sandbox_payments_in_production: bool = False
+    stripe_secret_key: SecretStr = SecretStr("")
+    stripe_api_base: str = STRIPE_API_BASE
+    stripe_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    # Stripe's client repeats a request that got no answer, with the same idempotency key.
+    stripe_max_network_retries: Annotated[int, Field(ge=0, le=5)] = 1
+
     currency: str = "EUR"
     tax_rate_bp: Annotated[int, Field(ge=0, le=10_000)] = 1900
     discount_codes: dict[str, int] = Field(default_factory=lambda: {"WELCOME10": 10})
@@ -354,9 +376,9 @@ class Settings(BaseSettings):
             _Recorded(ProfileSource(settings_cls), Source.PROFILE),
         )
 
-    @field_validator("env", mode="before")
+    @field_validator("env", "payment_provider", mode="before")
     @classmethod
-    def _profile_lowercase(cls, value: Any) -> Any:
+    def _choice_lowercase(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
@@ -413,6 +435,13 @@ class Settings(BaseSettings):
             raise ValueError("otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP)")
         return value
 
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _api_base_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("stripe_api_base must be an http:// or https:// URL")
+        return value.rstrip("/")
+
     def source_of(self, name: str) -> Source:
         """Where the named setting's value came from."""
         return self._sources[name]
@@ -429,28 +458,87 @@ class Settings(BaseSettings):
             for name in REQUIRED.get(self.env, ())
             if self._sources.get(name, Source.DEFAULT) in (Source.DEFAULT, Source.PROFILE)
         ]
+        problems += self.payment_problems()
+        if self.env is Profile.STAGING:
+            problems += self._secret_problems()
         if self.env is Profile.PRODUCTION:
             problems += self.production_problems()
         return problems
 
+    def payment_problems(self) -> list[str]:
+        """What keeps the chosen payment provider from working, in any profile."""
+        if self.payment_provider is not PaymentProviderName.STRIPE:
+            return []
+        problems = []
+        if not self.stripe_secret_key.get_secret_value():
+            problems.append(
+                "MERCATO_STRIPE_SECRET_KEY is required with MERCATO_PAYMENT_PROVIDER=stripe "
+                "(set it, MERCATO_STRIPE_SECRET_KEY_FILE, or a 'stripe_secret_key' file in "
+                "MERCATO_SECRETS_DIR)"
+            )
+        if (
+            self.env in (Profile.STAGING, Profile.PRODUCTION)
+            and self.checkout_grace_s < STRIPE_MIN_CHECKOUT_GRACE_S
+        ):
+            problems.append(
+                f"MERCATO_CHECKOUT_GRACE_S must be at least {STRIPE_MIN_CHECKOUT_GRACE_S:g} "
+                "with Stripe: its search, which finds unanswered charges, lags up to a minute"
+            )
+        return problems
+
     def production_problems(self) -> list[str]:
         """Everything that makes these settings unsafe for production."""
-        missing = set(REQUIRED[Profile.PRODUCTION]) & {
-            name for name, source in self._sources.items() if source is Source.DEFAULT
-        }
         problems = []
         if self.debug:
             problems.append("MERCATO_DEBUG must be false")
+        missing = self._defaulted(REQUIRED[Profile.PRODUCTION])
         if "database_url" not in missing and self.database_url.startswith("sqlite"):
             problems.append("MERCATO_DATABASE_URL must point at PostgreSQL, not SQLite")
-        secret = self.token_secret.get_secret_value()
-        if "token_secret" not in missing and (secret == DEFAULT_SECRET or len(secret) < 32):
-            problems.append(
-                "MERCATO_TOKEN_SECRET must be a random value of 32+ characters, not the default"
-            )
+        problems += self._secret_problems()
         if self.fault_injection:
             problems.append("MERCATO_FAULT_INJECTION must be off")
+        if self.payment_provider is PaymentProviderName.STRIPE and not _private_url(
+            self.stripe_api_base
+        ):
+            problems.append(
+                "MERCATO_STRIPE_API_BASE must be an https:// URL: the secret key travels with "
+                "every request"
+            )
+        if self.takes_test_payments and not self.allow_sandbox_payments_in_production:
+            problems.append(
+                "MERCATO_PAYMENT_PROVIDER must be stripe with a live key: the sandbox and "
+                "Stripe test keys take no real money (for drills and benchmarks only, set "
+                "MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION=true)"
+            )
         return problems
+
+    @property
+    def takes_test_payments(self) -> bool:
+        """Whether checkouts are charged by a provider that moves no real money."""
+        if self.payment_provider is PaymentProviderName.SANDBOX:
+            return True
+        return self.stripe_secret_key.get_secret_value().startswith(("sk_test_", "rk_test_"))
+
+    @property
+    def sandbox_override_active(self) -> bool:
+        """Production taking test payments because an operator explicitly allowed it."""
+        return self.env is Profile.PRODUCTION and self.takes_test_payments
+
+    def _defaulted(self, names: tuple[str, ...]) -> set[str]:
+        return set(names) & {
+            name for name, source in self._sources.items() if source is Source.DEFAULT
+        }
+
+    def _secret_problems(self) -> list[str]:
+        """The token secret must not be the built-in one nor short (staging and production)."""
+        if self._defaulted(("token_secret",)):
+            return []  # reported as missing
+        secret = self.token_secret.get_secret_value()
+        if secret == DEFAULT_SECRET or len(secret) < 32:
+            return [
+                "MERCATO_TOKEN_SECRET must be a random value of 32+ characters, not the default"
+            ]
+        return []
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a mapping with secrets masked."""
@@ -465,6 +553,12 @@ class Settings(BaseSettings):
             Described(name, env_name(name), _shown(name, value), self._sources[name])
             for name, value in self.redacted().items()
         ]
+
+
+def _private_url(url: str) -> bool:
+    """An https URL, or plain http that never leaves this machine."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or parts.hostname in ("127.0.0.1", "::1", "localhost")
 
 
 def _shown(name: str, value: Any) -> str:

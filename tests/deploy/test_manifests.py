@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mercato.config import PROFILES, Profile, Settings
+from mercato.config import PROFILES, ConfigurationError, Profile, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -29,7 +29,9 @@ OVERLAYS = {"dev": 1, "staging": 3, "production": 10}
 SECRETS = {
     "database_url": "postgresql://mercato@db.internal:5432/mercato",
     "token_secret": "s" * 48,
+    "stripe_secret_key": "sk_live_" + "s" * 40,
 }
+PROVIDERS = {"dev": "sandbox", "staging": "sandbox", "production": "stripe"}
 
 
 def _tool(name: str) -> str:
@@ -112,6 +114,37 @@ def test_each_overlays_configuration_is_valid_for_its_profile(
     assert settings.env.value == overlay
     assert settings.host == "0.0.0.0"
     assert settings.source_of("token_secret").value == "secrets-dir"
+    assert settings.payment_provider.value == PROVIDERS[overlay]
+    assert not settings.sandbox_override_active
+
+
+@pytest.mark.parametrize("target", ["production", "production-canary", "migrate:production"])
+def test_production_charges_through_stripe_with_its_key_from_the_secret(
+    target: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    docs = render(target, "registry.example/mercato", "abc123")
+    for variable in [v for v in os.environ if v.upper().startswith("MERCATO_")]:
+        monkeypatch.delenv(variable)
+    if target.startswith("migrate"):
+        container = one(docs, "Job")["spec"]["template"]["spec"]["containers"][0]
+        config = {e["name"]: e["value"] for e in container["env"]}
+    else:
+        config = config_of(docs)
+        container = pod_spec(docs, one(docs, "Deployment")["metadata"]["name"])["containers"][0]
+        config |= {e["name"]: e["value"] for e in container["env"]}
+    assert config["MERCATO_PAYMENT_PROVIDER"] == "stripe"
+    assert "MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION" not in config
+    assert not [v for v in config if v.startswith("MERCATO_STRIPE_SECRET_KEY")], "a secret"
+    for name, value in config.items():
+        monkeypatch.setenv(name, value)
+    for name, value in SECRETS.items():
+        (tmp_path / name).write_text(value + "\n")
+    monkeypatch.setenv("MERCATO_SECRETS_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.source_of("stripe_secret_key").value == "secrets-dir"
+    (tmp_path / "stripe_secret_key").unlink()  # a Secret without the key: refused at start
+    with pytest.raises(ConfigurationError, match="MERCATO_STRIPE_SECRET_KEY is required"):
+        Settings()
 
 
 @pytest.mark.parametrize("overlay", [*OVERLAYS, "production-canary"])

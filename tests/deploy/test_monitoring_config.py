@@ -36,8 +36,8 @@ def test_promtool_and_amtool_accept_the_config_and_pass_their_tests() -> None:
         [str(DEPLOY / "check")], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 7 rules found" in done.stdout
-    assert "alertmanager routes: 11 cases checked" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "alertmanager routes: 12 cases checked" in done.stdout
 
 
 def test_every_alert_has_severity_team_summary_description_and_a_runbook() -> None:

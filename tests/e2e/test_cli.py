@@ -152,6 +152,7 @@ def test_production_refuses_to_start_listing_every_problem(sqlite_url: str) -> N
         MERCATO_DEBUG="true",
         MERCATO_TOKEN_SECRET="too-short",
         MERCATO_FAULT_INJECTION="true",
+        MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION="true",
     )
     for command in (("serve",), ("config", "show"), ("worker",)):
         refused = mercato(*command, env=env)

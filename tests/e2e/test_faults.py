@@ -23,6 +23,7 @@ def test_the_production_profile_refuses_fault_injection() -> None:
         "env": "production",
         "database_url": "postgresql://mercato@db:5432/mercato",
         "token_secret": TEST_SECRET,
+        "allow_sandbox_payments_in_production": True,
     }
     assert Settings(**safe).fault_injection is False  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="MERCATO_FAULT_INJECTION"):

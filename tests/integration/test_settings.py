@@ -13,6 +13,7 @@ from mercato.config import (
     PROFILES,
     ConfigurationError,
     Feature,
+    PaymentProviderName,
     Profile,
     Settings,
     Source,
@@ -21,6 +22,12 @@ from mercato.config import (
 
 GOOD_SECRET = "k" * 40
 PG = "postgresql://mercato@db.internal:5432/mercato"
+LIVE_KEY = "sk_live_" + "x" * 40
+SANDBOX_REFUSED = (
+    "MERCATO_PAYMENT_PROVIDER must be stripe with a live key: the sandbox and Stripe test keys "
+    "take no real money (for drills and benchmarks only, set "
+    "MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION=true)"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +43,8 @@ def test_each_profile_brings_its_defaults_and_says_so(monkeypatch: pytest.Monkey
         monkeypatch.setenv("MERCATO_ENV", profile.value)
         monkeypatch.setenv("MERCATO_DATABASE_URL", PG)
         monkeypatch.setenv("MERCATO_TOKEN_SECRET", GOOD_SECRET)
+        monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+        monkeypatch.setenv("MERCATO_STRIPE_SECRET_KEY", LIVE_KEY)
         settings = Settings()
         for name, value in PROFILES[profile].items():
             assert getattr(settings, name) == value, (profile, name)
@@ -113,6 +122,7 @@ def test_production_lists_every_problem_at_once(monkeypatch: pytest.MonkeyPatch)
         "MERCATO_DATABASE_URL must point at PostgreSQL, not SQLite",
         "MERCATO_TOKEN_SECRET must be a random value of 32+ characters, not the default",
         "MERCATO_FAULT_INJECTION must be off",
+        SANDBOX_REFUSED,
     ]
 
 
@@ -126,9 +136,12 @@ def test_required_settings_must_be_given_not_defaulted(
     assert [p.split(" is required")[0] for p in refused.value.problems] == [
         "MERCATO_DATABASE_URL",
         "MERCATO_TOKEN_SECRET",
+        *([SANDBOX_REFUSED] if profile == "production" else []),
     ]
     monkeypatch.setenv("MERCATO_DATABASE_URL", PG)
     monkeypatch.setenv("MERCATO_TOKEN_SECRET", GOOD_SECRET)
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+    monkeypatch.setenv("MERCATO_STRIPE_SECRET_KEY", LIVE_KEY)
     assert Settings().env.value == profile
 
 
@@ -164,6 +177,7 @@ def test_feature_flags_have_profile_defaults_and_one_interface(
     monkeypatch.setenv("MERCATO_ENV", "production")
     monkeypatch.setenv("MERCATO_DATABASE_URL", PG)
     monkeypatch.setenv("MERCATO_TOKEN_SECRET", GOOD_SECRET)
+    monkeypatch.setenv("MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION", "true")
     monkeypatch.delenv("MERCATO_FEATURE_API_DOCS")
     production = Settings()
     assert not production.enabled(Feature.API_DOCS)
@@ -181,3 +195,131 @@ def test_describe_masks_secrets_and_passwords(monkeypatch: pytest.MonkeyPatch) -
     assert all(
         GOOD_SECRET not in row.value and "pa55word" not in row.value for row in shown.values()
     )
+
+
+def _production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MERCATO_ENV", "production")
+    monkeypatch.setenv("MERCATO_DATABASE_URL", PG)
+    monkeypatch.setenv("MERCATO_TOKEN_SECRET", GOOD_SECRET)
+
+
+def test_production_refuses_the_sandbox_payment_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    assert refused.value.problems == [SANDBOX_REFUSED]
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "SANDBOX")  # named explicitly: still refused
+    with pytest.raises(ConfigurationError, match="MERCATO_PAYMENT_PROVIDER must be stripe"):
+        Settings()
+
+
+@pytest.mark.parametrize("key", ["sk_test_" + "t" * 30, "rk_test_" + "t" * 30])
+def test_production_refuses_stripe_test_keys(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+    monkeypatch.setenv("MERCATO_STRIPE_SECRET_KEY", key)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    assert refused.value.problems == [SANDBOX_REFUSED]
+
+
+def test_the_loudly_named_override_lets_production_run_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION", "true")
+    settings = Settings()
+    assert settings.payment_provider is PaymentProviderName.SANDBOX
+    assert settings.sandbox_override_active
+    monkeypatch.setenv("MERCATO_ENV", "staging")  # the override means nothing elsewhere
+    assert not Settings().sandbox_override_active
+
+
+def test_production_starts_with_stripe_and_a_live_key_from_a_mounted_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+    (tmp_path / "stripe_secret_key").write_text(LIVE_KEY + "\n")
+    monkeypatch.setenv("MERCATO_SECRETS_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.stripe_secret_key.get_secret_value() == LIVE_KEY
+    assert settings.source_of("stripe_secret_key") is Source.SECRETS_DIR
+    assert not settings.sandbox_override_active
+    shown = {row.name: row.value for row in settings.describe()}
+    assert shown["stripe_secret_key"] == "**********"
+    assert LIVE_KEY not in str(settings.redacted())
+
+
+@pytest.mark.parametrize("profile", ["dev", "test", "staging", "production"])
+def test_stripe_without_a_key_is_refused_in_every_profile(
+    monkeypatch: pytest.MonkeyPatch, profile: str
+) -> None:
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_ENV", profile)
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    assert refused.value.problems[0].startswith(
+        "MERCATO_STRIPE_SECRET_KEY is required with MERCATO_PAYMENT_PROVIDER=stripe"
+    )
+
+
+def test_stripe_in_production_needs_a_grace_longer_than_its_search_lag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+    monkeypatch.setenv("MERCATO_STRIPE_SECRET_KEY", LIVE_KEY)
+    monkeypatch.setenv("MERCATO_CHECKOUT_GRACE_S", "30")
+    with pytest.raises(ConfigurationError, match="MERCATO_CHECKOUT_GRACE_S must be at least 60"):
+        Settings()
+
+
+def test_an_unknown_provider_or_a_non_http_api_base_is_explained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "paypal")
+    monkeypatch.setenv("MERCATO_STRIPE_API_BASE", "ftp://stripe.example")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = explain(refused.value)
+    assert "payment_provider (MERCATO_PAYMENT_PROVIDER): Input should be 'sandbox' or" in message
+    assert "stripe_api_base (MERCATO_STRIPE_API_BASE): stripe_api_base must be" in message
+
+
+@pytest.mark.parametrize("secret", [DEFAULT_SECRET, "short-but-not-default"])
+def test_staging_refuses_the_built_in_and_short_token_secrets(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("MERCATO_ENV", "staging")
+    monkeypatch.setenv("MERCATO_DATABASE_URL", PG)
+    monkeypatch.setenv("MERCATO_TOKEN_SECRET", secret)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    assert refused.value.problems == [
+        "MERCATO_TOKEN_SECRET must be a random value of 32+ characters, not the default"
+    ]
+
+
+def test_staging_may_run_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MERCATO_ENV", "staging")
+    monkeypatch.setenv("MERCATO_DATABASE_URL", PG)
+    monkeypatch.setenv("MERCATO_TOKEN_SECRET", GOOD_SECRET)
+    settings = Settings()
+    assert settings.payment_provider is PaymentProviderName.SANDBOX
+    assert not settings.sandbox_override_active
+
+
+def test_production_sends_the_stripe_key_over_https_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_PAYMENT_PROVIDER", "stripe")
+    monkeypatch.setenv("MERCATO_STRIPE_SECRET_KEY", LIVE_KEY)
+    monkeypatch.setenv("MERCATO_STRIPE_API_BASE", "http://stripe-proxy.internal:8080")
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    assert refused.value.problems == [
+        "MERCATO_STRIPE_API_BASE must be an https:// URL: the secret key travels with every request"
+    ]
+    monkeypatch.setenv("MERCATO_STRIPE_API_BASE", "http://127.0.0.1:12111")  # this machine only
+    assert Settings().stripe_api_base == "http://127.0.0.1:12111"

@@ -1,4 +1,4 @@
-"""The payments module: payment records, the provider protocol and the sandbox provider."""
+"""The payments module: payment records, the provider protocol, the sandbox and Stripe."""
 
 from mercato.payments.domain import (
     DECLINED_CARD,
@@ -16,6 +16,7 @@ from mercato.payments.domain import (
 )
 from mercato.payments.sandbox import SandboxProvider
 from mercato.payments.service import PaymentsService
+from mercato.payments.stripe import StripeProvider
 
 __all__ = [
     "DECLINED_CARD",
@@ -31,5 +32,6 @@ __all__ = [
     "ProviderError",
     "SandboxProvider",
     "Status",
+    "StripeProvider",
     "check_card",
 ]

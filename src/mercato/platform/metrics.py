@@ -186,6 +186,13 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        self.sandbox_payments_override = Gauge(
+            "mercato_sandbox_payments_override",
+            "1 while the production profile takes test payments (the sandbox or a Stripe test "
+            "key) because MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION is set; 0 otherwise.",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.worker_runs = Counter(
             "mercato_worker_runs",
             "Background worker batches, by worker and outcome (ok, failed).",
@@ -277,6 +284,10 @@ class Metrics:
         while True:
             await asyncio.sleep(self.flush_interval_s)
             self.flush()
+
+    def set_sandbox_override(self, active: bool) -> None:
+        """Say whether production runs on test payments by explicit override."""
+        self.sandbox_payments_override.set(1 if active else 0)
 
     def worker_run(self, worker: str, ok: bool) -> None:
         """WorkerRunner's ``on_run`` callback."""

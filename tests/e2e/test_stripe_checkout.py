@@ -1,0 +1,121 @@
+"""Checkout over HTTP with the Stripe provider (pointed at a local stand-in), and the
+production profile's refusal of test payments as a real server process sees it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.e2e.helpers import assert_problem, create_product, draft, register, running_app
+from tests.e2e.helpers import staff_user as make_staff
+from tests.e2e.scrape import parse, value
+from tests.e2e.server import running_server, server_env
+from tests.stripe_standin import LIVE_KEY, SECRET_KEY, RunningStandIn, StripeStandIn
+
+VISA = "4242 4242 4242 4242"
+DECLINED = "4000 0000 0000 0002"
+
+
+@pytest.fixture(scope="module")
+def stripe_api() -> Iterator[StripeStandIn]:
+    with RunningStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def app(database_url: str, stripe_api: StripeStandIn) -> AsyncIterator[FastAPI]:
+    async with running_app(
+        database_url,
+        payment_provider="stripe",
+        stripe_secret_key=SECRET_KEY,
+        stripe_api_base=stripe_api.url,
+        stripe_timeout_s=1.0,
+        stripe_max_network_retries=0,
+    ) as application:
+        yield application
+
+
+@pytest.mark.anyio
+async def test_a_customer_pays_through_stripe_and_is_charged_once(
+    client: httpx.AsyncClient, app: FastAPI, stripe_api: StripeStandIn
+) -> None:
+    staff = await make_staff(client, app.state.container)
+    product = await create_product(client, staff, stock=3, price=2500)
+    customer = await register(client)
+    order = await draft(client, customer, [(product["id"], 1)])
+    place = f"/v1/orders/{order['id']}/place"
+
+    declined = await client.post(place, json={"card_number": DECLINED}, headers=customer.auth)
+    body = assert_problem(declined, 402, "payment_declined")
+    assert body["reason"] == "generic_decline"
+
+    stripe_api.next_charge("rate_limit")
+    limited = await client.post(place, json={"card_number": VISA}, headers=customer.auth)
+    assert_problem(limited, 503, "payment_provider_error")
+    assert limited.headers["retry-after"] == "5"
+
+    placed = await client.post(place, json={"card_number": VISA}, headers=customer.auth)
+    assert placed.status_code == 200, placed.text
+    assert placed.json()["status"] == "placed"
+    payments = await client.get(f"/v1/orders/{order['id']}/payments", headers=customer.auth)
+    rows = [(p["status"], p["provider"]) for p in payments.json()]
+    assert rows == [("failed", "stripe"), ("failed", "stripe"), ("captured", "stripe")]
+    total = placed.json()["totals"]["total"]["amount"]
+    keys = {f"mercato-charge-{p['id']}" for p in payments.json()}
+    charged = [i for i in stripe_api.captured if i["metadata"]["mercato_idempotency_key"] in keys]
+    assert [i["amount"] for i in charged] == [total]
+
+
+def test_production_starts_on_stripe_and_reports_no_override(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the production profile runs on PostgreSQL only")
+    with (
+        RunningStandIn(secret_key=LIVE_KEY) as stripe_api,
+        running_server(
+            database_url,
+            tmp_path,
+            MERCATO_ENV="production",
+            MERCATO_PAYMENT_PROVIDER="stripe",
+            MERCATO_STRIPE_SECRET_KEY=LIVE_KEY,
+            MERCATO_STRIPE_API_BASE=stripe_api.url,
+        ) as server,
+    ):
+        metrics = parse(httpx.get(f"{server.base_url}/metrics", timeout=5).text)
+    assert value(metrics, "mercato_sandbox_payments_override") == 0
+    assert "TEST PAYMENTS" not in server.log.read_text()
+
+
+def test_production_refuses_the_sandbox_unless_a_drill_says_so_loudly(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the production profile runs on PostgreSQL only")
+    env = server_env(database_url, MERCATO_ENV="production")
+    refused = subprocess.run(
+        [sys.executable, "-m", "mercato", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "MERCATO_PAYMENT_PROVIDER must be stripe with a live key" in refused.stderr
+
+    with running_server(
+        database_url,
+        tmp_path,
+        MERCATO_ENV="production",
+        MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION="true",
+    ) as server:
+        metrics = parse(httpx.get(f"{server.base_url}/metrics", timeout=5).text)
+    assert value(metrics, "mercato_sandbox_payments_override") == 1
+    assert "PRODUCTION IS TAKING TEST PAYMENTS (sandbox provider)" in server.log.read_text()
