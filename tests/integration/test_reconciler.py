@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from mercato.bootstrap import Container
+from mercato.bootstrap import Container, build
 from mercato.catalog.store import reservations
+from mercato.config import Settings
 from mercato.orders import Order, Status
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
-from mercato.payments import DECLINED_CARD, SUCCESS_CARD, ChargeResult, Outcome
+from mercato.payments import DECLINED_CARD, SUCCESS_CARD, ChargeResult, Outcome, SandboxProvider
 from mercato.payments import Status as PaymentStatus
 from mercato.platform.db import sql
 from mercato.platform.security import Principal
@@ -156,3 +157,39 @@ async def test_the_sweeper_settles_a_checkout_whose_hold_expired(container: Cont
         if r["event_type"] == "ReservationExpired"
     ]
     assert expired == ["ReservationExpired"]
+
+
+class _Unsure(SandboxProvider):
+    """The sandbox, unable to say what became of some charges (a provider outage for them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unsure: set[str] = set()
+
+    async def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
+        if idempotency_key in self.unsure:
+            raise ConnectionError("the provider did not answer")
+        return await super().lookup(idempotency_key=idempotency_key)
+
+
+async def test_a_lookup_that_fails_leaves_that_checkout_and_settles_the_others(
+    settings: Settings,
+) -> None:
+    provider = _Unsure()
+    container = build(settings, provider=provider)
+    await container.start(workers=False)
+    try:
+        owner, stuck, _, stuck_payment = await crashed_checkout(container, charge_with=SUCCESS_CARD)
+        _, paid, _, _ = await crashed_checkout(container, charge_with=SUCCESS_CARD)
+        pending = await container.orders.payments(owner, stuck.id)
+        provider.unsure.add(pending[0].idempotency_key)
+        reconciler = CheckoutReconciler(container.orders, container.payments, grace_s=0)
+
+        while await reconciler.run_once():
+            pass
+
+        assert (await container.orders.get_unchecked(paid.id)).status is Status.PLACED  # type: ignore[union-attr]
+        still = await container.orders.payments(owner, stuck.id)
+        assert [(p.id, p.status) for p in still] == [(stuck_payment, PaymentStatus.PENDING)]
+    finally:
+        await container.stop()

@@ -506,12 +506,21 @@ class CheckoutReconciler:
     async def run_once(self) -> int:
         """Settle one batch of stale pending payments; returns how many."""
         stale = await self._payments.stale_pending(older_than=self._grace, limit=self._batch)
+        settled = 0
         for payment in stale:
-            result = await self._payments.provider.lookup(idempotency_key=payment.idempotency_key)
+            try:
+                result = await self._payments.provider.lookup(
+                    idempotency_key=payment.idempotency_key
+                )
+            except Exception:
+                # one payment the provider cannot answer for yet must not hold up the others
+                log.warning("provider lookup failed; payment %s left for later", payment.id)
+                continue
             if result is None:
                 result = ChargeResult(Outcome.ERROR, reason="abandoned")
             await self.settle(payment, result)
-        return len(stale)
+            settled += 1
+        return settled
 
     async def settle(self, payment: Payment, result: ChargeResult) -> None:
         """Record one answer through the same path a live request uses."""
