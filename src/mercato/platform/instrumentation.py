@@ -122,13 +122,10 @@ def install(
 
 async def _sample_readiness(app: FastAPI, metrics: Metrics) -> None:
     """Set ``mercato_ready`` as /readyz would answer now (for the flapping alert)."""
-    state = app.state
-    ready = bool(getattr(state, "started", False)) and not getattr(state, "draining", False)
-    for check in getattr(state, "readiness_checks", {}).values() if ready else ():
-        try:
-            await check()
-        except Exception:
-            ready = False
+    lifecycle = getattr(app.state, "lifecycle", None)
+    ready = False
+    if lifecycle is not None:
+        ready, _ = await lifecycle.readiness()
     metrics.ready.set(1 if ready else 0)
 
 
