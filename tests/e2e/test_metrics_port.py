@@ -132,3 +132,43 @@ def test_the_worker_process_serves_its_metrics_on_the_metrics_port(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_a_draining_server_still_answers_scrapes_on_the_metrics_port(
+    database_url: str, tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    env = private_metrics_env("staging", metrics_port, MERCATO_SHUTDOWN_DRAIN_S="3")
+    server = start_server(database_url, tmp_path, **env)
+    try:
+        wait_ready(server)
+        assert value(scrape(metrics), "mercato_ready") == 1
+        server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 2
+        while httpx.get(f"{server.base_url}/readyz", timeout=5).status_code != 503:
+            assert time.monotonic() < deadline, "readiness never failed"
+            time.sleep(0.05)
+        assert value(scrape(metrics), "mercato_ready") == 0, "Prometheus sees the drain"
+        assert server.process.wait(timeout=30) == 0, server.log.read_text()
+        assert _closed(metrics_port)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+def test_serving_the_api_on_the_metrics_port_is_refused(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = server_env(database_url, **private_metrics_env("staging", port))
+    done = subprocess.run(
+        [sys.executable, "-m", "mercato", "serve", "--port", str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "MERCATO_METRICS_PORT" in done.stderr
+    assert _closed(port)
