@@ -138,6 +138,7 @@ def mercato_server(url: str) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
     env.update(
         MERCATO_ENV="production",  # what a shop runs: JSON logs, access log and metrics on
+        MERCATO_METRICS_PORT=str(free_port()),  # not 9100, which another server may hold
         MERCATO_DATABASE_URL=url,
         MERCATO_TOKEN_SECRET=SECRET,
         MERCATO_LOG_LEVEL="WARNING",
