@@ -220,14 +220,18 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     """Serve until stopped; the process exit status."""
     config = server_config(settings, host=host, port=port, workers=workers)
     metrics_port = metrics_port_of(settings)
-    metrics_config = server_config(settings, host=host, port=metrics_port, workers=workers)
+    also_listen = (
+        [server_config(settings, host=host, port=metrics_port, workers=workers)]
+        if metrics_port
+        else []
+    )
     _ignore_late_signals()
     if workers == 1:
         server = GracefulServer(
             config, drain_s=settings.shutdown_drain_s, gc_policy=GcPolicy.of(settings)
         )
-        if metrics_port:
-            server.run(sockets=[config.bind_socket(), metrics_config.bind_socket()])
+        if also_listen:
+            server.run(sockets=[c.bind_socket() for c in (config, *also_listen)])
         else:
             server.run()
         return server.exit_code
@@ -237,7 +241,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         drain_s=settings.shutdown_drain_s,
         grace_s=settings.shutdown_grace_s,
         gc_policy=GcPolicy.of(settings),
-        also_listen=[metrics_config] if metrics_port else [],
+        also_listen=also_listen,
     )
     return supervisor.run()
 

@@ -68,6 +68,13 @@ def test_metrics_are_served_on_the_metrics_port_only_and_count_the_api_ports_req
         wait_ready(server)
         for path in ("/metrics", "/metrics/", "/METRICS", "/metrics?format=text"):
             _refused(httpx.get(server.base_url + path, timeout=10), 404)
+        posing = {  # a client claiming to have come in on the metrics port
+            "Host": f"127.0.0.1:{metrics_port}",
+            "X-Forwarded-Port": str(metrics_port),
+            "X-Forwarded-For": "127.0.0.1",
+            "Forwarded": f"for=127.0.0.1;host=127.0.0.1:{metrics_port}",
+        }
+        _refused(httpx.get(f"{server.base_url}/metrics", headers=posing, timeout=10), 404)
         missing = f"{server.base_url}/v1/products/{uuid.uuid4()}"
         for _ in range(REQUESTS):  # a new connection each time: every process gets some
             assert httpx.get(missing, timeout=10).status_code == 404
