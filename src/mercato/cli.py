@@ -121,13 +121,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         container = build(settings)
+        exporter = metrics_server(settings, MetricsPortApp(container.metrics))
+        # bound first: a port already taken stops the worker (status 3) before it starts work
+        listener = exporter.config.bind_socket() if exporter else None
         await container.db.connect()
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        exporter = metrics_server(settings, MetricsPortApp(container.metrics))
-        serving = asyncio.create_task(exporter.serve()) if exporter else None
+        serving = None
+        if exporter and listener:
+            serving = asyncio.create_task(exporter.serve(sockets=[listener]))
         container.runner.start()
         await stopping.wait()
         if exporter and serving:

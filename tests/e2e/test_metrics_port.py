@@ -179,3 +179,25 @@ def test_serving_the_api_on_the_metrics_port_is_refused(database_url: str, tmp_p
     assert done.returncode == 2, done.stderr
     assert "MERCATO_METRICS_PORT" in done.stderr
     assert _closed(port)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_metrics_port_already_taken_stops_the_process_before_it_starts(
+    database_url: str, tmp_path: Path, command: str
+) -> None:
+    args = ["--port", str(free_port())] if command == "serve" else []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = server_env(database_url, **private_metrics_env("staging", port))
+        done = subprocess.run(
+            [sys.executable, "-m", "mercato", command, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "in use" in done.stdout + done.stderr
