@@ -30,7 +30,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.common import BENCH, OUT, SECRET, WrkResult, machine, need, serve, wrk
+from bench.common import BENCH, OUT, SECRET, WrkResult, free_port, machine, need, serve, wrk
 from mercato import migrate
 from mercato.platform.security import Principal, Role, TokenService
 
@@ -117,6 +117,7 @@ def server_env(url: str) -> dict[str, str]:
             # a benchmark charges test cards: the sandbox, by production's explicit override
             "MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION": "true",
             "MERCATO_SHUTDOWN_DRAIN_S": "0",  # no load balancer to drain from between runs
+            "MERCATO_METRICS_PORT": str(free_port()),  # one per server: two may run at once
             "MERCATO_DATABASE_URL": url,
             "MERCATO_TOKEN_SECRET": SECRET,
             "MERCATO_LOG_LEVEL": "WARNING",

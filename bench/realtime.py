@@ -139,6 +139,7 @@ def mercato_server(url: str) -> Server:
     env.update(
         MERCATO_ENV="production",  # what a shop runs: JSON logs, access log and metrics on
         MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION="true",  # test cards, never real money
+        MERCATO_METRICS_PORT=str(free_port()),  # not 9100, which another server may hold
         MERCATO_DATABASE_URL=url,
         MERCATO_TOKEN_SECRET=SECRET,
         MERCATO_LOG_LEVEL="WARNING",

@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         app,
         metrics=container.metrics,
         expose_metrics=settings.metrics_enabled,
+        metrics_port=settings.metrics_port,
         access_log=settings.access_log,
         tracer=container.tracing.tracer,
         fault_injection=settings.fault_injection,  # never in production: Settings refuses it

@@ -31,18 +31,17 @@ def _settings() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the HTTP API: drains on SIGTERM, then stops within the grace period."""
-    from mercato.serve import serve
+    from mercato.serve import metrics_port_of, serve
 
     settings = _settings()
     os.environ.setdefault("MERCATO_DATABASE_URL", settings.database_url)
     workers = args.workers or settings.workers
+    port = args.port or settings.port
+    if port == metrics_port_of(settings):
+        print(f"mercato: --port {port} is MERCATO_METRICS_PORT; choose another", file=sys.stderr)
+        return EXIT_CONFIG
     with _metrics_dir(settings, workers):
-        return serve(
-            settings,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            workers=workers,
-        )
+        return serve(settings, host=args.host or settings.host, port=port, workers=workers)
 
 
 @contextlib.contextmanager
@@ -110,22 +109,34 @@ def cmd_create_staff(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run the background workers without the HTTP API, until SIGTERM or SIGINT."""
+    """Run the background workers without the HTTP API, until SIGTERM or SIGINT. With
+    MERCATO_METRICS_PORT (staging, production) their metrics are served on that port."""
     from mercato.bootstrap import build
+    from mercato.platform.instrumentation import MetricsPortApp
     from mercato.platform.logging import configure
+    from mercato.serve import metrics_server
 
     settings = _settings()
     configure(level=settings.log_level, fmt=settings.log_format)
 
     async def main() -> None:
         container = build(settings)
+        exporter = metrics_server(settings, MetricsPortApp(container.metrics))
+        # bound first: a port already taken stops the worker (status 3) before it starts work
+        listener = exporter.config.bind_socket() if exporter else None
         await container.db.connect()
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        serving = None
+        if exporter and listener:
+            serving = asyncio.create_task(exporter.serve(sockets=[listener]))
         container.runner.start()
         await stopping.wait()
+        if exporter and serving:
+            exporter.should_exit = True
+            await serving
         await container.stop()
 
     asyncio.run(main())

@@ -107,6 +107,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "log_level": "INFO",
         "log_format": "json",
         "host": "0.0.0.0",  # in a container the pod network is the boundary
+        "metrics_port": 9100,  # metrics are never served on the public API port
         "replicas_hint": 3,
         "shutdown_drain_s": 5.0,
         "shutdown_grace_s": 20.0,
@@ -118,6 +119,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "log_level": "WARNING",
         "log_format": "json",
         "host": "0.0.0.0",
+        "metrics_port": 9100,
         "replicas_hint": 10,
         "shutdown_drain_s": 5.0,
         "shutdown_grace_s": 20.0,
@@ -396,6 +398,9 @@ class Settings(BaseSettings):
         return value.lower()
 
     metrics_enabled: bool = True
+    # Where /metrics is served: 0 on the API port (dev, test); otherwise on this port only,
+    # which the API's Service does not expose (staging and production).
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     metrics_dir: str = ""
     access_log: bool = True
     otlp_endpoint: str = ""
@@ -461,6 +466,7 @@ class Settings(BaseSettings):
         problems += self.payment_problems()
         if self.env is Profile.STAGING:
             problems += self._secret_problems()
+        problems += self.metrics_port_problems()
         if self.env is Profile.PRODUCTION:
             problems += self.production_problems()
         return problems
@@ -485,6 +491,19 @@ class Settings(BaseSettings):
                 "with Stripe: its search, which finds unanswered charges, lags up to a minute"
             )
         return problems
+
+    def metrics_port_problems(self) -> list[str]:
+        """Metrics (revenue, payment failures) must not be public where the API is."""
+        if not self.metrics_enabled:
+            return []
+        if self.metrics_port == 0 and self.env in (Profile.STAGING, Profile.PRODUCTION):
+            return [
+                f"MERCATO_METRICS_PORT must be a port of its own in the {self.env.value} "
+                "profile: 0 would serve /metrics on the public API port"
+            ]
+        if self.metrics_port == self.port:
+            return ["MERCATO_METRICS_PORT must differ from MERCATO_PORT"]
+        return []
 
     def production_problems(self) -> list[str]:
         """Everything that makes these settings unsafe for production."""

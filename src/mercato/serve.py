@@ -27,11 +27,17 @@ the steps above, restarts any that dies while serving, forwards SIGTERM/SIGINT t
 the first signal, so the port stops accepting exactly when the last worker closes its listener.
 A worker whose supervisor is gone without stopping it (killed with SIGKILL, say) stops itself
 the same way, instead of serving on alone on a port nobody supervises.
+
+With ``MERCATO_METRICS_PORT`` (staging and production) one more listening socket is bound for
+metrics, next to the API's and handed to the same process or processes: a scrape is answered by
+whichever process accepts it, with every process's metrics added up (multiprocess mode, see
+:mod:`mercato.platform.metrics`), and it drains and closes with the API's listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -41,8 +47,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -205,15 +213,29 @@ def server_config(settings: Settings, *, host: str, port: int, workers: int) -> 
     )
 
 
+def metrics_port_of(settings: Settings) -> int:
+    """The port of a listener of its own for metrics; 0 when they are on the API port."""
+    return settings.metrics_port if settings.metrics_enabled else 0
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     """Serve until stopped; the process exit status."""
     config = server_config(settings, host=host, port=port, workers=workers)
+    metrics_port = metrics_port_of(settings)
+    also_listen = (
+        [server_config(settings, host=host, port=metrics_port, workers=workers)]
+        if metrics_port
+        else []
+    )
     _ignore_late_signals()
     if workers == 1:
         server = GracefulServer(
             config, drain_s=settings.shutdown_drain_s, gc_policy=GcPolicy.of(settings)
         )
-        server.run()
+        if also_listen:
+            server.run(sockets=[c.bind_socket() for c in (config, *also_listen)])
+        else:
+            server.run()
         return server.exit_code
     supervisor = Supervisor(
         config,
@@ -221,8 +243,36 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         drain_s=settings.shutdown_drain_s,
         grace_s=settings.shutdown_grace_s,
         gc_policy=GcPolicy.of(settings),
+        also_listen=also_listen,
     )
     return supervisor.run()
+
+
+class MetricsServer(uvicorn.Server):
+    """The metrics port of a process without the HTTP API (``mercato worker``): a task in that
+    process's event loop, stopped by its owner (``should_exit``), which handles the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def metrics_server(settings: Settings, app: Any) -> MetricsServer | None:
+    """A server for ``app`` on the metrics port of these settings, or None without one."""
+    port = metrics_port_of(settings)
+    if not port:
+        return None
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
+    )
+    return MetricsServer(config)
 
 
 def _ignore_late_signals() -> None:
@@ -288,8 +338,10 @@ class Supervisor:
         drain_s: float,
         grace_s: float,
         gc_policy: GcPolicy | None = None,
+        also_listen: list[uvicorn.Config] | None = None,
     ) -> None:
         self.config = config
+        self.also_listen = also_listen or []
         self.workers = workers
         self.drain_s = drain_s
         self.grace_s = grace_s
@@ -304,10 +356,10 @@ class Supervisor:
         self._signals.append(sig)
         self._wake.set()
 
-    def _spawn(self, sock: socket.socket) -> multiprocessing.process.BaseProcess:
+    def _spawn(self, sockets: list[socket.socket]) -> multiprocessing.process.BaseProcess:
         child = self._context.Process(
             target=_worker_main,
-            args=(self.config, self.drain_s, [sock], self.gc_policy, os.getpid()),
+            args=(self.config, self.drain_s, sockets, self.gc_policy, os.getpid()),
             daemon=False,
         )
         child.start()
@@ -317,16 +369,16 @@ class Supervisor:
         """Serve until a stop signal; the exit status."""
         for sig in _STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
-        sock = self.config.bind_socket()
+        sockets = [config.bind_socket() for config in (self.config, *self.also_listen)]
         log.info("supervisor [%d] starting %d workers", os.getpid(), self.workers)
-        self.children = [self._spawn(sock) for _ in range(self.workers)]
-        status = self._supervise(sock)
+        self.children = [self._spawn(sockets) for _ in range(self.workers)]
+        status = self._supervise(sockets)
         if status is not None:
-            self._stop_all(sock, forced=True)
+            self._stop_all(sockets, forced=True)
             return status
-        return self._stop_all(sock, forced=False)
+        return self._stop_all(sockets, forced=False)
 
-    def _supervise(self, sock: socket.socket) -> int | None:
+    def _supervise(self, sockets: list[socket.socket]) -> int | None:
         """Keep the workers running until a signal (None) or a hopeless failure (a status)."""
         while not self._signals:
             self._wake.wait(0.2)
@@ -344,11 +396,12 @@ class Supervisor:
                     return EXIT_FORCED
                 log.error("worker [%s] died with %s; restarting", child.pid, child.exitcode)
                 _forget_metrics_of(child.pid)
-                self.children[index] = self._spawn(sock)
+                self.children[index] = self._spawn(sockets)
         return None
 
-    def _stop_all(self, sock: socket.socket, *, forced: bool) -> int:
-        sock.close()  # the workers keep their copies until each has drained
+    def _stop_all(self, sockets: list[socket.socket], *, forced: bool) -> int:
+        for sock in sockets:
+            sock.close()  # the workers keep their copies until each has drained
         self._forward(signal.SIGTERM)
         if forced:
             self._forward(signal.SIGTERM)

@@ -172,6 +172,53 @@ def test_probes_point_at_the_lifecycle_endpoints_on_the_served_port(overlay: str
     )
 
 
+def _selects(service: dict[str, Any], pod_labels: dict[str, str]) -> bool:
+    return bool(service["spec"]["selector"].items() <= pod_labels.items())
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "production-canary"])
+def test_the_api_service_never_exposes_the_metrics_port(overlay: str) -> None:
+    docs = render(overlay)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == int(config_of(docs)["MERCATO_METRICS_PORT"])
+    assert ports["metrics"] != ports["http"]
+    api = one(docs, "Service", deployment["metadata"]["name"])
+    assert [(p["name"], p["targetPort"]) for p in api["spec"]["ports"]] == [("http", "http")]
+    for service in (d for d in docs if d["kind"] == "Service"):
+        if service["metadata"]["name"] == "mercato-metrics":
+            continue
+        targets = {p["targetPort"] for p in service["spec"]["ports"]}
+        assert not targets & {"metrics", ports["metrics"]}, service["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_reaches_every_pod_on_its_metrics_port_through_a_headless_service(
+    overlay: str,
+) -> None:
+    docs = render(overlay)
+    service = one(docs, "Service", "mercato-metrics")
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is True, "starting and draining pods too"
+    assert [(p["name"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("metrics", "metrics")
+    ]
+    pods = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(service, pods)
+    canary = one(render("production-canary"), "Deployment", "mercato-canary")
+    if overlay == "production":
+        assert _selects(service, canary["spec"]["template"]["metadata"]["labels"])
+
+
+def test_the_canary_adds_no_second_metrics_service() -> None:
+    assert not [
+        d
+        for d in render("production-canary")
+        if d["metadata"]["name"].startswith("mercato-metrics")
+    ]
+
+
 @pytest.mark.parametrize("overlay", [*OVERLAYS, "production-canary"])
 def test_the_grace_period_covers_prestop_drain_grace_and_stopping(overlay: str) -> None:
     docs = render(overlay)
@@ -289,8 +336,9 @@ def test_the_dockerfile_builds_in_two_stages_and_runs_mercato_unprivileged() -> 
     assert re.search(r"^USER 10001:10001$", final, flags=re.M)
     assert 'ENTRYPOINT ["mercato"]' in final
     assert 'CMD ["serve"]' in final
-    assert "EXPOSE 8000" in final
+    assert re.search(r"^EXPOSE 8000 9100$", final, flags=re.M)
     assert "MERCATO_PORT=8000" in final
+    assert "MERCATO_METRICS_PORT=9100" in final
     assert not re.search(r"apt-get|gcc|build-essential", text), "no build tools are needed"
     assert "COPY --from=build /opt/mercato /opt/mercato" in final
     # everything the build copies is in the build context .dockerignore lets through

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.deploy.test_manifests import one, render
 from tests.e2e.monitoring import DEPLOY, require_tools
 
 RUNBOOKS = DEPLOY.parent / "docs" / "runbooks"
@@ -79,3 +80,22 @@ def test_the_dashboard_covers_what_operators_need() -> None:
     ):
         assert metric in exprs, metric
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_prometheus_scrapes_each_pods_metrics_port_labelled_with_pod_and_namespace() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "mercato"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["kubernetes_sd_configs"] == [{"role": "endpointslice"}]
+    keep, *labelled = job["relabel_configs"]
+    service = one(render("production"), "Service", "mercato-metrics")
+    (port,) = service["spec"]["ports"]
+    assert keep["action"] == "keep"
+    assert keep["source_labels"] == [
+        "__meta_kubernetes_service_name",
+        "__meta_kubernetes_endpointslice_port_name",
+    ]
+    assert keep["regex"] == f"{service['metadata']['name']};{port['name']}"
+    targets = {r["target_label"]: r["source_labels"] for r in labelled}
+    assert targets["namespace"] == ["__meta_kubernetes_namespace"]
+    assert targets["pod"] == ["__meta_kubernetes_pod_name"]

@@ -209,8 +209,44 @@ def alertmanager(config: Path, data: Path) -> Iterator[Process]:
         yield proc
 
 
+# What Kubernetes service discovery says of one replica's endpoints in deploy/prometheus's
+# scrape job (role endpointslice, through the headless mercato-metrics Service).
+DRILL_POD = {"namespace": "drill", "pod": "mercato-drill-0", "track": "stable"}
+
+
+def _endpoint(target: str, *, service: str, port_name: str) -> dict[str, Any]:
+    return {
+        "targets": [target],
+        "labels": {
+            "__meta_kubernetes_service_name": service,
+            "__meta_kubernetes_endpointslice_port_name": port_name,
+            "__meta_kubernetes_namespace": DRILL_POD["namespace"],
+            "__meta_kubernetes_pod_name": DRILL_POD["pod"],
+            "__meta_kubernetes_pod_label_track": DRILL_POD["track"],
+        },
+    }
+
+
+def scrape_job(target: str, data: Path, *, api: str | None = None) -> dict[str, Any]:
+    """deploy/prometheus's mercato job, its Kubernetes discovery replaced by a file that lists
+    ``target`` as the pod's metrics endpoint would be discovered (and ``api``, the same pod's
+    API port, as the API Service's endpoint, which the job must leave alone)."""
+    config = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "mercato"]
+    del job["kubernetes_sd_configs"]
+    endpoints = [_endpoint(target, service="mercato-metrics", port_name="metrics")]
+    if api is not None:
+        endpoints.append(_endpoint(api, service="mercato", port_name="http"))
+    (data / "targets.json").write_text(json.dumps(endpoints))
+    job["file_sd_configs"] = [{"files": [str(data / "targets.json")], "refresh_interval": "1s"}]
+    return dict(job)
+
+
 @contextmanager
-def prometheus(target: str, rules: Path, alertmanager_url: str, data: Path) -> Iterator[Process]:
+def prometheus(
+    target: str, rules: Path, alertmanager_url: str, data: Path, *, api: str | None = None
+) -> Iterator[Process]:
+    """Prometheus scraping ``target`` (a metrics port) with the production scrape job."""
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
@@ -218,7 +254,7 @@ def prometheus(target: str, rules: Path, alertmanager_url: str, data: Path) -> I
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [alertmanager_url.split("//")[1]]}]}]
         },
-        "scrape_configs": [{"job_name": "mercato", "static_configs": [{"targets": [target]}]}],
+        "scrape_configs": [scrape_job(target, data, api=api)],
     }
     path = data / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
@@ -241,6 +277,12 @@ def query(prom: Process, expr: str) -> list[dict[str, Any]]:
     assert body["status"] == "success", f"{expr}: {body}"
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+def targets(prom: Process) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The scrape targets Prometheus keeps (active) and those its relabelling dropped."""
+    data = httpx.get(f"{prom.url}/api/v1/targets", timeout=5).json()["data"]
+    return data["activeTargets"], data["droppedTargets"]
 
 
 def prometheus_alerts(prom: Process, name: str, state: str = "firing") -> list[dict[str, Any]]:

@@ -5,7 +5,9 @@ shortened by deploy/prometheus/tests/drill-overlay.yml); Alertmanager runs the p
 routing tree and inhibitions with every receiver pointed at a webhook in this test. Faults come
 from mercato's fault-injection switch. Timings from fault to notification are printed.
 
-It runs on its own SQLite file (one server process: the fault switch is per process).
+It runs on its own SQLite file (one server process: the fault switch is per process), in the
+staging profile: Prometheus scrapes the metrics port with deploy/prometheus's scrape job, its
+Kubernetes discovery stood in for by a file that lists the pod's endpoints.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from mercato.platform.security import Role as TokenRole
 from tests.conftest import make_settings, running
 from tests.e2e import monitoring as mon
 from tests.e2e.helpers import ADDRESS, DECLINED_CARD, SUCCESS_CARD
-from tests.e2e.server import Server, running_server
+from tests.e2e.scrape import private_metrics_env
+from tests.e2e.server import Server, free_port, running_server
 
 DASHBOARD = mon.DEPLOY / "grafana/mercato.json"
 FIRE_TIMEOUT = 40.0
@@ -78,20 +81,46 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         am = stack.enter_context(
             mon.alertmanager(mon.drill_alertmanager_config(data / "am.yml", hook), data)
         )
+        metrics_port = free_port()
         server = stack.enter_context(
-            running_server(url, data, MERCATO_FAULT_INJECTION="true", MERCATO_LOG_LEVEL="ERROR")
+            running_server(
+                url,
+                data,
+                MERCATO_FAULT_INJECTION="true",
+                **private_metrics_env("staging", metrics_port, MERCATO_LOG_LEVEL="ERROR"),
+            )
         )
-        instance = server.base_url.removeprefix("http://")
+        instance = f"127.0.0.1:{metrics_port}"
         prom = stack.enter_context(
-            mon.prometheus(instance, mon.drill_rules(data / "rules.yml"), am.url, data)
+            mon.prometheus(
+                instance,
+                mon.drill_rules(data / "rules.yml"),
+                am.url,
+                data,
+                api=server.base_url.removeprefix("http://"),
+            )
         )
+        pod = ",".join(f'{k}="{v}"' for k, v in mon.DRILL_POD.items())
         mon.wait_for(
-            "Prometheus's first sample of mercato",
-            lambda: mon.query(prom, 'up{job="mercato"} == 1'),
+            "Prometheus's first sample of mercato's metrics port, labelled with its pod",
+            lambda: mon.query(prom, f'up{{job="mercato",instance="{instance}",{pod}}} == 1'),
             timeout=30,
         )
+        active, dropped = mon.wait_for(
+            "the pod's two endpoints", lambda: _both_endpoints(prom), timeout=10
+        )
+        assert [t["labels"]["instance"] for t in active] == [instance]
+        assert [t["discoveredLabels"]["__address__"] for t in dropped] == [
+            server.base_url.removeprefix("http://")
+        ], "the API port is no scrape target"
         http = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=30))
         yield Stack(server, prom, am, hook, http, staff, customer, instance)
+
+
+def _both_endpoints(prom: mon.Process) -> tuple[list[Any], list[Any]] | None:
+    """Prometheus's kept and dropped targets, once it has discovered the metrics and API ports."""
+    active, dropped = mon.targets(prom)
+    return (active, dropped) if len(active) + len(dropped) == 2 else None
 
 
 def _shop(s: Stack) -> None:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from tests.e2e.helpers import assert_problem, create_product, draft, register, running_app
 from tests.e2e.helpers import staff_user as make_staff
 from tests.e2e.scrape import parse, value
-from tests.e2e.server import running_server, server_env
+from tests.e2e.server import free_port, running_server, server_env
 from tests.stripe_standin import LIVE_KEY, SECRET_KEY, RunningStandIn, StripeStandIn
 
 VISA = "4242 4242 4242 4242"
@@ -77,18 +77,20 @@ def test_production_starts_on_stripe_and_reports_no_override(
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("the production profile runs on PostgreSQL only")
+    metrics_port = free_port()
     with (
         RunningStandIn(secret_key=LIVE_KEY) as stripe_api,
         running_server(
             database_url,
             tmp_path,
             MERCATO_ENV="production",
+            MERCATO_METRICS_PORT=str(metrics_port),
             MERCATO_PAYMENT_PROVIDER="stripe",
             MERCATO_STRIPE_SECRET_KEY=LIVE_KEY,
             MERCATO_STRIPE_API_BASE=stripe_api.url,
         ) as server,
     ):
-        metrics = parse(httpx.get(f"{server.base_url}/metrics", timeout=5).text)
+        metrics = parse(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text)
     assert value(metrics, "mercato_sandbox_payments_override") == 0
     assert "TEST PAYMENTS" not in server.log.read_text()
 
@@ -98,7 +100,8 @@ def test_production_refuses_the_sandbox_unless_a_drill_says_so_loudly(
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("the production profile runs on PostgreSQL only")
-    env = server_env(database_url, MERCATO_ENV="production")
+    metrics_port = free_port()
+    env = server_env(database_url, MERCATO_ENV="production", MERCATO_METRICS_PORT=str(metrics_port))
     refused = subprocess.run(
         [sys.executable, "-m", "mercato", "serve"],
         env=env,
@@ -114,8 +117,9 @@ def test_production_refuses_the_sandbox_unless_a_drill_says_so_loudly(
         database_url,
         tmp_path,
         MERCATO_ENV="production",
+        MERCATO_METRICS_PORT=str(metrics_port),
         MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION="true",
     ) as server:
-        metrics = parse(httpx.get(f"{server.base_url}/metrics", timeout=5).text)
+        metrics = parse(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text)
     assert value(metrics, "mercato_sandbox_payments_override") == 1
     assert "PRODUCTION IS TAKING TEST PAYMENTS (sandbox provider)" in server.log.read_text()

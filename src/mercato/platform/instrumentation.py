@@ -39,6 +39,7 @@ from mercato.platform import faults
 from mercato.platform import logging as mlog
 from mercato.platform.http import assign_request_id
 from mercato.platform.metrics import LONG_LIVED, UNMATCHED, Metrics
+from mercato.platform.problems import problem
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,9 +50,44 @@ QUIET_ROUTES = frozenset({"/metrics", "/livez", "/readyz", "/startupz"})
 @router.get("/metrics")
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus exposition of every metric (all worker processes added up)."""
-    metrics: Metrics = request.app.state.metrics
+    return await _exposition(request.app.state.metrics)
+
+
+async def _exposition(metrics: Metrics) -> Response:
     body, content_type = await metrics.render()
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+METRICS_ROUTE = router.routes[0]  # the route a scrape on the metrics port is counted under
+
+
+class MetricsPortApp:
+    """What the metrics port serves: ``GET /metrics`` and nothing else (404 or 405 as
+    problem+json). The API server hands it the requests that arrive on that port; ``mercato
+    worker`` serves it alone."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan and no websockets here
+        if scope["path"] != "/metrics":
+            response = problem(404, "not_found", "This port serves GET /metrics only.")
+        elif scope["method"] not in ("GET", "HEAD"):
+            response = problem(
+                405, "method_not_allowed", "GET /metrics only.", headers={"Allow": "GET, HEAD"}
+            )
+        else:
+            scope["route"] = METRICS_ROUTE
+            response = await _exposition(self.metrics)
+        await response(scope, receive, send)
+
+
+def _local_port(scope: Scope) -> int | None:
+    """The port of the listener the request came in on (ASGI's ``server``)."""
+    server = scope.get("server")
+    return server[1] if server else None
 
 
 class RouteTable:
@@ -94,17 +130,22 @@ def install(
     *,
     metrics: Metrics,
     expose_metrics: bool = True,
+    metrics_port: int = 0,
     access_log: bool = True,
     tracer: Tracer | None = None,
     fault_injection: bool = False,
 ) -> None:
     """Add /metrics, the readiness gauge, the fault switch (when enabled) and the middleware.
 
-    Call it after the application's own middleware, so this middleware runs outside the others.
+    ``/metrics`` is a route of the API when ``metrics_port`` is 0; otherwise only requests that
+    arrive on ``metrics_port`` (a listener ``mercato serve`` opens) reach it, and the API
+    answers 404. Call it after the application's own middleware, so this middleware runs
+    outside the others.
     """
     app.state.metrics = metrics  # for the problem handler and long-lived endpoints
     if expose_metrics:
-        app.include_router(router)
+        if not metrics_port:
+            app.include_router(router)
         metrics.on_scrape(lambda: _sample_readiness(app, metrics))
     if fault_injection:
         app.state.faults = faults.FaultInjector()
@@ -115,6 +156,7 @@ def install(
         openapi=app.openapi,
         metrics=metrics,
         count_requests=expose_metrics,
+        metrics_port=metrics_port if expose_metrics else 0,
         access_log=access_log,
         tracer=tracer,
     )
@@ -122,13 +164,10 @@ def install(
 
 async def _sample_readiness(app: FastAPI, metrics: Metrics) -> None:
     """Set ``mercato_ready`` as /readyz would answer now (for the flapping alert)."""
-    state = app.state
-    ready = bool(getattr(state, "started", False)) and not getattr(state, "draining", False)
-    for check in getattr(state, "readiness_checks", {}).values() if ready else ():
-        try:
-            await check()
-        except Exception:
-            ready = False
+    lifecycle = getattr(app.state, "lifecycle", None)
+    ready = False
+    if lifecycle is not None:
+        ready, _ = await lifecycle.readiness()
     metrics.ready.set(1 if ready else 0)
 
 
@@ -223,7 +262,8 @@ class InstrumentationMiddleware:
     """Names every HTTP request, and counts, times, logs and (when tracing is on) traces it.
 
     ``metrics`` is where the journal's batches are settled; ``count_requests`` says whether
-    requests are also counted there (``MERCATO_METRICS_ENABLED``).
+    requests are also counted there (``MERCATO_METRICS_ENABLED``). Requests that arrive on
+    ``metrics_port`` go to :class:`MetricsPortApp` instead of the application.
     """
 
     def __init__(
@@ -233,10 +273,13 @@ class InstrumentationMiddleware:
         openapi: Callable[[], dict[str, Any]],
         metrics: Metrics,
         count_requests: bool = True,
+        metrics_port: int = 0,
         access_log: bool = True,
         tracer: Tracer | None = None,
     ) -> None:
         self.app = app
+        self.metrics_port = metrics_port
+        self.metrics_app = MetricsPortApp(metrics)
         self.routes = RouteTable(openapi)
         self.journal = RequestJournal(
             self.routes, metrics, count_requests=count_requests, access_log=access_log
@@ -249,12 +292,13 @@ class InstrumentationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        app = self._app_for(scope)
         request_id = assign_request_id(scope)
         echoed = (b"x-request-id", request_id.encode())
         response = _response()
         observed_send = _observing(send, response, echoed)
         if not self.active:
-            await self.app(scope, receive, observed_send)
+            await app(scope, receive, observed_send)
             return
         start = time.perf_counter()
         span, token = self._start_span(scope) if self.tracer is not None else (None, None)
@@ -264,7 +308,7 @@ class InstrumentationMiddleware:
         if counted is not None:
             counted.request_started()
         try:
-            await self.app(scope, receive, observed_send)
+            await app(scope, receive, observed_send)
         except asyncio.CancelledError:
             if not response[STARTED]:
                 response[STATUS] = 499  # the client went away first: not a server error
@@ -281,6 +325,12 @@ class InstrumentationMiddleware:
                 route, method, path = scope.get("route"), scope["method"], scope["path"]
                 self.journal.add((route, method, path, response, seconds, ids, time.time_ns()))
             mlog.request_context.reset(bound)
+
+    def _app_for(self, scope: Scope) -> ASGIApp:
+        """The application, or what the metrics port serves for a request that came in there."""
+        if self.metrics_port and _local_port(scope) == self.metrics_port:
+            return self.metrics_app
+        return self.app
 
     def _start_span(self, scope: Scope) -> tuple[Any, Any]:
         assert self.tracer is not None
