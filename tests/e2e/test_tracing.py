@@ -105,6 +105,8 @@ async def test_requests_and_statements_are_traced_exported_and_logged_with_ids(
                         f"/v1/products/{uuid.uuid4()}", headers={"traceparent": parent}
                     )
                     assert missing.status_code == 404
+                    carded = await http.get("/v1/products/4242424242424242")
+                    assert carded.status_code == 404
             # leaving the lifespan flushed the exporter
             mlog.shutdown()
     finally:
@@ -121,6 +123,8 @@ async def test_requests_and_statements_are_traced_exported_and_logged_with_ids(
     assert all(s["name"].startswith("db ") for s in statements)
     assert any("SELECT" in str(s["attributes"]["db.statement"]) for s in statements)
     assert {"service.name": "mercato"}.items() <= collector.resources[0].items()
+    # a card number sent in a path is masked in spans, as in log lines
+    assert "4242424242424242" not in json.dumps(collector.spans)
 
     logged = [json.loads(line) for line in stream.getvalue().splitlines()]
     access = next(r for r in logged if r.get("route") == "/v1/products/{product_id}")

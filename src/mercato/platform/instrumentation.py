@@ -341,7 +341,7 @@ class InstrumentationMiddleware:
             kind=SpanKind.SERVER,
             attributes={
                 "http.request.method": scope["method"],
-                "url.path": scope["path"],
+                "url.path": mlog.mask_path(scope["path"]),
                 "url.scheme": scope.get("scheme", "http"),
             },
         )
