@@ -1,7 +1,7 @@
 """Order persistence: ``orders_orders`` and ``orders_lines``, mapped explicitly to the aggregate.
 
 Saving checks the version the order was loaded at, so two writers can never both win.
-Listing fetches a page of orders and then all their lines in one more query (no N+1).
+Listing fetches a page of orders joined with their lines in one statement (no N+1).
 """
 
 from __future__ import annotations
@@ -98,10 +98,15 @@ _page_filter = sa.and_(
     sa.or_(_o.customer_id == _bind("customer_id"), _bind("any_customer", type_=sa.Boolean)),
     sa.or_(_o.status == _bind("status"), _bind("any_status", type_=sa.Boolean)),
 )
-_page_ids = sa.select(_o.id).where(_page_filter).order_by(_o.id.desc()).limit(_bind("limit"))
-_PAGE = sql(sa.select(orders).where(_page_filter).order_by(_o.id.desc()).limit(_bind("limit")))
-_PAGE_LINES = sql(
-    sa.select(lines).where(_l.order_id.in_(_page_ids.scalar_subquery())).order_by(_l.position)
+# A page of orders with their lines in one statement, so in one snapshot: an order's totals and
+# its lines always come from the same committed state.
+_page = (
+    sa.select(orders).where(_page_filter).order_by(_o.id.desc()).limit(_bind("limit")).subquery()
+)
+_PAGE = sql(
+    sa.select(_page, *(c for c in lines.c if c.name != "order_id"))
+    .select_from(_page.outerjoin(lines, _l.order_id == _page.c.id))
+    .order_by(_page.c.id.desc(), _l.position)
 )
 
 
@@ -185,9 +190,12 @@ async def get(conn: Connection, order_id: str, *, for_update: bool = False) -> O
         head = await conn.fetchrow(_LOCK, id=order_id)
         return None if head is None else _order(head, await conn.fetch(_LINES, id=order_id))
     rows = await conn.fetch(_GET, id=order_id)
-    if not rows:
-        return None
-    return _order(rows[0], rows if rows[0]["product_id"] is not None else [])
+    return _order(rows[0], _lines_of(rows)) if rows else None
+
+
+def _lines_of(rows: list[Row]) -> list[Row]:
+    """The line rows of an order read joined with its lines (none: one row of NULLs)."""
+    return rows if rows[0]["product_id"] is not None else []
 
 
 async def version_of(conn: Connection, order_id: str) -> int | None:
@@ -259,8 +267,5 @@ async def page(
         "status": status or "",
         "any_status": status is None,
     }
-    rows = await conn.fetch(_PAGE, **params)
-    if not rows:
-        return []
-    by_order = rows_by(await conn.fetch(_PAGE_LINES, **params), "order_id")
-    return [_order(r, by_order.get(r["id"], [])) for r in rows]
+    by_order = rows_by(await conn.fetch(_PAGE, **params), "id")  # keeps the page's order
+    return [_order(rows[0], _lines_of(rows)) for rows in by_order.values()]
