@@ -673,3 +673,17 @@ def test_the_version_goes_up_by_one_with_every_change() -> None:
         change()
         versions.append(order.version)
     assert versions == list(range(1, len(changes) + 2))
+
+
+@pytest.mark.parametrize(
+    "status", [Status.PLACED, Status.CONFIRMED, Status.SHIPPED, Status.DELIVERED, Status.CANCELLED]
+)
+def test_a_paid_or_closed_order_keeps_its_totals_when_prices_and_rates_change(
+    status: Status,
+) -> None:
+    order = order_at(status)
+    charged = order.totals
+
+    order.reprice(pricing(tax_rate_bp=2500), shipping(dataclasses.replace(RATES, domestic_base=9)))
+
+    assert order.totals == charged

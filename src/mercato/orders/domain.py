@@ -371,7 +371,13 @@ class Order(AggregateRoot):
         self._touch(now)
 
     def reprice(self, pricing: PricingService, shipping: ShippingCalculator) -> None:
-        """Recompute the totals from the lines, discount and address."""
+        """Recompute a draft's totals from the lines, discount and address.
+
+        Only a draft is priced: once the checkout began, the totals are what the customer is
+        charged, and no later change of tax rate, shipping rates or discount codes touches them.
+        """
+        if self.status is not Status.DRAFT:
+            return
         merchandise = Money.zero(self.currency)
         for line in self.lines.values():
             merchandise = merchandise + line.total
