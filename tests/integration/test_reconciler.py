@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,9 @@ import sqlalchemy as sa
 from mercato.bootstrap import Container, build
 from mercato.catalog.store import reservations
 from mercato.config import Settings
+from mercato.kernel.money import Money
 from mercato.orders import Order, Status
+from mercato.orders.domain import CheckoutAbandoned
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import DECLINED_CARD, SUCCESS_CARD, ChargeResult, Outcome, SandboxProvider
 from mercato.payments import Status as PaymentStatus
@@ -191,5 +194,63 @@ async def test_a_lookup_that_fails_leaves_that_checkout_and_settles_the_others(
         assert (await container.orders.get_unchecked(paid.id)).status is Status.PLACED  # type: ignore[union-attr]
         still = await container.orders.payments(owner, stuck.id)
         assert [(p.id, p.status) for p in still] == [(stuck_payment, PaymentStatus.PENDING)]
+    finally:
+        await container.stop()
+
+
+class _Slow(SandboxProvider):
+    """The sandbox, so slow to answer a charge that the reconciler gives the checkout up first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reconcile: Callable[[], Awaitable[None]] | None = None
+        self.refunds: list[str] = []
+
+    async def charge(
+        self, *, idempotency_key: str, amount: Money, card_number: str
+    ) -> ChargeResult:
+        if self.reconcile is not None:
+            await self.reconcile()  # gives the checkout up before the charge exists
+        return await super().charge(
+            idempotency_key=idempotency_key, amount=amount, card_number=card_number
+        )
+
+    async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:
+        self.refunds.append(reference)
+        return await super().refund(
+            idempotency_key=idempotency_key, reference=reference, amount=amount
+        )
+
+
+async def test_a_charge_captured_after_its_checkout_was_given_up_is_refunded(
+    settings: Settings,
+) -> None:
+    provider = _Slow()
+    container = build(settings, provider=provider)
+    await container.start(workers=False)
+    try:
+        reconciler = CheckoutReconciler(container.orders, container.payments, grace_s=0)
+        owner = await customer(container)
+        widget = await product(container, stock=5)
+        order = await draft(container, owner, {widget.id: 2})
+
+        async def give_up() -> None:  # what the reconciler does when the provider knows nothing
+            (pending,) = await container.orders.payments(owner, order.id)
+            assert await provider.lookup(idempotency_key=pending.idempotency_key) is None
+            await reconciler.settle(pending, ChargeResult(Outcome.ERROR, reason="abandoned"))
+
+        provider.reconcile = give_up
+
+        with pytest.raises(CheckoutAbandoned):
+            await container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
+
+        (payment,) = await container.orders.payments(owner, order.id)
+        assert payment.status is PaymentStatus.FAILED
+        assert provider.refunds == [provider._seen[payment.idempotency_key].reference]
+        assert (await container.orders.get(owner, order.id)).status is Status.DRAFT
+        assert await stock(container, widget.id) == (5, 0, 0)
+        provider.reconcile = None
+        placed = await container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
+        assert placed.status is Status.PLACED
     finally:
         await container.stop()

@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     INVALID_DISCOUNT = "invalid_discount_code"
     CHECKOUT_IN_PROGRESS = "checkout_in_progress"
+    CHECKOUT_ABANDONED = "checkout_abandoned"
     ORDER_CONFLICT = "order_conflict"
     NOT_OWNER = "not_order_owner"
     INVALID_REASON = "invalid_reason"
@@ -91,6 +92,19 @@ class CheckoutInProgress(Conflict):
     def __init__(self) -> None:
         super().__init__(
             ErrorCode.CHECKOUT_IN_PROGRESS, "the order is being paid for; try again shortly"
+        )
+
+
+class CheckoutAbandoned(Conflict):
+    """The card was charged after the checkout had been given up as stuck; it is refunded."""
+
+    retry_after = 1  # the draft is open again: the same request may place it now
+
+    def __init__(self) -> None:
+        super().__init__(
+            ErrorCode.CHECKOUT_ABANDONED,
+            "the payment arrived after the checkout had been given up; the charge is being "
+            "refunded and the order is a draft again: place it again",
         )
 
 

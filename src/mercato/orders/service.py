@@ -30,6 +30,7 @@ from mercato.kernel.money import Currency
 from mercato.kernel.values import Address, Quantity
 from mercato.orders import store
 from mercato.orders.domain import (
+    CheckoutAbandoned,
     Order,
     OrderConflict,
     OrderNotFound,
@@ -47,6 +48,7 @@ from mercato.payments import (
     ProviderError,
     check_card,
 )
+from mercato.payments import Status as PaymentStatus
 from mercato.platform.db import Connection
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.security import Principal
@@ -362,9 +364,13 @@ class OrdersService:
         result = await self._payments.charge(checkout.payment, card_number=card)
         if result is None:
             raise ProviderError("no_answer")
-        order = await self.settle_checkout(
-            order_id, checkout.payment.id, result, payment=checkout.payment
+        order, payment = await self._settle(
+            order_id, checkout.payment.id, result, known=checkout.payment
         )
+        if result.outcome is Outcome.CAPTURED and payment.status is not PaymentStatus.CAPTURED:
+            # captured after the reconciler or sweeper had given this checkout up as stuck
+            await self._payments.refund_late_capture(payment, result)
+            raise CheckoutAbandoned()
         if result.outcome is Outcome.DECLINED:
             raise PaymentDeclined(result.reason or "declined")
         if result.outcome is Outcome.ERROR:
@@ -416,15 +422,19 @@ class OrdersService:
 
         ``payment`` is the pending payment as begin-checkout opened it, when the caller has it.
         """
-        known = payment
+        order, _ = await self._settle(order_id, payment_id, result, known=payment)
+        return order
 
-        async def work(uow: UnitOfWork) -> Order:
+    async def _settle(
+        self, order_id: str, payment_id: str, result: ChargeResult, *, known: Payment | None
+    ) -> tuple[Order, Payment]:
+        async def work(uow: UnitOfWork) -> tuple[Order, Payment]:
             order = await store.get(uow.conn, order_id, for_update=True)
             if order is None:
                 raise OrderNotFound(order_id)
             payment = await self._payments.settle(uow, payment_id, result, known=known)
             if order.checkout_payment_id != payment_id:
-                return order  # settled already (by the request or by the reconciler)
+                return order, payment  # settled already (by the request or by the reconciler)
             seen = order.version
             if payment.status.value == "captured":
                 await self._catalog.commit_reservation(uow.conn, order.id)
@@ -435,7 +445,7 @@ class OrdersService:
                 )
                 order.abort_checkout(now=utcnow())
             await self._save(uow, order, seen)
-            return order
+            return order, payment
 
         return await self._transact(work)
 

@@ -111,6 +111,29 @@ class PaymentsService:
 
         return await self._transact(work)
 
+    async def refund_late_capture(self, payment: Payment, result: ChargeResult) -> None:
+        """Give back a charge the provider captured after its checkout was given up.
+
+        The payment was already recorded as failed (the reconciler or the sweeper found no
+        answer in time), so no order holds this money: it is refunded at once. A refund the
+        provider refuses is logged for a person to settle by hand.
+        """
+        try:
+            refund = await self.provider.refund(
+                idempotency_key=payment.refund_key,
+                reference=result.reference or "",
+                amount=payment.amount,
+            )
+        except Exception:
+            log.exception("late capture of payment %s could not be refunded", payment.id)
+            return
+        if refund.outcome is Outcome.CAPTURED:
+            log.warning("payment %s was captured after its checkout ended; refunded", payment.id)
+        else:
+            log.error(
+                "late capture of payment %s could not be refunded: %s", payment.id, refund.reason
+            )
+
     async def on_order_cancelled(self, event: OutboxEvent) -> None:
         """Outbox subscriber: refund a cancelled order that had been paid."""
         if event.payload.get("refund_due"):
