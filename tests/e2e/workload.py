@@ -1,0 +1,515 @@
+"""A randomized concurrent workload against real mercato processes, and a ledger of its answers.
+
+Shoppers (several tasks per customer, as if on several devices) edit a few hot drafts, place
+them with good, declined and failing cards, with and without Idempotency-Keys (some sent twice
+at once, some retried later) and cancel them; staff confirm, ship, deliver and cancel paid
+orders and adjust the stock of a few scarce products; intruders and hostile clients send what
+must be refused. Every answer is noted in a :class:`Ledger`; the invariants in
+``tests/e2e/invariants.py`` are then checked against it and against the database.
+
+Each task draws from its own ``random.Random`` seeded from the run's seed and the task's name,
+so a seed reproduces the same choices (not the same interleaving, which the scheduler decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import unique
+from tests.e2e.helpers import DECLINED_CARD, ERROR_CARD, PROBLEM_JSON, SUCCESS_CARD
+from tests.e2e.server import server_env
+
+HOME = {"street": "Hauptstrasse 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}
+ABROAD = {"street": "Rue de Rivoli 1", "city": "Paris", "postal_code": "75001", "country": "FR"}
+CARDS = (SUCCESS_CARD, DECLINED_CARD, ERROR_CARD)
+CARD_WEIGHTS = (6, 2, 2)
+SHOPPERS_PER_CUSTOMER = 3
+STAFF_TASKS = 3
+STOCK_KEEPERS = 2
+INTRUDERS = 2
+
+
+@contextlib.contextmanager
+def running_worker(database_url: str, log_dir: Path, **extra: str) -> Iterator[Path]:
+    """``mercato worker`` (relay, reconciler, sweeper) in a child process; SIGTERM afterwards."""
+    log = log_dir / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mercato", "worker"],
+            env=server_env(database_url, **extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Shop:
+    """Who takes part in one run and what they trade: everything fresh, so runs never mix."""
+
+    staff: dict[str, str]
+    customers: list[Customer]
+    products: list[str]
+    opening: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An edit of a draft that was answered 200, with the version and lines it answered."""
+
+    order_id: str
+    version: int
+    kind: str  # add | set | remove | address | discount
+    product_id: str | None
+    quantity: int | None
+    value: str | None  # the discount code (None: removed) or the shipping country
+    lines: dict[str, int]
+    request: str
+
+
+@dataclass
+class Ledger:
+    """Every answer the workload got, as far as the invariants need them."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edits: list[Edit] = field(default_factory=list)
+    placed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    keyed: list[tuple[str, list[httpx.Response]]] = field(default_factory=list)
+    adjusted: Counter[str] = field(default_factory=Counter)
+
+    def note(self, response: httpx.Response) -> None:
+        """Count the answer and record it if it breaks the HTTP contract."""
+        status = response.status_code
+        self.statuses[status] += 1
+        where = f"{response.request.method} {response.request.url.path} answered {status}"
+        if status >= 500 and not (status == 503 and response.headers.get("retry-after")):
+            self.violations.append(f"{where} (only 503 with Retry-After): {response.text[:300]}")
+        elif 400 <= status < 500 and not is_problem(response):
+            self.violations.append(f"{where} without a problem+json body: {response.text[:300]}")
+
+    def expect(self, response: httpx.Response, statuses: set[int], why: str) -> None:
+        """Record a violation unless the answer has one of these statuses."""
+        if response.status_code not in statuses:
+            self.violations.append(
+                f"{why}: {response.request.method} {response.request.url.path} answered "
+                f"{response.status_code}, expected {sorted(statuses)}: {response.text[:300]}"
+            )
+
+
+def is_problem(response: httpx.Response) -> bool:
+    """An RFC 9457 body that names the status, a code and what went wrong."""
+    if response.headers.get("content-type") != PROBLEM_JSON:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return bool(body.get("status") == response.status_code and body.get("code") and body["detail"])
+
+
+def code_of(response: httpx.Response) -> str | None:
+    """The problem code of a refusal, None for anything else."""
+    if response.headers.get("content-type") != PROBLEM_JSON:
+        return None
+    code = response.json().get("code")
+    return str(code) if code else None
+
+
+def line_quantities(body: dict[str, Any]) -> dict[str, int]:
+    """product id -> quantity of an order as answered."""
+    return {ln["product_id"]: int(ln["quantity"]) for ln in body["lines"]}
+
+
+@dataclass
+class Slot:
+    """A customer's hot draft: the one their shopper tasks all work on until it leaves draft."""
+
+    customer: Customer
+    order_id: str
+    version: int = 1
+    lines: dict[str, int] = field(default_factory=dict)
+    renewing: bool = False
+
+    def seen(self, body: dict[str, Any]) -> None:
+        """Remember the newest state of the draft this slot holds."""
+        if body.get("id") == self.order_id and int(body["version"]) >= self.version:
+            self.version = int(body["version"])
+            self.lines = line_quantities(body)
+
+
+class Workload:
+    """The clients, the hot drafts, the paid orders, and the ledger of what they were told."""
+
+    def __init__(self, shop: Shop, clients: list[httpx.AsyncClient], *, seconds: float) -> None:
+        self.shop = shop
+        self.clients = clients
+        self.ledger = Ledger()
+        self.slots: list[Slot] = []
+        self.paid: list[tuple[str, Customer]] = []
+        self.stop_at = asyncio.get_running_loop().time() + seconds
+
+    def running(self) -> bool:
+        return asyncio.get_running_loop().time() < self.stop_at
+
+    async def send(
+        self,
+        rng: random.Random,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any = None,
+        *,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """One request to a server chosen at random; the answer is noted in the ledger."""
+        client = rng.choice(self.clients)
+        if content is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        response = await client.request(method, path, headers=headers, json=body, content=content)
+        self.ledger.note(response)
+        return response
+
+    # -- drafts -------------------------------------------------------------------------------
+
+    async def new_draft(self, customer: Customer, rng: random.Random) -> dict[str, Any] | None:
+        """A fresh draft with a line or two and (mostly) an address, recorded as created."""
+        picked = rng.sample(self.shop.products, rng.randint(1, 2))
+        body: dict[str, Any] = {
+            "lines": [{"product_id": p, "quantity": rng.randint(1, 2)} for p in picked]
+        }
+        if rng.random() < 0.85:
+            body["shipping_address"] = rng.choice((HOME, ABROAD))
+        made = await self.send(rng, "POST", "/v1/orders", customer.headers, body)
+        self.ledger.expect(made, {201}, "starting a draft")
+        if made.status_code != 201:
+            return None
+        created: dict[str, Any] = made.json()
+        self.ledger.created[created["id"]] = created
+        return created
+
+    async def open_slots(self, rng: random.Random) -> None:
+        for customer in self.shop.customers:
+            created = await self.new_draft(customer, rng)
+            assert created is not None, "could not start the first drafts"
+            slot = Slot(customer, created["id"])
+            slot.seen(created)
+            self.slots.append(slot)
+
+    async def renew(self, slot: Slot, old_id: str, rng: random.Random) -> None:
+        """The slot's draft left draft (placed or cancelled): the customer starts another."""
+        if slot.order_id != old_id or slot.renewing:
+            return
+        slot.renewing = True
+        try:
+            created = await self.new_draft(slot.customer, rng)
+            if created is not None:
+                slot.order_id, slot.version, slot.lines = created["id"], 0, {}
+                slot.seen(created)
+        finally:
+            slot.renewing = False
+
+    async def refresh(self, slot: Slot, order_id: str, rng: random.Random) -> None:
+        got = await self.send(rng, "GET", f"/v1/orders/{order_id}", slot.customer.headers)
+        if got.status_code == 200:
+            slot.seen(got.json())
+            if got.json()["status"] != "draft":
+                await self.renew(slot, order_id, rng)
+
+    async def after(
+        self, slot: Slot, order_id: str, answers: list[httpx.Response], rng: random.Random
+    ) -> None:
+        """Follow the draft: remember what was answered, start a new one when it is gone."""
+        codes = {code_of(a) for a in answers}
+        for answer in answers:
+            if answer.status_code == 200:
+                slot.seen(answer.json())
+        if codes & {"order_not_draft", "order_conflict", "invalid_transition"}:
+            await self.refresh(slot, order_id, rng)
+
+    def if_match(self, slot: Slot, rng: random.Random, chance: float = 0.3) -> dict[str, str]:
+        """The customer's headers, with If-Match of the last version seen some of the time."""
+        headers = dict(slot.customer.headers)
+        if rng.random() < chance:
+            headers["If-Match"] = f'"{slot.version}"'
+        return headers
+
+    async def edit(
+        self,
+        slot: Slot,
+        rng: random.Random,
+        method: str,
+        suffix: str,
+        body: dict[str, Any] | None,
+        what: tuple[str, str | None, int | None, str | None],
+    ) -> None:
+        """Send one draft edit; an answer of 200 goes into the ledger with its version."""
+        kind, product_id, quantity, value = what
+        order_id = slot.order_id
+        path = f"/v1/orders/{order_id}{suffix}"
+        answer = await self.send(rng, method, path, self.if_match(slot, rng), body)
+        if answer.status_code == 200:
+            got = answer.json()
+            self.ledger.edits.append(
+                Edit(
+                    order_id,
+                    int(got["version"]),
+                    kind,
+                    product_id,
+                    quantity,
+                    value,
+                    line_quantities(got),
+                    f"{method} {path} {body}",
+                )
+            )
+        await self.after(slot, order_id, [answer], rng)
+
+    # -- what shoppers do -----------------------------------------------------------------------
+
+    async def add_line(self, slot: Slot, rng: random.Random) -> None:
+        product, qty = rng.choice(self.shop.products), rng.randint(1, 2)
+        body = {"product_id": product, "quantity": qty}
+        await self.edit(slot, rng, "POST", "/lines", body, ("add", product, qty, None))
+
+    def some_line(self, slot: Slot, rng: random.Random) -> str:
+        """A product the draft had when last seen (mostly), else any product."""
+        if slot.lines and rng.random() < 0.9:
+            return rng.choice(sorted(slot.lines))
+        return rng.choice(self.shop.products)
+
+    async def set_quantity(self, slot: Slot, rng: random.Random) -> None:
+        product, qty = self.some_line(slot, rng), rng.randint(1, 3)
+        body = {"quantity": qty}
+        await self.edit(slot, rng, "PUT", f"/lines/{product}", body, ("set", product, qty, None))
+
+    async def remove_line(self, slot: Slot, rng: random.Random) -> None:
+        product = self.some_line(slot, rng)
+        await self.edit(
+            slot, rng, "DELETE", f"/lines/{product}", None, ("remove", product, None, None)
+        )
+
+    async def set_address(self, slot: Slot, rng: random.Random) -> None:
+        address = rng.choice((HOME, ABROAD))
+        body = {"shipping_address": address}
+        what = ("address", None, None, address["country"])
+        await self.edit(slot, rng, "PUT", "/addresses", body, what)
+
+    async def discount(self, slot: Slot, rng: random.Random) -> None:
+        if rng.random() < 0.6:
+            body = {"code": "WELCOME10"}
+            await self.edit(
+                slot, rng, "PUT", "/discount", body, ("discount", None, None, "WELCOME10")
+            )
+        else:
+            await self.edit(slot, rng, "DELETE", "/discount", None, ("discount", None, None, None))
+
+    async def place(self, slot: Slot, rng: random.Random) -> None:
+        """Place the draft; with a key, sometimes twice at once and sometimes once more later."""
+        order_id, customer = slot.order_id, slot.customer
+        path = f"/v1/orders/{order_id}/place"
+        body = {"card_number": rng.choices(CARDS, CARD_WEIGHTS)[0]}
+        headers = self.if_match(slot, rng, 0.2)
+        key = unique("key") if rng.random() < 0.6 else None
+        if key:
+            headers["Idempotency-Key"] = key
+        at_once = 2 if key and rng.random() < 0.4 else 1
+        send = [self.send(rng, "POST", path, headers, body) for _ in range(at_once)]
+        answers = list(await asyncio.gather(*send))
+        if key and rng.random() < 0.3:
+            answers.append(await self.send(rng, "POST", path, headers, body))
+        if key:
+            self.ledger.keyed.append((f"POST {path} {body} Idempotency-Key {key}", answers))
+        placed = [a.json() for a in answers if a.status_code == 200]
+        if placed:
+            self.ledger.placed.setdefault(order_id, []).extend(placed)
+            self.paid.append((order_id, customer))
+            await self.renew(slot, order_id, rng)
+        await self.after(slot, order_id, answers, rng)
+
+    async def cancel(self, slot: Slot, rng: random.Random) -> None:
+        """The customer cancels their draft or one of their paid orders."""
+        mine = [order for order, owner in self.paid if owner is slot.customer]
+        order_id = rng.choice(mine) if mine and rng.random() < 0.6 else slot.order_id
+        path = f"/v1/orders/{order_id}/cancel"
+        answer = await self.send(rng, "POST", path, self.if_match(slot, rng, 0.1), {"reason": "x"})
+        if order_id == slot.order_id:
+            if answer.status_code == 200:
+                await self.renew(slot, order_id, rng)
+            await self.after(slot, order_id, [answer], rng)
+
+    async def shopper(self, customer: Customer, rng: random.Random) -> None:
+        actions: list[tuple[Callable[[Slot, random.Random], Awaitable[None]], int]] = [
+            (self.add_line, 8),
+            (self.set_quantity, 6),
+            (self.remove_line, 3),
+            (self.set_address, 2),
+            (self.discount, 2),
+            (self.place, 5),
+            (self.cancel, 1),
+        ]
+        slot = next(s for s in self.slots if s.customer is customer)
+        while self.running():
+            action = rng.choices([a for a, _ in actions], [w for _, w in actions])[0]
+            await action(slot, rng)
+
+    # -- what staff do ----------------------------------------------------------------------------
+
+    async def fulfil(self, rng: random.Random) -> None:
+        """Confirm, ship, deliver or cancel a paid order, sometimes with If-Match."""
+        while self.running():
+            if not self.paid or rng.random() < 0.15:
+                await self.staff_on_draft(rng)
+                await asyncio.sleep(0.01)
+                continue
+            order_id, _ = rng.choice(self.paid)
+            action = rng.choices(("confirm", "ship", "deliver", "cancel"), (4, 3, 2, 1))[0]
+            headers = dict(self.shop.staff)
+            if rng.random() < 0.3:
+                got = await self.send(rng, "GET", f"/v1/orders/{order_id}", self.shop.staff)
+                if got.status_code == 200:
+                    headers["If-Match"] = f'"{got.json()["version"]}"'
+            body = {"ship": {"tracking_code": "TRACK1"}, "cancel": {"reason": "staff"}}.get(action)
+            await self.send(rng, "POST", f"/v1/orders/{order_id}/{action}", headers, body)
+
+    async def staff_on_draft(self, rng: random.Random) -> None:
+        """Staff cancel a hot draft, or try to edit one (only its owner may)."""
+        slot = rng.choice(self.slots)
+        order_id = slot.order_id
+        if rng.random() < 0.3:
+            path = f"/v1/orders/{order_id}/cancel"
+            answer = await self.send(rng, "POST", path, self.shop.staff, {"reason": "staff"})
+            if answer.status_code == 200:
+                await self.renew(slot, order_id, rng)
+            return
+        body = {"product_id": rng.choice(self.shop.products), "quantity": 1}
+        path = f"/v1/orders/{order_id}/lines"
+        answer = await self.send(rng, "POST", path, self.shop.staff, body)
+        self.ledger.expect(answer, {403}, "staff may not edit a customer's draft")
+
+    async def keep_stock(self, rng: random.Random) -> None:
+        """Staff count the shelves: small corrections up and down on the scarce products."""
+        while self.running():
+            product = rng.choice(self.shop.products)
+            body = {"delta": rng.choice((-2, -1, 1, 1, 2, 3)), "reason": "shelf count"}
+            path = f"/v1/products/{product}/stock-adjustments"
+            answer = await self.send(rng, "POST", path, self.shop.staff, body)
+            if answer.status_code == 201:
+                self.ledger.adjusted[product] += body["delta"]
+            await asyncio.sleep(rng.uniform(0.05, 0.2))
+
+    # -- what must be refused -------------------------------------------------------------------
+
+    async def intrude(self, rng: random.Random) -> None:
+        """Another customer (or nobody) reads and changes someone's order: it must not exist."""
+        slot = rng.choice(self.slots)
+        order_id, owner = slot.order_id, slot.customer
+        if self.paid and rng.random() < 0.3:
+            order_id, owner = rng.choice(self.paid)
+        others = [c for c in self.shop.customers if c is not owner]
+        intruder = rng.choice(others).headers if rng.random() < 0.8 else {}
+        method, suffix, body = rng.choice(
+            (
+                ("GET", "", None),
+                ("POST", "/lines", {"product_id": rng.choice(self.shop.products), "quantity": 1}),
+                ("PUT", "/discount", {"code": "WELCOME10"}),
+                ("POST", "/place", {"card_number": SUCCESS_CARD}),
+                ("POST", "/cancel", {"reason": "mine now"}),
+            )
+        )
+        answer = await self.send(rng, method, f"/v1/orders/{order_id}{suffix}", intruder, body)
+        expected = {404} if intruder else {401}
+        self.ledger.expect(answer, expected, "only an order's owner and staff may touch it")
+
+    def hostile_requests(self, product: str) -> list[tuple[str, str, Any, set[int], str | None]]:
+        """(method, path suffix, body, statuses, field) of bad input on a customer's own draft."""
+        country = {**HOME, "country": "DEU"}
+        return [
+            ("POST", "/lines", {"product_id": product, "quantity": 0}, {422}, "quantity"),
+            ("POST", "/lines", {"product_id": product, "quantity": "2"}, {422}, "quantity"),
+            ("POST", "/lines", {"product_id": product, "quantity": 10**12}, {422}, "quantity"),
+            ("POST", "/lines", {"product_id": "x" * 40, "quantity": 1}, {422}, "product_id"),
+            ("POST", "/lines", {"product_id": product, "quantity": 1, "price": 0}, {422}, "price"),
+            ("POST", "/lines", {"product_id": unique("p"), "quantity": 1}, {404, 422}, None),
+            ("POST", "/lines", b'{"product_id": ', {400}, None),
+            ("PUT", f"/lines/{product}", {"quantity": -1}, {422}, "quantity"),
+            ("PUT", "/discount", {"code": "FREE100"}, {422}, "discount_code"),
+            ("POST", "/place", {"card_number": "1234"}, {422}, "card_number"),
+            ("PUT", "/addresses", {"shipping_address": country}, {422}, "shipping_address.country"),
+        ]
+
+    async def hostile(self, rng: random.Random) -> None:
+        """Bad input on the customer's own draft: a 4xx problem naming the field."""
+        slot = rng.choice(self.slots)
+        cases = self.hostile_requests(rng.choice(self.shop.products))
+        method, suffix, body, statuses, name = rng.choice(cases)
+        headers = dict(slot.customer.headers)
+        if rng.random() < 0.1:
+            headers["If-Match"], statuses, name = "abc", {422}, "If-Match"
+            method, suffix = "POST", "/lines"
+            body = {"product_id": rng.choice(self.shop.products), "quantity": 1}
+        path = f"/v1/orders/{slot.order_id}{suffix}"
+        if isinstance(body, bytes):
+            answer = await self.send(rng, method, path, headers, content=body)
+        else:
+            answer = await self.send(rng, method, path, headers, body)
+        self.ledger.expect(answer, statuses, "bad input is refused")
+        if name and answer.status_code in statuses and answer.json().get("field") != name:
+            self.ledger.violations.append(
+                f"bad input {method} {path} {body!r}: the problem names field "
+                f"{answer.json().get('field')!r}, not {name!r}"
+            )
+
+    async def trespasser(self, rng: random.Random) -> None:
+        while self.running():
+            await (self.intrude(rng) if rng.random() < 0.5 else self.hostile(rng))
+            await asyncio.sleep(0.02)
+
+
+async def run_workload(
+    shop: Shop, clients: list[httpx.AsyncClient], *, seed: int, seconds: float
+) -> Ledger:
+    """Drive every kind of client at once for ``seconds``; the ledger of what they were told."""
+    workload = Workload(shop, clients, seconds=seconds)
+    await workload.open_slots(random.Random(f"{seed}:open"))
+    workload.stop_at = asyncio.get_running_loop().time() + seconds
+
+    def rng(name: str) -> random.Random:
+        return random.Random(f"{seed}:{name}")
+
+    tasks = [
+        workload.shopper(customer, rng(f"shopper:{i}:{j}"))
+        for i, customer in enumerate(shop.customers)
+        for j in range(SHOPPERS_PER_CUSTOMER)
+    ]
+    tasks += [workload.fulfil(rng(f"staff:{i}")) for i in range(STAFF_TASKS)]
+    tasks += [workload.keep_stock(rng(f"stock:{i}")) for i in range(STOCK_KEEPERS)]
+    tasks += [workload.trespasser(rng(f"trespasser:{i}")) for i in range(INTRUDERS)]
+    await asyncio.gather(*tasks)
+    return workload.ledger
