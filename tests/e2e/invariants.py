@@ -290,10 +290,14 @@ def check_edits(facts: Facts, ledger: Ledger) -> list[str]:
         found += disagreements
         final = facts.quantities(order_id)
         if final != expected:
-            lost = {p: q for p, q in expected.items() if final.get(p) != q}
+            differs = {
+                p: (expected.get(p), final.get(p))
+                for p in expected.keys() | final.keys()
+                if expected.get(p) != final.get(p)
+            }
             found.append(
                 f"order {order_id} ({row['status']}, version {row['version']}): lines {final}, "
-                f"the acknowledged edits give {expected} (differs at {lost})"
+                f"the acknowledged edits give {expected} (acknowledged, stored: {differs})"
             )
         discount = _last(edits, "discount")
         if discount and row["discount_code"] != discount.value:

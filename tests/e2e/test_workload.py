@@ -6,7 +6,8 @@ input) edit a few hot drafts, place them with good, declined and failing cards, 
 without Idempotency-Keys, cancel, fulfil, and adjust the stock of a few scarce products, each
 request to either server at random. Once every checkout, payment and event has settled, the
 promises are checked from the database and from both servers: no overselling, no wrong
-charge, no lost edit, nobody acting beyond their rights, no 5xx but 503 with Retry-After.
+charge, no lost edit, nobody acting beyond their rights (a customer and a staff member are
+deactivated halfway: their tokens must stop working), no 5xx but 503 with Retry-After.
 
 Settings (environment variables):
 
@@ -104,6 +105,7 @@ async def _account(system: Container, role: Role) -> Customer:
 async def _shop(system: Container, client: httpx.AsyncClient) -> Shop:
     """Fresh staff, customers and scarce products (different prices and weights)."""
     staff = (await _account(system, Role.STAFF)).headers
+    deputy = await _account(system, Role.STAFF)
     customers = [await _account(system, Role.CUSTOMER) for _ in range(CUSTOMERS)]
     products = []
     for i in range(PRODUCTS):
@@ -117,7 +119,7 @@ async def _shop(system: Container, client: httpx.AsyncClient) -> Shop:
         created = await client.post("/v1/products", json=body, headers=staff)
         assert created.status_code == 201, created.text
         products.append(created.json()["id"])
-    return Shop(staff, customers, products, dict.fromkeys(products, OPENING_STOCK))
+    return Shop(staff, deputy, customers, products, dict.fromkeys(products, OPENING_STOCK))
 
 
 async def _violations(
@@ -133,6 +135,7 @@ async def _violations(
     found = [f"still in flight after 30 s: {in_flight}"] if in_flight else []
     named = {
         "answers": ledger.violations,
+        "deactivated accounts": ledger.deactivated,
         "totals": check.check_totals(facts, rules),
         "unit prices": check.check_unit_prices(facts),
         "stock": check.check_stock(facts, shop, ledger),

@@ -4,8 +4,9 @@ Shoppers (several tasks per customer, as if on several devices) edit a few hot d
 them with good, declined and failing cards, with and without Idempotency-Keys (some sent twice
 at once, some retried later) and cancel them; staff confirm, ship, deliver and cancel paid
 orders and adjust the stock of a few scarce products; intruders and hostile clients send what
-must be refused. Every answer is noted in a :class:`Ledger`; the invariants in
-``tests/e2e/invariants.py`` are then checked against it and against the database.
+must be refused. Halfway through, staff deactivate a customer and a second staff account,
+whose tokens must stop working at once. Every answer is noted in a :class:`Ledger`; the
+invariants in ``tests/e2e/invariants.py`` are then checked against it and the database.
 
 Each task draws from its own ``random.Random`` seeded from the run's seed and the task's name,
 so a seed reproduces the same choices (not the same interleaving, which the scheduler decides).
@@ -74,7 +75,8 @@ class Shop:
     """Who takes part in one run and what they trade: everything fresh, so runs never mix."""
 
     staff: dict[str, str]
-    customers: list[Customer]
+    deputy: Customer  # a second staff account, deactivated halfway through
+    customers: list[Customer]  # the last one is deactivated halfway through
     products: list[str]
     opening: dict[str, int]
 
@@ -99,6 +101,7 @@ class Ledger:
 
     statuses: Counter[int] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)  # what revoked tokens still did
     created: dict[str, dict[str, Any]] = field(default_factory=dict)
     edits: list[Edit] = field(default_factory=list)
     placed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -174,10 +177,17 @@ class Workload:
         self.ledger = Ledger()
         self.slots: list[Slot] = []
         self.paid: list[tuple[str, Customer]] = []
+        # Authorization -> (whose, when their deactivation was answered)
+        self.revoked: dict[str, tuple[str, float]] = {}
+        self.seconds = seconds
         self.stop_at = asyncio.get_running_loop().time() + seconds
 
     def running(self) -> bool:
         return asyncio.get_running_loop().time() < self.stop_at
+
+    def refusals(self, headers: dict[str, str]) -> set[int]:
+        """How a request of a deactivated account may be refused (none for anyone else)."""
+        return {401, 403} if headers.get("Authorization") in self.revoked else set()
 
     async def send(
         self,
@@ -193,8 +203,15 @@ class Workload:
         client = rng.choice(self.clients)
         if content is not None:
             headers = {**headers, "Content-Type": "application/json"}
+        sent = asyncio.get_running_loop().time()
         response = await client.request(method, path, headers=headers, json=body, content=content)
         self.ledger.note(response)
+        whose, revoked = self.revoked.get(headers.get("Authorization", ""), ("", sent))
+        if sent > revoked and response.is_success:
+            self.ledger.deactivated.append(
+                f"{whose}, deactivated, still {method} {path}: {response.status_code}, "
+                f"sent {sent - revoked:.2f} s after the deactivation was answered"
+            )
         return response
 
     # -- drafts -------------------------------------------------------------------------------
@@ -208,7 +225,7 @@ class Workload:
         if rng.random() < 0.85:
             body["shipping_address"] = rng.choice((HOME, ABROAD))
         made = await self.send(rng, "POST", "/v1/orders", customer.headers, body)
-        self.ledger.expect(made, {201}, "starting a draft")
+        self.ledger.expect(made, {201} | self.refusals(customer.headers), "starting a draft")
         if made.status_code != 201:
             return None
         created: dict[str, Any] = made.json()
@@ -378,40 +395,43 @@ class Workload:
         while self.running():
             action = rng.choices([a for a, _ in actions], [w for _, w in actions])[0]
             await action(slot, rng)
+            if self.refusals(customer.headers):
+                await asyncio.sleep(0.05)  # keep trying, but do not spin on refusals
 
     # -- what staff do ----------------------------------------------------------------------------
 
-    async def fulfil(self, rng: random.Random) -> None:
+    async def fulfil(self, rng: random.Random, staff: dict[str, str]) -> None:
         """Confirm, ship, deliver or cancel a paid order, sometimes with If-Match."""
         while self.running():
             if not self.paid or rng.random() < 0.15:
-                await self.staff_on_draft(rng)
+                await self.staff_on_draft(rng, staff)
                 await asyncio.sleep(0.01)
                 continue
             order_id, _ = rng.choice(self.paid)
             action = rng.choices(("confirm", "ship", "deliver", "cancel"), (4, 3, 2, 1))[0]
-            headers = dict(self.shop.staff)
+            headers = dict(staff)
             if rng.random() < 0.3:
-                got = await self.send(rng, "GET", f"/v1/orders/{order_id}", self.shop.staff)
+                got = await self.send(rng, "GET", f"/v1/orders/{order_id}", staff)
                 if got.status_code == 200:
                     headers["If-Match"] = f'"{got.json()["version"]}"'
             body = {"ship": {"tracking_code": "TRACK1"}, "cancel": {"reason": "staff"}}.get(action)
             await self.send(rng, "POST", f"/v1/orders/{order_id}/{action}", headers, body)
 
-    async def staff_on_draft(self, rng: random.Random) -> None:
+    async def staff_on_draft(self, rng: random.Random, staff: dict[str, str]) -> None:
         """Staff cancel a hot draft, or try to edit one (only its owner may)."""
         slot = rng.choice(self.slots)
         order_id = slot.order_id
         if rng.random() < 0.3:
             path = f"/v1/orders/{order_id}/cancel"
-            answer = await self.send(rng, "POST", path, self.shop.staff, {"reason": "staff"})
+            answer = await self.send(rng, "POST", path, staff, {"reason": "staff"})
             if answer.status_code == 200:
                 await self.renew(slot, order_id, rng)
             return
         body = {"product_id": rng.choice(self.shop.products), "quantity": 1}
         path = f"/v1/orders/{order_id}/lines"
-        answer = await self.send(rng, "POST", path, self.shop.staff, body)
-        self.ledger.expect(answer, {403}, "staff may not edit a customer's draft")
+        answer = await self.send(rng, "POST", path, staff, body)
+        refused = {403} | self.refusals(staff)
+        self.ledger.expect(answer, refused, "staff may not edit a customer's draft")
 
     async def keep_stock(self, rng: random.Random) -> None:
         """Staff count the shelves: small corrections up and down on the scarce products."""
@@ -432,7 +452,7 @@ class Workload:
         order_id, owner = slot.order_id, slot.customer
         if self.paid and rng.random() < 0.3:
             order_id, owner = rng.choice(self.paid)
-        others = [c for c in self.shop.customers if c is not owner]
+        others = [c for c in self.shop.customers[:-1] if c is not owner]
         intruder = rng.choice(others).headers if rng.random() < 0.8 else {}
         method, suffix, body = rng.choice(
             (
@@ -466,7 +486,7 @@ class Workload:
 
     async def hostile(self, rng: random.Random) -> None:
         """Bad input on the customer's own draft: a 4xx problem naming the field."""
-        slot = rng.choice(self.slots)
+        slot = rng.choice(self.slots[:-1])  # not the account that is deactivated
         cases = self.hostile_requests(rng.choice(self.shop.products))
         method, suffix, body, statuses, name = rng.choice(cases)
         headers = dict(slot.customer.headers)
@@ -485,6 +505,18 @@ class Workload:
                 f"bad input {method} {path} {body!r}: the problem names field "
                 f"{answer.json().get('field')!r}, not {name!r}"
             )
+
+    async def revoke(self, rng: random.Random) -> None:
+        """Halfway through, staff deactivate a customer and a colleague, mid-flight."""
+        await asyncio.sleep(self.seconds * rng.uniform(0.3, 0.6))
+        accounts = {"customer": self.shop.customers[-1], "staff member": self.shop.deputy}
+        for role, account in accounts.items():
+            path = f"/v1/customers/{account.id}/deactivate"
+            answer = await self.send(rng, "POST", path, self.shop.staff)
+            self.ledger.expect(answer, {200}, "staff deactivate an account")
+            if answer.status_code == 200:
+                when = asyncio.get_running_loop().time()
+                self.revoked[account.headers["Authorization"]] = (f"{role} {account.id}", when)
 
     async def trespasser(self, rng: random.Random) -> None:
         while self.running():
@@ -508,7 +540,8 @@ async def run_workload(
         for i, customer in enumerate(shop.customers)
         for j in range(SHOPPERS_PER_CUSTOMER)
     ]
-    tasks += [workload.fulfil(rng(f"staff:{i}")) for i in range(STAFF_TASKS)]
+    tasks += [workload.fulfil(rng(f"staff:{i}"), shop.staff) for i in range(STAFF_TASKS)]
+    tasks += [workload.fulfil(rng("deputy"), shop.deputy.headers), workload.revoke(rng("revoke"))]
     tasks += [workload.keep_stock(rng(f"stock:{i}")) for i in range(STOCK_KEEPERS)]
     tasks += [workload.trespasser(rng(f"trespasser:{i}")) for i in range(INTRUDERS)]
     await asyncio.gather(*tasks)
