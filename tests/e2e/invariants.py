@@ -316,6 +316,19 @@ def check_edits(facts: Facts, ledger: Ledger) -> list[str]:
 # -- placing and paying ------------------------------------------------------------------------
 
 
+def _priced_as_answered(where: str, answer: dict[str, Any]) -> list[str]:
+    """An order as answered costs what its answered lines cost."""
+    totals = {k: answer["totals"][k]["amount"] for k in TOTALS}
+    lines = sum(ln["unit_price"]["amount"] * ln["quantity"] for ln in answer["lines"])
+    parts = totals["subtotal"] - totals["discount"] + totals["shipping"] + totals["tax"]
+    if totals["subtotal"] == lines and totals["total"] == parts:
+        return []
+    return [
+        f"{where}: placing answered lines {line_quantities(answer)} worth {lines} "
+        f"with totals {totals}"
+    ]
+
+
 def _placement(order_id: str, answers: list[dict[str, Any]], facts: Facts) -> list[str]:
     first = answers[0]
     row = facts.orders[order_id]
@@ -323,6 +336,7 @@ def _placement(order_id: str, answers: list[dict[str, Any]], facts: Facts) -> li
     found = []
     if any(a["version"] != first["version"] or a["lines"] != first["lines"] for a in answers):
         found.append(f"{where}: placed more than once: {[a['version'] for a in answers]}")
+    found += _priced_as_answered(where, first)
     if first["status"] != "placed" or first["payment_in_progress"]:
         found.append(f"{where}: placing answered 200 with status {first['status']}")
     if row["status"] not in PAID | {"cancelled"}:
