@@ -363,12 +363,30 @@ class Workload:
             answers.append(await self.send(rng, "POST", path, headers, body))
         if key:
             self.ledger.keyed.append((f"POST {path} {body} Idempotency-Key {key}", answers))
+            if rng.random() < 0.15:
+                await self.reuse_key(path, headers, body, answers, rng)
         placed = [a.json() for a in answers if a.status_code == 200]
         if placed:
             self.ledger.placed.setdefault(order_id, []).extend(placed)
             self.paid.append((order_id, customer))
             await self.renew(slot, order_id, rng)
         await self.after(slot, order_id, answers, rng)
+
+    async def reuse_key(
+        self,
+        path: str,
+        headers: dict[str, str],
+        body: dict[str, str],
+        answers: list[httpx.Response],
+        rng: random.Random,
+    ) -> None:
+        """The same Idempotency-Key with another card, after a final answer: refused."""
+        final = [a for a in answers if a.status_code != 503]
+        if any(code_of(a) != "idempotency_in_progress" for a in final):
+            card = DECLINED_CARD if body["card_number"] == SUCCESS_CARD else SUCCESS_CARD
+            reused = await self.send(rng, "POST", path, headers, {"card_number": card})
+            expected = {422} | self.refusals(headers)
+            self.ledger.expect(reused, expected, "an Idempotency-Key reused for another body")
 
     async def cancel(self, slot: Slot, rng: random.Random) -> None:
         """The customer cancels their draft or one of their paid orders."""
