@@ -59,7 +59,7 @@ TIMINGS = {
     "MERCATO_RUN_WORKERS": "false",
     "MERCATO_CHECKOUT_GRACE_S": "3",
     "MERCATO_WORKER_IDLE_S": "0.1",
-    "MERCATO_DATABASE_POOL_SIZE": "6",  # PostgreSQL's 100 connections are shared with others
+    "MERCATO_DATABASE_POOL_SIZE": "6",  # other suites use the same PostgreSQL meanwhile
 }
 
 
@@ -170,4 +170,5 @@ async def test_a_random_concurrent_workload_on_two_servers_keeps_every_promise(
     assert ledger.edits, f"seed {seed}: no edit was acknowledged"
     assert ledger.placed, f"seed {seed}: no order was placed"
     found = await _violations(database_url, shop, ledger, clients)
-    assert not found, f"workload seed {seed} broke {len(found)} promises:\n" + "\n".join(found)
+    rerun = f"MERCATO_WORKLOAD_SEED={seed} pytest tests/e2e/test_workload.py -k postgres"
+    assert not found, f"workload seed {seed} ({rerun}) broke:\n" + "\n".join(found)
