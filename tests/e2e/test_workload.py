@@ -42,9 +42,11 @@ from mercato.customers import Role
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
 from tests.conftest import make_settings, running, unique
+from tests.e2e import checkout_invariants as paying
 from tests.e2e import invariants as check
+from tests.e2e.ledger import Customer, Ledger, Shop
 from tests.e2e.server import Server, running_server
-from tests.e2e.workload import Customer, Ledger, Shop, run_workload, running_worker
+from tests.e2e.workload import run_workload, running_worker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres_only]
 
@@ -141,10 +143,10 @@ async def _violations(
         "stock": check.check_stock(facts, shop, ledger),
         "reservations": check.check_reservations(facts),
         "acknowledged edits": check.check_edits(facts, ledger),
-        "placements": check.check_placements(facts, ledger),
-        "payments": check.check_payments(facts),
-        "idempotent repeats": check.check_idempotent_repeats(ledger),
-        "API views": await check.check_api_views(clients, shop, facts),
+        "placements": paying.check_placements(facts, ledger),
+        "payments": paying.check_payments(facts),
+        "idempotent repeats": paying.check_idempotent_repeats(ledger),
+        "API views": await paying.check_api_views(clients, shop, facts),
     }
     for name, broken in named.items():
         found += [f"[{name}] {line}" for line in broken[:10]]
