@@ -57,12 +57,14 @@ class Ledger:
     placed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     keyed: list[tuple[str, list[httpx.Response]]] = field(default_factory=list)
     adjusted: Counter[str] = field(default_factory=Counter)
+    slowest: tuple[float, str] = (0.0, "")  # seconds, request
 
     def note(self, response: httpx.Response) -> None:
         """Count the answer and record it if it breaks the HTTP contract."""
         status = response.status_code
         self.statuses[status] += 1
         where = f"{response.request.method} {response.request.url.path} answered {status}"
+        self.slowest = max(self.slowest, (response.elapsed.total_seconds(), where))
         if status >= 500 and not (status == 503 and response.headers.get("retry-after")):
             self.violations.append(f"{where} (only 503 with Retry-After): {response.text[:300]}")
         elif 400 <= status < 500 and not is_problem(response):
