@@ -119,7 +119,7 @@ def repriced(row: asyncpg.Record, lines: list[asyncpg.Record], rules: Any) -> To
         id=row["id"],
         customer_id=row["customer_id"],
         currency=currency,
-        status=Status(row["status"]),
+        status=Status.DRAFT,  # priced as the draft it was: only drafts are priced
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         lines={
