@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 
 from tests.e2e.invariants import PAID, TOTALS, Facts
-from tests.e2e.ledger import Ledger, Shop, code_of, line_quantities
+from tests.e2e.ledger import Ledger, Shop, line_quantities
 
 # -- placing and paying ------------------------------------------------------------------------
 
