@@ -24,7 +24,7 @@ from mercato.orders.routes import OrderRead
 from mercato.orders.service import OrderHead, OrdersService
 from mercato.platform import streaming
 from mercato.platform.notify import Notifier, ShuttingDown, TooManyWaiting
-from mercato.platform.security import Principal
+from mercato.platform.security import Authenticator, Principal
 
 _PREFIX = "/v1/orders/"
 
@@ -83,8 +83,9 @@ async def _long_poll(
     state = app_state(scope)
     orders: OrdersService = state.orders
     notifier: Notifier = state.notifier
+    auth: Authenticator = state.auth
     try:
-        principal = streaming.authenticate(scope, state.tokens)
+        principal = await streaming.authenticate(scope, auth)
         tags = streaming.parse_if_none_match(streaming.header(scope, b"if-none-match"))
     except DomainError as exc:
         await streaming.send_error(scope, receive, send, exc)
@@ -93,6 +94,7 @@ async def _long_poll(
     async def answer(reason: str) -> Response:
         if reason == "shutdown" and head is not None:
             return _not_modified(head.version, close=True)
+        await auth.check(principal)  # the account may have changed while the request waited
         if reason == "timeout":
             current = await orders.head(principal, order_id)
             if streaming.matches(tags, current.version):
