@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPBearer
 
 from mercato.kernel.errors import InvalidValue, PermissionDenied
+from mercato.platform.schemas import Text
 from mercato.platform.security import Authenticator, Principal
 
 # Only documents the scheme in OpenAPI; the header is read by the Authenticator.
@@ -61,4 +62,4 @@ MaybeUser = Annotated[Principal | None, Depends(optional_principal)]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64)]
 
 # Path ids are UUIDs (36 characters); anything longer is refused before it reaches a query.
-ResourceId = Annotated[str, Path(min_length=1, max_length=36)]
+ResourceId = Annotated[Text, Path(min_length=1, max_length=36)]

@@ -108,16 +108,19 @@ def matches(tags: frozenset[int] | None, version: int) -> bool:
     return tags is not None and (not tags or version in tags)
 
 
-def parse_last_event_id(value: str | None) -> int | None:
-    """The event id a reconnecting client saw last; None if absent or empty."""
+def parse_last_event_id(value: str | None, *, field: str = "Last-Event-ID") -> int | None:
+    """The event id a reconnecting client saw last; None if absent or empty.
+
+    ``field`` names where it came from (the header, or a query parameter) in a refusal.
+    """
     if value is None or not value.strip():
         return None
     cleaned = value.strip()
     if not _digits(cleaned) or len(cleaned) > 18:
         raise InvalidValue(
             "invalid_last_event_id",
-            "Last-Event-ID must be the id of an event from this stream",
-            field="Last-Event-ID",
+            f"{field} must be the id of an event from this stream",
+            field=field,
         )
     return int(cleaned)
 

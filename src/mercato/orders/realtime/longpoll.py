@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mercato.kernel.errors import DomainError
+from mercato.kernel.values import forbidden_character
 from mercato.orders.realtime.common import AGGREGATE, MAX_ID, app_state, version
 from mercato.orders.routes import OrderRead
 from mercato.orders.service import OrderHead, OrdersService
@@ -34,7 +35,10 @@ def _order_id_in(path: str) -> str | None:
     if not path.startswith(_PREFIX):
         return None
     rest = path[len(_PREFIX) :]
-    return rest if rest and "/" not in rest and len(rest) <= MAX_ID else None
+    # anything else goes on to the route, whose validation refuses it naming the field
+    if not rest or "/" in rest or len(rest) > MAX_ID or forbidden_character(rest) is not None:
+        return None
+    return rest
 
 
 def _order_response(order: Any, *, close: bool = False) -> Response:

@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.types import Receive, Scope, Send
 
 from mercato.kernel.errors import InvalidValue, PermissionDenied
+from mercato.kernel.values import describe_character, forbidden_character
 from mercato.orders.realtime.common import (
     AGGREGATE,
     EVENT_TYPES,
@@ -46,7 +47,7 @@ log = logging.getLogger("mercato.orders")
 def _last_event_id(scope: Scope, params: dict[str, list[str]]) -> int | None:
     given = streaming.header(scope, b"last-event-id")
     if given is None and params.get("last_event_id"):
-        given = params["last_event_id"][-1]
+        return streaming.parse_last_event_id(params["last_event_id"][-1], field="last_event_id")
     return streaming.parse_last_event_id(given)
 
 
@@ -72,6 +73,9 @@ def _path_id(scope: Scope, name: str) -> str:
     value = str(scope["path_params"][name])
     if len(value) > MAX_ID:
         reason, kind = f"String should have at most {MAX_ID} characters", "too_long"
+    elif (bad := forbidden_character(value)) is not None:
+        reason = f"Text must not contain control characters (found {describe_character(bad)})"
+        kind = "invalid_text"
     else:
         return value
     raise RequestValidationError([{"loc": ("path", name), "msg": reason, "type": kind}])
