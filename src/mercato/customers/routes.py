@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mercato.customers.domain import Customer
@@ -79,9 +79,12 @@ async def register(body: CustomerCreate, service: Service) -> CustomerRead:
 
 
 @router.post("/auth/token", response_model=TokenRead)
-async def issue_token(body: TokenCreate, service: Service) -> TokenRead:
+async def issue_token(body: TokenCreate, service: Service, response: Response) -> TokenRead:
     """Exchange e-mail and password for a bearer token."""
     issued = await service.login(email=body.email, password=body.password)
+    # a credential: no cache (browser, proxy) may keep it (RFC 6749, section 5.1)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return TokenRead(
         access_token=issued.access_token,
         expires_in=issued.expires_in,
