@@ -98,7 +98,6 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     )
     app.state.container = container
     app.state.settings = settings
-    app.state.tokens = container.tokens
     app.state.customers = container.customers
     app.state.catalog = container.catalog
     app.state.orders = container.orders
