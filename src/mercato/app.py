@@ -98,12 +98,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     )
     app.state.container = container
     app.state.settings = settings
-    app.state.tokens = container.tokens
     app.state.customers = container.customers
     app.state.catalog = container.catalog
     app.state.orders = container.orders
     app.state.notifier = container.notifier
-    app.state.account_active = container.customers.is_active
+    app.state.auth = container.auth  # the one place a token becomes a principal
     app.state.lifecycle = lifecycle
 
     problems.install(app)

@@ -11,6 +11,8 @@ from mercato import __version__, telemetry
 from mercato.catalog import CatalogService
 from mercato.config import Feature, PaymentProviderName, Settings
 from mercato.customers import CustomersService
+from mercato.customers.events import CustomerEvent
+from mercato.kernel.events import DomainEvent
 from mercato.orders import OrdersService, PricingService, ShippingCalculator, ShippingRates
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider, StripeProvider
@@ -22,7 +24,7 @@ from mercato.platform.metrics import Metrics
 from mercato.platform.notify import OUTBOX_CHANNEL, Notifier
 from mercato.platform.notify_postgres import PgListener
 from mercato.platform.outbox import EventBus, OutboxRelay
-from mercato.platform.security import PasswordHashing, TokenService
+from mercato.platform.security import Authenticator, PasswordHashing, TokenService
 from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import Worker, WorkerRunner
@@ -39,6 +41,7 @@ class Container:
     transact: Transactor
     bus: EventBus
     tokens: TokenService
+    auth: Authenticator
     customers: CustomersService
     catalog: CatalogService
     payments: PaymentsService
@@ -112,6 +115,9 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
     )
     customers = CustomersService(transact, hashing=hashing, tokens=tokens)
+    auth = Authenticator(tokens, customers.account)
+    # an account changed by this process is in force here at once, elsewhere within a second
+    transact.after_commit(_forget_changed_accounts(auth))
     catalog = CatalogService(transact)
     closers: list[Callable[[], Awaitable[None]]] = []
     payments = PaymentsService(
@@ -163,6 +169,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         transact=transact,
         bus=bus,
         tokens=tokens,
+        auth=auth,
         customers=customers,
         catalog=catalog,
         payments=payments,
@@ -199,6 +206,15 @@ def _payment_provider(
         closers.append(stripe.close)
         return stripe
     return SandboxProvider()
+
+
+def _forget_changed_accounts(auth: Authenticator) -> Callable[[list[DomainEvent]], None]:
+    def forget(events: list[DomainEvent]) -> None:
+        for event in events:
+            if isinstance(event, CustomerEvent):
+                auth.forget(event.customer_id)
+
+    return forget
 
 
 async def _sample_outbox(db: Database, metrics: Metrics) -> None:

@@ -1,19 +1,29 @@
 """Who may call what, on every route the application serves.
 
 The route table lives in ``helpers.ROUTES``; the first test fails when the application gains a
-route that the table does not describe, so no route can ship without these checks.
+route that the table does not describe, so no route can ship without these checks. Every
+protected route is also tried with tokens that are validly signed but whose account is unknown,
+deactivated or no longer has the token's role: authority comes from the account, not the token.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import jwt
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
+from mercato.bootstrap import Container
+from mercato.platform.db import sql
+from mercato.platform.security import ACCOUNT_CACHE_S
+from mercato.schema import metadata
 from tests.conftest import TEST_SECRET
 from tests.e2e.helpers import (
     PROBLEM_JSON,
@@ -27,7 +37,9 @@ from tests.e2e.helpers import (
     routes,
     running_app,
     shared_world,
+    staff_user,
 )
+from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -226,13 +238,12 @@ async def test_customers_see_no_stock_details_and_no_inactive_products(
 
 
 async def test_a_token_for_a_deleted_or_unknown_account_reads_nothing(
-    client: httpx.AsyncClient, app: FastAPI
+    client: httpx.AsyncClient, world: World
 ) -> None:
-    ghost = {"Authorization": f"Bearer {_token(TEST_SECRET, role='customer')}"}
-    me = await client.get("/v1/customers/me", headers=ghost)
-    assert_problem(me, 404, "customer_not_found")
-    orders = await client.get("/v1/orders", headers=ghost)
-    assert orders.json()["items"] == []
+    for role in ("customer", "staff"):
+        ghost = {"Authorization": f"Bearer {_token(TEST_SECRET, role=role)}"}
+        for path in ("/v1/customers/me", "/v1/orders", f"/v1/orders/{world.order['id']}"):
+            await world.refused(client.get(path, headers=ghost), 401, "unknown_account")
 
 
 async def test_problems_for_authorization_are_problem_json_with_the_request_id(
@@ -242,3 +253,192 @@ async def test_problems_for_authorization_are_problem_json_with_the_request_id(
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.headers["x-request-id"] == "auth-check-1"
     assert response.json()["request_id"] == "auth-check-1"
+
+
+# -- authority comes from the account ---------------------------------------------------------
+
+_CUSTOMERS = metadata.tables["customers_customers"]
+_SET_ROLE = sql(
+    sa.update(_CUSTOMERS)
+    .where(_CUSTOMERS.c.id == sa.bindparam("id"))
+    .values(role=sa.bindparam("role"))
+)
+
+
+async def _set_role(app: FastAPI, user_id: str, role: str) -> None:
+    """Change an account's role in the database, as an administrator's tool in another process
+    would, and wait as long as the application may take to notice."""
+    container: Container = app.state.container
+    async with container.db.transaction() as conn:
+        await conn.execute(_SET_ROLE, id=user_id, role=role)
+    await asyncio.sleep(ACCOUNT_CACHE_S)
+
+
+async def _deactivate(app: FastAPI, *user_ids: str) -> None:
+    container: Container = app.state.container
+    for user_id in user_ids:
+        await container.customers.set_active(user_id, active=False)
+
+
+@pytest.fixture(scope="module")
+async def retired(app: FastAPI) -> World:
+    """A world whose staff member and order owner have both been deactivated since they logged
+    in (their tokens are still validly signed and unexpired)."""
+    made = await shared_world(app)
+    await _deactivate(app, made.staff.id, made.owner.id)
+    return made
+
+
+@pytest.fixture(scope="module")
+async def changed_roles(app: FastAPI) -> World:
+    """A world whose staff member was demoted to customer, and whose order owner was promoted to
+    staff, after they logged in."""
+    made = await shared_world(app)
+    await _set_role(app, made.staff.id, "customer")
+    await _set_role(app, made.owner.id, "staff")
+    return made
+
+
+def _ghosts(world: World) -> list[tuple[str, dict[str, str]]]:
+    """Validly signed, unexpired tokens whose subject is no account (or not this one)."""
+    bearer = "Bearer {}".format
+    return [
+        ("unknown staff", {"Authorization": bearer(_token(TEST_SECRET, role="staff"))}),
+        ("unknown customer", {"Authorization": bearer(_token(TEST_SECRET, role="customer"))}),
+        (
+            "an order id as subject",
+            {"Authorization": bearer(_token(TEST_SECRET, sub=world.order["id"]))},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", routes(*PROTECTED))
+async def test_a_deactivated_accounts_token_is_refused_on_every_protected_route(
+    client: httpx.AsyncClient, retired: World, case: RouteCase
+) -> None:
+    for who in (retired.staff, retired.owner):
+        async with asyncio.timeout(10):  # an event stream let through would never end
+            body = await retired.refused(case.send(client, retired, headers=who.auth), 403)
+        assert body["code"] == "account_inactive", (who, body)
+
+
+@pytest.mark.parametrize("case", routes(*PROTECTED))
+async def test_a_signed_token_of_an_unknown_account_is_refused_on_every_protected_route(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    for name, headers in _ghosts(world):
+        async with asyncio.timeout(10):
+            body = await world.refused(case.send(client, world, headers=headers), 401)
+        assert body["code"] == "unknown_account", (name, body)
+
+
+@pytest.mark.parametrize("case", routes(*PROTECTED))
+async def test_a_token_whose_account_changed_role_is_refused_on_every_protected_route(
+    client: httpx.AsyncClient, changed_roles: World, case: RouteCase
+) -> None:
+    for who in (changed_roles.staff, changed_roles.owner):
+        async with asyncio.timeout(10):
+            body = await changed_roles.refused(
+                case.send(client, changed_roles, headers=who.auth), 403
+            )
+        assert body["code"] == "role_changed", (who, body)
+
+
+@pytest.mark.parametrize(
+    "case", [p for p in routes(Access.PUBLIC) if p.values[0].path.startswith("/v1/products")]
+)
+async def test_a_token_sent_where_none_is_needed_is_checked_against_its_account_too(
+    client: httpx.AsyncClient, world: World, retired: World, case: RouteCase
+) -> None:
+    for name, headers in _ghosts(world):
+        body = await world.refused(case.send(client, world, headers=headers), 401)
+        assert body["code"] == "unknown_account", (name, body)
+    for who in (retired.staff, retired.owner):
+        request = case.send(client, retired, headers=who.auth)
+        await retired.refused(request, 403, "account_inactive")
+
+
+async def test_a_demoted_staff_member_who_logs_in_again_is_a_customer(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    world = await build_world(client, app)
+    await _set_role(app, world.staff.id, "customer")
+    again = await client.post(
+        "/v1/auth/token", json={"email": world.staff.email, "password": "staff password 1"}
+    )
+    assert again.json()["role"] == "customer"
+    demoted = {"Authorization": f"Bearer {again.json()['access_token']}"}
+    everyone = await client.get("/v1/orders", headers=demoted)
+    assert everyone.status_code == 200
+    assert everyone.json()["items"] == []
+    await world.refused(client.get("/v1/customers", headers=demoted), 403, "staff_only")
+    order = f"/v1/orders/{world.order['id']}"
+    await world.refused(client.get(order, headers=demoted), 404, "order_not_found")
+
+
+async def test_a_deactivated_customer_cannot_create_edit_or_place_a_draft(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    world = await build_world(client, app)
+    await _deactivate(app, world.owner.id)
+    order, owner = f"/v1/orders/{world.order['id']}", world.owner.auth
+    line = {"product_id": world.spare["id"], "quantity": 1}
+    for request in (
+        client.post("/v1/orders", json={"lines": [line]}, headers=owner),
+        client.post(f"{order}/lines", json=line, headers=owner),
+        client.put(f"{order}/discount", json={"code": "WELCOME10"}, headers=owner),
+        client.post(f"{order}/place", json={"card_number": "4242 4242 4242 4242"}, headers=owner),
+        client.post(f"{order}/cancel", headers=owner),
+    ):
+        await world.refused(request, 403, "account_inactive")
+
+
+async def test_deactivating_staff_ends_their_powers_at_once_in_the_same_process(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    world = await build_world(client, app)
+    clerk = await staff_user(client, app.state.container)
+    everyone = await client.get("/v1/orders", headers=clerk.auth)  # the account is remembered
+    assert everyone.status_code == 200
+    gone = await client.post(f"/v1/customers/{clerk.id}/deactivate", headers=world.staff.auth)
+    assert gone.status_code == 200
+    order = f"/v1/orders/{world.order['id']}"
+    for request in (
+        client.get("/v1/orders", headers=clerk.auth),
+        client.get(order, headers=clerk.auth),
+        client.get(f"{order}/payments", headers=clerk.auth),
+        client.post(f"{order}/cancel", headers=clerk.auth),
+        client.get("/v1/events", headers=clerk.auth),
+    ):
+        await world.refused(request, 403, "account_inactive")
+
+
+async def test_another_process_refuses_a_deactivated_account_within_one_second(
+    client: httpx.AsyncClient, app: FastAPI, database_url: str, tmp_path: Path
+) -> None:
+    world = await build_world(client, app)
+    boss = await staff_user(client, app.state.container)
+    with running_server(database_url, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as elsewhere:
+            product = f"/v1/products/{world.product['id']}"
+            for _ in range(3):  # the other process now remembers both accounts
+                listed = await elsewhere.get("/v1/orders", headers=world.staff.auth)
+                assert listed.status_code == 200
+                assert (await elsewhere.get(product, headers=world.owner.auth)).status_code == 200
+            for user in (world.staff, world.owner):
+                gone = await client.post(f"/v1/customers/{user.id}/deactivate", headers=boss.auth)
+                assert gone.status_code == 200
+            deactivated = time.monotonic()
+            refused: dict[str, float] = {}
+            while len(refused) < 2 and time.monotonic() - deactivated < 3:
+                for name, path, user in (
+                    ("staff", "/v1/orders", world.staff),
+                    ("owner", product, world.owner),
+                ):
+                    if name not in refused:
+                        answer = await elsewhere.get(path, headers=user.auth)
+                        if answer.status_code == 403:
+                            assert_problem(answer, 403, "account_inactive")
+                            refused[name] = time.monotonic() - deactivated
+    assert refused.keys() == {"staff", "owner"}
+    assert max(refused.values()) <= ACCOUNT_CACHE_S + 0.1, refused

@@ -150,7 +150,7 @@ async def test_a_deactivated_customer_can_neither_log_in_nor_order_until_reactiv
             json={"card_number": SUCCESS_CARD},
             headers=customer.auth,
         )
-    assert_problem(placing, 409, "customer_inactive")
+    assert_problem(placing, 403, "account_inactive")
     stock = (await client.get(f"/v1/products/{product['id']}", headers=staff.auth)).json()
     assert (stock["available"], stock["reserved"]) == (3, 0), "nothing stays reserved"
 
@@ -195,10 +195,10 @@ async def test_a_deactivated_staff_account_loses_staff_powers_at_once(
     off = await client.post(f"/v1/customers/{other.id}/deactivate", headers=staff.auth)
     assert off.status_code == 200, off.text
 
-    assert_problem(await client.get("/v1/customers", headers=other.auth), 401, "account_inactive")
+    assert_problem(await client.get("/v1/customers", headers=other.auth), 403, "account_inactive")
     product = await client.post(
         "/v1/products",
         headers=other.auth,
         json={"sku": "NOPE-1", "name": "n", "price": {"amount": 1, "currency": "EUR"}},
     )
-    assert_problem(product, 401, "account_inactive")
+    assert_problem(product, 403, "account_inactive")

@@ -471,7 +471,7 @@ async def test_staff_follow_any_order_and_lose_the_staff_stream_with_their_accou
     assert ended.event == "reconnect"
     assert ended.json == {"reason": "account_inactive"}
     refused = await client.get("/v1/events", headers=clerk.auth)
-    assert refused.status_code == 401
+    assert refused.status_code == 403
     assert refused.json()["code"] == "account_inactive"
 
 

@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 
 from mercato.kernel.errors import InvalidValue
-from mercato.kernel.values import MAX_QUANTITY, Address, Email, Quantity
+from mercato.kernel.values import (
+    MAX_QUANTITY,
+    Address,
+    Email,
+    Quantity,
+    check_text,
+    forbidden_character,
+)
 
 # -- Quantity ---------------------------------------------------------------------------------
 
@@ -170,3 +177,31 @@ def test_an_address_whose_country_is_not_an_alpha_2_code_is_refused(country: str
 
 def test_addresses_are_compared_by_value_after_normalising() -> None:
     assert Address("Main St 1", "Berlin", "de") == Address(" Main St 1", "Berlin ", "DE")
+
+
+@pytest.mark.parametrize("value", ["ada@example.com\n", "\tada@example.com", "ada@example.com\x85"])
+def test_an_email_with_a_control_character_at_either_end_is_refused_not_trimmed(
+    value: str,
+) -> None:
+    with pytest.raises(InvalidValue) as exc:
+        Email(value)
+    assert exc.value.code == "invalid_email"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9b", "\ud800"])
+def test_free_text_never_holds_control_characters(char: str) -> None:
+    for multiline in (False, True):
+        assert forbidden_character(f"a{char}b", multiline=multiline) == char
+    with pytest.raises(InvalidValue) as exc:
+        check_text(f"a{char}", field="street")
+    assert (exc.value.code, exc.value.field) == ("invalid_text", "street")
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\t", "\u2028", "\u2029"])
+def test_line_breaks_and_tabs_only_in_multi_line_text(char: str) -> None:
+    assert forbidden_character(f"a{char}b") == char
+    assert forbidden_character(f"a{char}b", multiline=True) is None
+
+
+def test_letters_of_any_script_and_emoji_are_fine() -> None:
+    assert forbidden_character("Zoë 東京 شاي 🛒 \u200d") is None

@@ -20,7 +20,7 @@ from mercato.platform.deps import (
     parse_if_match,
 )
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
-from mercato.platform.schemas import MoneyModel
+from mercato.platform.schemas import MoneyModel, MultilineText, Text
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -32,16 +32,16 @@ async def _service(request: Request) -> CatalogService:
 
 Service = Annotated[CatalogService, Depends(_service)]
 Cursor = Annotated[
-    str | None, Query(max_length=200, description="next_cursor of the previous page")
+    Text | None, Query(max_length=200, description="next_cursor of the previous page")
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
 class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sku: Annotated[str, Field(min_length=1, max_length=64, examples=["MUG-BLUE"])]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(max_length=5000)] = ""
+    sku: Annotated[Text, Field(min_length=1, max_length=64, examples=["MUG-BLUE"])]
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    description: Annotated[MultilineText, Field(max_length=5000)] = ""
     price: MoneyModel
     weight_grams: Annotated[int, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = 0
     initial_stock: Annotated[int, Field(ge=0, le=MAX_STOCK_DELTA, strict=True)] = 0
@@ -49,8 +49,8 @@ class ProductCreate(BaseModel):
 
 class ProductUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
-    description: Annotated[str | None, Field(max_length=5000)] = None
+    name: Annotated[Text | None, Field(min_length=1, max_length=200)] = None
+    description: Annotated[MultilineText | None, Field(max_length=5000)] = None
     price: MoneyModel | None = None
     weight_grams: Annotated[int | None, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = None
     active: Annotated[bool | None, Field(strict=True)] = None
@@ -61,7 +61,9 @@ class StockAdjustmentCreate(BaseModel):
     delta: Annotated[
         int, Field(ge=-MAX_STOCK_DELTA, le=MAX_STOCK_DELTA, strict=True, examples=[25])
     ]
-    reason: Annotated[str, Field(min_length=1, max_length=500, examples=["delivery from supplier"])]
+    reason: Annotated[
+        Text, Field(min_length=1, max_length=500, examples=["delivery from supplier"])
+    ]
 
 
 class ProductRead(BaseModel):
@@ -149,7 +151,7 @@ def _etag(response: Response, product: Product) -> None:
 async def list_products(
     service: Service,
     user: MaybeUser,
-    q: Annotated[str | None, Query(max_length=100, description="text in name or SKU")] = None,
+    q: Annotated[Text | None, Query(max_length=100, description="text in name or SKU")] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE,
     include_inactive: Annotated[bool, Query(description="staff only")] = False,

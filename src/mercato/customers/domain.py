@@ -9,7 +9,7 @@ from enum import StrEnum
 from mercato.customers.events import CustomerActivated, CustomerDeactivated, CustomerRegistered
 from mercato.kernel.errors import AuthenticationFailed, Conflict, InvalidValue, NotFound
 from mercato.kernel.events import AggregateRoot
-from mercato.kernel.values import Email
+from mercato.kernel.values import Email, check_text
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 128
@@ -73,7 +73,7 @@ def check_password(password: str) -> str:
 
 def check_name(name: str) -> str:
     """A trimmed display name of 1 to 200 characters."""
-    cleaned = name.strip()
+    cleaned = check_text(name, field="name").strip()
     if not 1 <= len(cleaned) <= 200:
         raise InvalidValue(ErrorCode.INVALID_NAME, "name must be 1-200 characters", field="name")
     return cleaned

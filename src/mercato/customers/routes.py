@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mercato.customers.domain import Customer
 from mercato.customers.service import CustomersService
 from mercato.platform.deps import CurrentUser, ResourceId, StaffUser
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
+from mercato.platform.schemas import Text
 
 router = APIRouter(prefix="/v1", tags=["customers"])
 
@@ -26,9 +27,9 @@ Service = Annotated[CustomersService, Depends(_service)]
 
 class CustomerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Annotated[str, Field(max_length=254, examples=["ada@example.com"])]
+    email: Annotated[Text, Field(max_length=254, examples=["ada@example.com"])]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
-    name: Annotated[str, Field(min_length=1, max_length=200, examples=["Ada Lovelace"])]
+    name: Annotated[Text, Field(min_length=1, max_length=200, examples=["Ada Lovelace"])]
 
 
 class CustomerRead(BaseModel):
@@ -58,7 +59,7 @@ class CustomerPage(BaseModel):
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Annotated[str, Field(max_length=254)]
+    email: Annotated[Text, Field(max_length=254)]
     password: Annotated[str, Field(max_length=1024)]
 
 
@@ -78,9 +79,12 @@ async def register(body: CustomerCreate, service: Service) -> CustomerRead:
 
 
 @router.post("/auth/token", response_model=TokenRead)
-async def issue_token(body: TokenCreate, service: Service) -> TokenRead:
+async def issue_token(body: TokenCreate, service: Service, response: Response) -> TokenRead:
     """Exchange e-mail and password for a bearer token."""
     issued = await service.login(email=body.email, password=body.password)
+    # a credential: no cache (browser, proxy) may keep it (RFC 6749, section 5.1)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return TokenRead(
         access_token=issued.access_token,
         expires_in=issued.expires_in,
@@ -99,7 +103,7 @@ async def read_me(user: CurrentUser, service: Service) -> CustomerRead:
 async def list_customers(
     _: StaffUser,
     service: Service,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> CustomerPage:
     """All accounts, oldest first (staff only)."""

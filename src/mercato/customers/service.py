@@ -19,7 +19,7 @@ from mercato.kernel.ids import new_id
 from mercato.kernel.values import Email
 from mercato.platform.db import Connection
 from mercato.platform.pagination import Page, page_of
-from mercato.platform.security import PasswordHashing, Principal, TokenService
+from mercato.platform.security import Account, PasswordHashing, Principal, TokenService
 from mercato.platform.security import Role as TokenRole
 from mercato.platform.uow import Transactor, UnitOfWork
 
@@ -115,12 +115,13 @@ class CustomersService:
 
         return await self._transact(work)
 
-    async def is_active(self, customer_id: str) -> bool:
-        """Whether the account exists and is active."""
-        active = await self._transact.read(
-            lambda conn: store.is_active(conn, customer_id, lock=False)
-        )
-        return bool(active)
+    async def account(self, customer_id: str) -> Account | None:
+        """The authority the account holds now (role, active), or None if there is none."""
+        found = await self._transact.read(lambda conn: store.authority(conn, customer_id))
+        if found is None:
+            return None
+        role, active = found
+        return Account(TokenRole(role.value), active)
 
     @staticmethod
     async def ensure_can_order(conn: Connection, customer_id: str) -> None:

@@ -26,7 +26,7 @@ _INSERT = sql(sa.insert(customers).values({c.name: sa.bindparam(c.name) for c in
 _BY_ID = sql(sa.select(customers).where(_c.id == sa.bindparam("id")))
 _BY_ID_FOR_UPDATE = sql(sa.select(customers).where(_c.id == sa.bindparam("id")).with_for_update())
 _BY_EMAIL = sql(sa.select(customers).where(_c.email == sa.bindparam("email")))
-_ACTIVE_NOW = sql(sa.select(_c.active).where(_c.id == sa.bindparam("id")))
+_AUTHORITY = sql(sa.select(_c.role, _c.active).where(_c.id == sa.bindparam("id")))
 _ACTIVE = sql(sa.select(_c.active).where(_c.id == sa.bindparam("id")).with_for_update(read=True))
 _UPDATE = sql(
     sa.update(customers)
@@ -89,10 +89,16 @@ async def by_email(conn: Connection, email: Email) -> Customer | None:
     return None if row is None else _from_row(row)
 
 
-async def is_active(conn: Connection, customer_id: str, *, lock: bool = True) -> bool | None:
-    """Whether the customer is active (None if unknown); ``lock`` share-locks it until commit."""
-    value = await conn.fetchval(_ACTIVE if lock else _ACTIVE_NOW, id=customer_id)
+async def is_active(conn: Connection, customer_id: str) -> bool | None:
+    """Whether the customer is active (None if unknown), share-locked until commit."""
+    value = await conn.fetchval(_ACTIVE, id=customer_id)
     return None if value is None else bool(value)
+
+
+async def authority(conn: Connection, customer_id: str) -> tuple[Role, bool] | None:
+    """The customer's role and whether it is active (None if unknown)."""
+    row = await conn.fetchrow(_AUTHORITY, id=customer_id)
+    return None if row is None else (Role(row["role"]), bool(row["active"]))
 
 
 async def save(conn: Connection, customer: Customer, *, expected_version: int) -> bool:

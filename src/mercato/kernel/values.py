@@ -1,4 +1,4 @@
-"""Value objects shared by every module: Quantity, Email, Address."""
+"""Value objects shared by every module: Quantity, Email, Address; the rule for free text."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ class ValueError_(StrEnum):
     INVALID_QUANTITY = "invalid_quantity"
     INVALID_EMAIL = "invalid_email"
     INVALID_ADDRESS = "invalid_address"
+    INVALID_TEXT = "invalid_text"
 
 
 MAX_QUANTITY = 10_000
@@ -21,6 +22,40 @@ MAX_QUANTITY = 10_000
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
+
+
+# Free text never holds C0 or C1 control characters (NUL among them), DEL, or lone surrogates
+# (which no database can store); single-line text also no line or paragraph separators.
+# Multi-line text (a description) may hold tabs and line breaks.
+_NOT_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NOT_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def forbidden_character(text: str, *, multiline: bool = False) -> str | None:
+    """The first character that free text may not hold, or None when it is clean.
+
+    This is mercato's one rule for text from outside: every text field of every request, and
+    every domain value built from text, is checked with it.
+    """
+    found = (_NOT_IN_TEXT if multiline else _NOT_IN_LINE).search(text)
+    return None if found is None else found.group()
+
+
+def describe_character(char: str) -> str:
+    """How an error message names a character: ``U+0000``."""
+    return f"U+{ord(char):04X}"
+
+
+def check_text(text: str, *, field: str, multiline: bool = False) -> str:
+    """The text unchanged, or InvalidValue naming ``field`` if it holds a control character."""
+    bad = forbidden_character(text, multiline=multiline)
+    if bad is not None:
+        raise InvalidValue(
+            ValueError_.INVALID_TEXT,
+            f"{field} must not contain control characters (found {describe_character(bad)})",
+            field=field,
+        )
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +90,10 @@ class Email:
     value: str
 
     def __post_init__(self) -> None:
-        normalised = self.value.strip().lower() if isinstance(self.value, str) else ""
-        if len(normalised) > 254 or not _EMAIL.match(normalised):
+        text = self.value if isinstance(self.value, str) else ""
+        normalised = text.strip().lower()
+        # strip() would quietly drop a trailing line break or other control character
+        if len(normalised) > 254 or not _EMAIL.match(normalised) or forbidden_character(text):
             raise InvalidValue(
                 ValueError_.INVALID_EMAIL, "not a valid e-mail address", field="email"
             )

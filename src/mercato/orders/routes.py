@@ -14,7 +14,7 @@ from mercato.orders.service import NewLine, OrdersService
 from mercato.payments import Payment
 from mercato.platform.deps import CurrentUser, IfMatch, ResourceId, parse_if_match
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
-from mercato.platform.schemas import MoneyModel
+from mercato.platform.schemas import MoneyModel, Text
 from mercato.platform.streaming import matches, parse_if_none_match
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -31,12 +31,12 @@ Qty = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2])]
 
 class AddressModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(max_length=200)] = ""
-    street: Annotated[str, Field(min_length=1, max_length=200, examples=["Unter den Linden 1"])]
-    city: Annotated[str, Field(min_length=1, max_length=100, examples=["Berlin"])]
-    postal_code: Annotated[str, Field(max_length=20, examples=["10117"])] = ""
-    region: Annotated[str, Field(max_length=100)] = ""
-    country: Annotated[str, Field(min_length=2, max_length=2, examples=["DE"])]
+    name: Annotated[Text, Field(max_length=200)] = ""
+    street: Annotated[Text, Field(min_length=1, max_length=200, examples=["Unter den Linden 1"])]
+    city: Annotated[Text, Field(min_length=1, max_length=100, examples=["Berlin"])]
+    postal_code: Annotated[Text, Field(max_length=20, examples=["10117"])] = ""
+    region: Annotated[Text, Field(max_length=100)] = ""
+    country: Annotated[Text, Field(min_length=2, max_length=2, examples=["DE"])]
 
     def to_domain(self) -> Address:
         return Address(
@@ -50,12 +50,13 @@ class AddressModel(BaseModel):
 
     @classmethod
     def of(cls, a: Address | None) -> AddressModel | None:
-        return None if a is None else cls(**a.as_dict())
+        # stored addresses are shown as they are, not validated again
+        return None if a is None else cls.model_construct(None, **a.as_dict())
 
 
 class LineCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    product_id: Annotated[str, Field(min_length=1, max_length=36)]
+    product_id: Annotated[Text, Field(min_length=1, max_length=36)]
     quantity: Qty
 
 
@@ -66,11 +67,11 @@ class QuantityUpdate(BaseModel):
 
 class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    currency: Annotated[str | None, Field(min_length=3, max_length=3)] = None
+    currency: Annotated[Text | None, Field(min_length=3, max_length=3)] = None
     lines: Annotated[list[LineCreate], Field(max_length=MAX_LINES)] = []
     shipping_address: AddressModel | None = None
     billing_address: AddressModel | None = None
-    discount_code: Annotated[str | None, Field(min_length=1, max_length=40)] = None
+    discount_code: Annotated[Text | None, Field(min_length=1, max_length=40)] = None
 
 
 class AddressesUpdate(BaseModel):
@@ -81,24 +82,24 @@ class AddressesUpdate(BaseModel):
 
 class DiscountUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: Annotated[str, Field(min_length=1, max_length=40, examples=["WELCOME10"])]
+    code: Annotated[Text, Field(min_length=1, max_length=40, examples=["WELCOME10"])]
 
 
 class PlaceOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
     card_number: Annotated[
-        str, Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
+        Text, Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
     ]
 
 
 class ShipOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tracking_code: Annotated[str, Field(max_length=100)] = ""
+    tracking_code: Annotated[Text, Field(max_length=100)] = ""
 
 
 class CancelOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, Field(max_length=500)] = ""
+    reason: Annotated[Text, Field(max_length=500)] = ""
 
 
 class LineRead(BaseModel):
@@ -241,8 +242,8 @@ async def list_orders(
     user: CurrentUser,
     service: Service,
     status: Status | None = None,
-    customer_id: Annotated[str | None, Query(max_length=36, description="staff only")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    customer_id: Annotated[Text | None, Query(max_length=36, description="staff only")] = None,
+    cursor: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> OrderPage:
     """Your orders, newest first (staff: everyone's, filterable by customer and status)."""

@@ -1,57 +1,46 @@
 """Request-scoped FastAPI dependencies shared by every module's routes.
 
 Every dependency is ``async def``: FastAPI runs plain ``def`` dependencies in a worker thread,
-and a thread hop per dependency was most of the cost of a product read.
+and a thread hop per dependency was most of the cost of a product read. Who the caller is, and
+whether their account may act, is decided by the application's
+:class:`~mercato.platform.security.Authenticator` (``app.state.auth``) and nowhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
-from mercato.kernel.errors import AuthenticationFailed, InvalidValue, PermissionDenied
-from mercato.platform.security import Principal, TokenService
+from mercato.kernel.errors import InvalidValue, PermissionDenied
+from mercato.platform.schemas import Text
+from mercato.platform.security import Authenticator, Principal
 
+# Only documents the scheme in OpenAPI; the header is read by the Authenticator.
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token")
 
 
-async def _principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationFailed("unauthenticated", "a bearer token is required")
-    tokens: TokenService = request.app.state.tokens
-    return tokens.verify(credentials.credentials)
+def authenticator(request: Request) -> Authenticator:
+    """The application's authenticator."""
+    auth: Authenticator = request.app.state.auth
+    return auth
 
 
-async def _staff(
-    request: Request, principal: Annotated[Principal, Depends(_principal)]
-) -> Principal:
+async def _principal(request: Request, _: Annotated[object, Depends(_bearer)]) -> Principal:
+    return await authenticator(request).require(request.headers.get("authorization"))
+
+
+async def _staff(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if not principal.is_staff:
         raise PermissionDenied("staff_only", "only staff may do this")
-    # Staff powers end with the account, not with the token: one indexed read per staff call.
-    account_active: Callable[[str], Awaitable[bool]] = request.app.state.account_active
-    if not await account_active(principal.user_id):
-        raise AuthenticationFailed("account_inactive", "this account has been deactivated")
     return principal
 
 
 async def optional_principal(request: Request) -> Principal | None:
     """The caller when the request carries a bearer token, else None (for public reads)."""
-    # On the hottest read paths (catalog browsing): reads the header itself instead of through
-    # HTTPBearer, which costs a sub-dependency per request.
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed("unauthenticated", "a bearer token is required")
-    tokens: TokenService = request.app.state.tokens
-    return tokens.verify(token.strip())
+    # On the hottest read paths (catalog browsing): no sub-dependency, just the header.
+    return await authenticator(request).principal(request.headers.get("authorization"))
 
 
 def parse_if_match(value: str | None) -> int | None:
@@ -73,4 +62,4 @@ MaybeUser = Annotated[Principal | None, Depends(optional_principal)]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64)]
 
 # Path ids are UUIDs (36 characters); anything longer is refused before it reaches a query.
-ResourceId = Annotated[str, Path(min_length=1, max_length=36)]
+ResourceId = Annotated[Text, Path(min_length=1, max_length=36)]

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware): request ids and a request body size cap."""
+"""Pure ASGI middleware (no BaseHTTPMiddleware): request ids, headers every response carries,
+and a request body size cap."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+RESPONSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    # Browsers must take a response as the type it says it is: a problem+json or a JSON body
+    # holding client text is never sniffed into HTML or script.
+    (b"x-content-type-options", b"nosniff"),
+)
+"""Headers added to every response (errors, probes, /metrics and streams included) by the
+outermost middleware, :class:`mercato.platform.instrumentation.InstrumentationMiddleware`."""
 
 
 def assign_request_id(scope: Scope) -> str:

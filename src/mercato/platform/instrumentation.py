@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.platform import faults
 from mercato.platform import logging as mlog
-from mercato.platform.http import assign_request_id
+from mercato.platform.http import RESPONSE_HEADERS, assign_request_id
 from mercato.platform.metrics import LONG_LIVED, UNMATCHED, Metrics
 from mercato.platform.problems import problem
 
@@ -195,7 +195,7 @@ def _observing(send: Send, response: list[Any], echoed: tuple[bytes, bytes]) -> 
                     response[REPLAYED] = True
                 elif name == b"content-type" and value.startswith(b"text/event-stream"):
                     response[UNTIMED] = True
-            message["headers"] = [*headers, echoed]
+            message["headers"] = [*headers, echoed, *RESPONSE_HEADERS]
         await send(message)
 
     return observed_send

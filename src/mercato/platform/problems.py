@@ -26,6 +26,7 @@ from mercato.platform.db import (
     UniqueViolation,
     UnstorableText,
 )
+from mercato.platform.http import RESPONSE_HEADERS
 
 log = logging.getLogger("mercato.errors")
 
@@ -213,11 +214,14 @@ async def _out_of_range(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # Starlette sends this answer from outside every middleware, so it adds their headers here
+    headers = {name.decode(): value.decode() for name, value in RESPONSE_HEADERS}
     return problem(
         500,
         "internal_error",
         "An unexpected error occurred; it has been logged.",
         request=request,
+        headers=headers,
     )
 
 

@@ -1,7 +1,15 @@
-"""Bearer tokens (JWT, HS256) and password hashing (argon2id, off the event loop)."""
+"""Bearer tokens (JWT, HS256), who a request comes from, and password hashing (argon2id).
+
+A token only says who the caller is. What the caller may do comes from the account as it is
+now: :class:`Authenticator` is the one place that turns a bearer token into a
+:class:`Principal`, and it refuses the token unless its account exists, is active and still
+has the role the token names.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -12,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mercato.kernel.clock import utcnow
-from mercato.kernel.errors import AuthenticationFailed
+from mercato.kernel.errors import AuthenticationFailed, PermissionDenied
 
 
 class Role(StrEnum):
@@ -21,8 +29,16 @@ class Role(StrEnum):
 
 
 class AuthError(StrEnum):
+    UNAUTHENTICATED = "unauthenticated"
     INVALID_TOKEN = "invalid_token"
     TOKEN_EXPIRED = "token_expired"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    ACCOUNT_INACTIVE = "account_inactive"
+    ROLE_CHANGED = "role_changed"
+
+
+ACCOUNT_CACHE_S = 1.0
+"""How long a process may answer from its memory of an account: at most one second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,126 @@ class TokenService:
             raise AuthenticationFailed(AuthError.TOKEN_EXPIRED, "the token has expired") from None
         except (jwt.PyJWTError, KeyError, ValueError):
             raise AuthenticationFailed(AuthError.INVALID_TOKEN, "the token is not valid") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The authority an account holds now: its role and whether it is active."""
+
+    role: Role
+    active: bool
+
+
+AccountLookup = Callable[[str], Awaitable[Account | None]]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header value; None when there is no header.
+
+    Any other scheme, or an empty token, is AuthenticationFailed.
+    """
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
+    return token
+
+
+class Authenticator:
+    """Turns a bearer token into a principal whose account may act now.
+
+    A token is accepted only when its signature and expiry hold *and* its account exists
+    (else 401 ``unknown_account``), is active (else 403 ``account_inactive``) and has the role
+    the token names (else 403 ``role_changed``: a demoted or promoted account logs in again).
+
+    Account lookups are remembered per process for at most :data:`ACCOUNT_CACHE_S` (one
+    second), counted from when the lookup started: a change of an account made by any process
+    is in force everywhere within one second, and at once in the process that made it
+    (:meth:`forget`). Reads stay cheap: a busy account costs one indexed read per second.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenService,
+        lookup: AccountLookup,
+        *,
+        cache_s: float = ACCOUNT_CACHE_S,
+        max_cached: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= cache_s <= ACCOUNT_CACHE_S:
+            raise ValueError(f"cache_s must be between 0 and {ACCOUNT_CACHE_S} seconds")
+        self._tokens = tokens
+        self._lookup = lookup
+        self._cache_s = cache_s
+        self._max_cached = max_cached
+        self._clock = clock
+        self._cached: dict[str, tuple[float, Account | None]] = {}
+        self._forgotten = 0  # a lookup that overlapped a forget() is not remembered
+
+    async def principal(self, authorization: str | None) -> Principal | None:
+        """The caller named by an ``Authorization`` header value; None when there is none."""
+        token = bearer_token(authorization)
+        return None if token is None else await self.verify(token)
+
+    async def require(self, authorization: str | None) -> Principal:
+        """The caller named by an ``Authorization`` header value, which must be there."""
+        principal = await self.principal(authorization)
+        if principal is None:
+            raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
+        return principal
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a bearer token, if the token and its account both allow it."""
+        principal = self._tokens.verify(token)
+        await self.check(principal)
+        return principal
+
+    async def check(self, principal: Principal) -> None:
+        """Raise unless the principal's account exists, is active and has its role."""
+        account = await self._account(principal.user_id)
+        if account is None:
+            raise AuthenticationFailed(
+                AuthError.UNKNOWN_ACCOUNT, "the token's account does not exist"
+            )
+        if not account.active:
+            raise PermissionDenied(AuthError.ACCOUNT_INACTIVE, "this account has been deactivated")
+        if account.role is not principal.role:
+            raise PermissionDenied(
+                AuthError.ROLE_CHANGED, "this account's role has changed; log in again"
+            )
+
+    async def allowed(self, principal: Principal) -> bool:
+        """Whether the principal may still act (for held responses that check again)."""
+        try:
+            await self.check(principal)
+        except (AuthenticationFailed, PermissionDenied):
+            return False
+        return True
+
+    def forget(self, user_id: str) -> None:
+        """Drop what this process remembers of an account (it has just changed)."""
+        self._forgotten += 1
+        self._cached.pop(user_id, None)
+
+    async def _account(self, user_id: str) -> Account | None:
+        now = self._clock()
+        cached = self._cached.get(user_id)
+        if cached is not None and now - cached[0] < self._cache_s:
+            return cached[1]
+        forgotten = self._forgotten
+        account = await self._lookup(user_id)
+        if self._cache_s > 0 and forgotten == self._forgotten:
+            if len(self._cached) >= self._max_cached:
+                self._evict(now)
+            self._cached[user_id] = (now, account)
+        return account
+
+    def _evict(self, now: float) -> None:
+        fresh = {k: v for k, v in self._cached.items() if now - v[0] < self._cache_s}
+        self._cached = fresh if len(fresh) < self._max_cached else {}
 
 
 class PasswordHashing:

@@ -33,7 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 from mercato.kernel.errors import AuthenticationFailed, InvalidValue
 from mercato.platform.metrics import LONG_LIVED
 from mercato.platform.notify import Change
-from mercato.platform.security import Principal, TokenService
+from mercato.platform.security import Authenticator, AuthError, Principal
 
 log = logging.getLogger("mercato.streaming")
 
@@ -63,24 +63,22 @@ def query(scope: Scope) -> dict[str, list[str]]:
     return parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
 
 
-def authenticate(
-    scope: Scope, tokens: TokenService, *, params: dict[str, list[str]] | None = None
+async def authenticate(
+    scope: Scope, auth: Authenticator, *, params: dict[str, list[str]] | None = None
 ) -> Principal:
-    """The caller from ``Authorization: Bearer``, or (when ``params`` is given) ``access_token``.
+    """The caller from ``Authorization: Bearer``, or (when ``params`` is given) ``access_token``,
+    checked against the account by the application's :class:`Authenticator`.
 
     Browsers' ``EventSource`` cannot send headers, so event streams also accept the token as a
     query parameter (RFC 6750, section 2.3). mercato does not log query strings.
     """
     value = header(scope, b"authorization")
     if value is not None:
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationFailed("unauthenticated", "a bearer token is required")
-        return tokens.verify(token.strip())
+        return await auth.require(value)
     given = (params or {}).get("access_token")
     if given:
-        return tokens.verify(given[-1])
-    raise AuthenticationFailed("unauthenticated", "a bearer token is required")
+        return await auth.verify(given[-1])
+    raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
 
 
 def parse_if_none_match(value: str | None) -> frozenset[int] | None:
@@ -110,16 +108,19 @@ def matches(tags: frozenset[int] | None, version: int) -> bool:
     return tags is not None and (not tags or version in tags)
 
 
-def parse_last_event_id(value: str | None) -> int | None:
-    """The event id a reconnecting client saw last; None if absent or empty."""
+def parse_last_event_id(value: str | None, *, field: str = "Last-Event-ID") -> int | None:
+    """The event id a reconnecting client saw last; None if absent or empty.
+
+    ``field`` names where it came from (the header, or a query parameter) in a refusal.
+    """
     if value is None or not value.strip():
         return None
     cleaned = value.strip()
     if not _digits(cleaned) or len(cleaned) > 18:
         raise InvalidValue(
             "invalid_last_event_id",
-            "Last-Event-ID must be the id of an event from this stream",
-            field="Last-Event-ID",
+            f"{field} must be the id of an event from this stream",
+            field=field,
         )
     return int(cleaned)
 

@@ -19,12 +19,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mercato.kernel.errors import DomainError
+from mercato.kernel.values import forbidden_character
 from mercato.orders.realtime.common import AGGREGATE, MAX_ID, app_state, version
 from mercato.orders.routes import OrderRead
 from mercato.orders.service import OrderHead, OrdersService
 from mercato.platform import streaming
 from mercato.platform.notify import Notifier, ShuttingDown, TooManyWaiting
-from mercato.platform.security import Principal
+from mercato.platform.security import Authenticator, Principal
 
 _PREFIX = "/v1/orders/"
 
@@ -34,7 +35,10 @@ def _order_id_in(path: str) -> str | None:
     if not path.startswith(_PREFIX):
         return None
     rest = path[len(_PREFIX) :]
-    return rest if rest and "/" not in rest and len(rest) <= MAX_ID else None
+    # anything else goes on to the route, whose validation refuses it naming the field
+    if not rest or "/" in rest or len(rest) > MAX_ID or forbidden_character(rest) is not None:
+        return None
+    return rest
 
 
 def _order_response(order: Any, *, close: bool = False) -> Response:
@@ -83,8 +87,9 @@ async def _long_poll(
     state = app_state(scope)
     orders: OrdersService = state.orders
     notifier: Notifier = state.notifier
+    auth: Authenticator = state.auth
     try:
-        principal = streaming.authenticate(scope, state.tokens)
+        principal = await streaming.authenticate(scope, auth)
         tags = streaming.parse_if_none_match(streaming.header(scope, b"if-none-match"))
     except DomainError as exc:
         await streaming.send_error(scope, receive, send, exc)
@@ -93,6 +98,7 @@ async def _long_poll(
     async def answer(reason: str) -> Response:
         if reason == "shutdown" and head is not None:
             return _not_modified(head.version, close=True)
+        await auth.check(principal)  # the account may have changed while the request waited
         if reason == "timeout":
             current = await orders.head(principal, order_id)
             if streaming.matches(tags, current.version):

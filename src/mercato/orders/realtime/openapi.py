@@ -27,7 +27,7 @@ def _param(name: str, where: str, description: str, **schema: Any) -> dict[str, 
         "in": where,
         "required": where == "path",
         "description": description,
-        "schema": schema or {"type": "string"},
+        "schema": schema if "type" in schema else {"type": "string", **schema},
     }
 
 

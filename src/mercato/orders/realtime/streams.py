@@ -6,8 +6,12 @@
   ``EventSource`` to stop.
 * ``GET /v1/events`` (staff): every order event in event-log order, optionally only some types
   (``?type=OrderPlaced&type=OrderCancelled`` or comma-separated); without ``Last-Event-ID`` it
-  starts with the next event. Staff powers end with the account: it is checked when the stream
-  opens and every fourth heartbeat after.
+  starts with the next event.
+
+Every stream ends with its account: the caller's account is checked (by the application's
+:class:`~mercato.platform.security.Authenticator`) when the stream opens and every fourth
+heartbeat after, and a stream whose account was deactivated or changed role ends with a
+``reconnect`` event whose reason is ``account_inactive``.
 
 Every event's ``id`` is its outbox sequence number, so resuming loses and repeats nothing.
 """
@@ -16,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from starlette.types import Receive, Scope, Send
 
-from mercato.kernel.errors import AuthenticationFailed, InvalidValue, PermissionDenied
+from mercato.kernel.errors import InvalidValue, PermissionDenied
+from mercato.kernel.values import describe_character, forbidden_character
 from mercato.orders.realtime.common import (
     AGGREGATE,
     EVENT_TYPES,
@@ -34,7 +39,7 @@ from mercato.orders.realtime.common import (
 from mercato.orders.service import OrderHead
 from mercato.platform import notify, streaming
 from mercato.platform.notify import Change, Notifier
-from mercato.platform.security import Principal
+from mercato.platform.security import Authenticator, Principal
 
 log = logging.getLogger("mercato.orders")
 
@@ -42,7 +47,7 @@ log = logging.getLogger("mercato.orders")
 def _last_event_id(scope: Scope, params: dict[str, list[str]]) -> int | None:
     given = streaming.header(scope, b"last-event-id")
     if given is None and params.get("last_event_id"):
-        given = params["last_event_id"][-1]
+        return streaming.parse_last_event_id(params["last_event_id"][-1], field="last_event_id")
     return streaming.parse_last_event_id(given)
 
 
@@ -58,15 +63,22 @@ def _event_types(params: dict[str, list[str]]) -> frozenset[str] | None:
     return frozenset(wanted) or None
 
 
-async def _active(state: Any, who: Principal) -> bool:
-    account_active: Callable[[str], Awaitable[bool]] = state.account_active
-    return await account_active(who.user_id)
+async def _allowed(state: Any, who: Principal) -> bool:
+    auth: Authenticator = state.auth
+    return await auth.allowed(who)
 
 
-def _too_long(name: str) -> RequestValidationError:
-    # the same problem FastAPI's validation gives an over-long id on every other route
-    reason = f"String should have at most {MAX_ID} characters"
-    return RequestValidationError([{"loc": ("path", name), "msg": reason, "type": "too_long"}])
+def _path_id(scope: Scope, name: str) -> str:
+    """A path id, refused as FastAPI's validation refuses a bad id on every other route."""
+    value = str(scope["path_params"][name])
+    if len(value) > MAX_ID:
+        reason, kind = f"String should have at most {MAX_ID} characters", "too_long"
+    elif (bad := forbidden_character(value)) is not None:
+        reason = f"Text must not contain control characters (found {describe_character(bad)})"
+        kind = "invalid_text"
+    else:
+        return value
+    raise RequestValidationError([{"loc": ("path", name), "msg": reason, "type": kind}])
 
 
 async def _head_only(send: Send) -> None:
@@ -90,10 +102,8 @@ class _Stream:
         accept: Callable[[Change], bool] = lambda change: True,
         ends_after: Callable[[Change], bool] = lambda change: False,
         final: bool = False,
-        recheck: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.order_id = order_id
-        self.recheck = recheck
         self.after = after
         self.accept = accept
         self.ends_after = ends_after
@@ -111,7 +121,7 @@ async def _serve(scope: Scope, receive: Receive, send: Send, who: Principal, spe
         accept=spec.accept,
         ends_after=spec.ends_after,
         expires_at=who.expires_at,
-        recheck=spec.recheck,
+        recheck=lambda: _allowed(state, who),  # authority ends with the account
     )
     try:
         horizon = await notifier.follow(
@@ -179,7 +189,7 @@ class _Events:
         state = app_state(scope)
         params = streaming.query(scope)
         try:
-            who = streaming.authenticate(scope, state.tokens, params=params)
+            who = await streaming.authenticate(scope, state.auth, params=params)
             spec = await self.spec(scope, state, params, who)
         except Exception as exc:
             await streaming.send_error(scope, receive, send, exc)
@@ -198,9 +208,7 @@ class OrderEvents(_Events):
     async def spec(
         self, scope: Scope, state: Any, params: dict[str, list[str]], who: Principal
     ) -> _Stream:
-        order_id = str(scope["path_params"]["order_id"])
-        if len(order_id) > MAX_ID:
-            raise _too_long("order_id")
+        order_id = _path_id(scope, "order_id")
         after = _last_event_id(scope, params)
         head: OrderHead = await state.orders.head(who, order_id)
         return _Stream(
@@ -219,8 +227,6 @@ class AllOrderEvents(_Events):
     ) -> _Stream:
         if not who.is_staff:
             raise PermissionDenied("staff_only", "only staff may follow every order")
-        if not await _active(state, who):
-            raise AuthenticationFailed("account_inactive", "this account has been deactivated")
         after = _last_event_id(scope, params)
         types = _event_types(params)
         accept = (lambda change: True) if types is None else (lambda c: c.event_type in types)
@@ -228,5 +234,4 @@ class AllOrderEvents(_Events):
             order_id=None,
             after=after,
             accept=accept,
-            recheck=lambda: _active(state, who),  # staff powers end with the account
         )

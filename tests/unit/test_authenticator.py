@@ -1,0 +1,94 @@
+"""The Authenticator: a token's principal only while its account allows it, remembered for at
+most one second."""
+
+from __future__ import annotations
+
+import pytest
+
+from mercato.kernel.errors import AuthenticationFailed, PermissionDenied
+from mercato.platform.security import (
+    ACCOUNT_CACHE_S,
+    Account,
+    Authenticator,
+    Principal,
+    Role,
+    TokenService,
+)
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "unit-test-secret-that-is-long-enough-000"
+
+
+class Accounts:
+    """Accounts by id, counting lookups; a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, Account] = {}
+        self.lookups = 0
+        self.now = 1000.0
+
+    async def lookup(self, user_id: str) -> Account | None:
+        self.lookups += 1
+        return self.known.get(user_id)
+
+    def clock(self) -> float:
+        return self.now
+
+
+def _setup(**kwargs: float) -> tuple[Accounts, Authenticator, TokenService]:
+    accounts = Accounts()
+    tokens = TokenService(SECRET, ttl_s=3600)
+    auth = Authenticator(tokens, accounts.lookup, clock=accounts.clock, **kwargs)
+    return accounts, auth, tokens
+
+
+async def test_an_account_is_remembered_for_less_than_one_second_and_then_read_again() -> None:
+    accounts, auth, tokens = _setup()
+    accounts.known["u1"] = Account(Role.STAFF, active=True)
+    token, _ = tokens.issue(Principal("u1", Role.STAFF))
+    assert (await auth.verify(token)).is_staff
+    accounts.known["u1"] = Account(Role.STAFF, active=False)  # deactivated by another process
+    accounts.now += ACCOUNT_CACHE_S * 0.99
+    assert (await auth.verify(token)).is_staff
+    assert accounts.lookups == 1
+    accounts.now += ACCOUNT_CACHE_S * 0.01
+    with pytest.raises(PermissionDenied) as refused:
+        await auth.verify(token)
+    assert refused.value.code == "account_inactive"
+    assert accounts.lookups == 2
+
+
+async def test_forgetting_an_account_takes_effect_at_once() -> None:
+    accounts, auth, tokens = _setup()
+    accounts.known["u1"] = Account(Role.CUSTOMER, active=True)
+    token, _ = tokens.issue(Principal("u1", Role.CUSTOMER))
+    await auth.verify(token)
+    accounts.known["u1"] = Account(Role.CUSTOMER, active=False)
+    auth.forget("u1")
+    with pytest.raises(PermissionDenied):
+        await auth.verify(token)
+
+
+async def test_unknown_accounts_and_changed_roles_are_refused() -> None:
+    accounts, auth, tokens = _setup()
+    with pytest.raises(AuthenticationFailed) as unknown:
+        await auth.verify(tokens.issue(Principal("nobody", Role.STAFF))[0])
+    assert unknown.value.code == "unknown_account"
+    accounts.known["u2"] = Account(Role.CUSTOMER, active=True)
+    with pytest.raises(PermissionDenied) as demoted:
+        await auth.verify(tokens.issue(Principal("u2", Role.STAFF))[0])
+    assert demoted.value.code == "role_changed"
+
+
+async def test_a_longer_memory_than_one_second_is_refused() -> None:
+    with pytest.raises(ValueError, match="cache_s"):
+        _setup(cache_s=ACCOUNT_CACHE_S + 0.5)
+
+
+async def test_the_memory_stays_bounded() -> None:
+    accounts, auth, _ = _setup(max_cached=10)
+    for n in range(100):
+        accounts.known[f"u{n}"] = Account(Role.CUSTOMER, active=True)
+        await auth.check(Principal(f"u{n}", Role.CUSTOMER))
+    assert len(auth._cached) <= 10
