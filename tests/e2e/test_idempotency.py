@@ -285,3 +285,24 @@ async def test_a_key_stored_before_fingerprints_were_keyed_still_replays(world: 
 
     assert repeat.headers["idempotent-replayed"] == "true"
     assert repeat.content == placed.content
+
+
+async def test_an_access_token_is_never_stored_under_an_idempotency_key(world: World) -> None:
+    customer = await register(world.http)
+    key = unique("k")
+    body = {"email": customer.email, "password": "correct horse battery"}
+
+    answers = [
+        await world.http.post("/v1/auth/token", json=body, headers={"Idempotency-Key": key})
+        for _ in range(2)
+    ]
+
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["cache-control"] == "no-store"
+        assert "idempotent-replayed" not in answer.headers
+    assert await _stored(world, key) == []
+    async with world.container.db.connection() as conn:
+        kept = await conn.fetch(sql(sa.select(idempotency_keys.c.response_body)))
+    tokens = [a.json()["access_token"].encode() for a in answers]
+    assert not any(t in bytes(r["response_body"] or b"") for r in kept for t in tokens)
