@@ -136,3 +136,27 @@ async def test_an_owners_order_stream_ends_when_the_owner_is_deactivated(
         assert await reader.until_end() == []
     assert ended.event == "reconnect"
     assert ended.json == {"reason": "account_inactive"}
+
+
+async def test_no_event_reaches_a_staff_stream_after_its_account_is_deactivated(
+    database_url: str,
+) -> None:
+    # heartbeats too rare to end the stream here: only what is delivered may end it
+    settings = make_settings(database_url, realtime_heartbeat_s=120)
+    async with (
+        serving(settings) as (app, url),
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        clerk, _, _ = await _placed(client, app)
+        boss = await staff_user(client, app.state.container)
+        async with client.stream("GET", "/v1/events", headers=clerk.auth) as r:
+            assert r.status_code == 200
+            reader = EventReader(r)
+            gone = await client.post(f"/v1/customers/{clerk.id}/deactivate", headers=boss.auth)
+            assert gone.status_code == 200
+            await _placed(client, app)  # an order the deactivated clerk must not see
+
+            (ended,) = await reader.events(1, within=8)
+            assert await reader.until_end() == []
+        assert ended.event == "reconnect"
+        assert ended.json == {"reason": "account_inactive"}

@@ -236,7 +236,7 @@ class EventStream(Held):
         write_timeout: float = 10.0,
     ) -> None:
         super().__init__()
-        self._recheck = recheck  # still allowed? asked every RECHECK_BEATS heartbeats
+        self._recheck = recheck  # still allowed? asked before events and every RECHECK_BEATS
         self._beats = 0
         self._checking: asyncio.Task[None] | None = None
         self._send = send
@@ -325,12 +325,24 @@ class EventStream(Held):
             self._checking = asyncio.create_task(self._still_allowed(self._recheck))
 
     async def _still_allowed(self, recheck: Callable[[], Awaitable[bool]]) -> None:
-        try:
-            allowed = await recheck()
-        except Exception:
-            return  # the database is away: keep the stream, ask again next time
-        if not allowed:
+        if not await self._may_continue(recheck):
             self.finish("account_inactive")
+
+    @staticmethod
+    async def _may_continue(recheck: Callable[[], Awaitable[bool]]) -> bool:
+        try:
+            return await recheck()
+        except Exception:
+            return True  # the database is away: keep the stream, ask again next time
+
+    async def _events_allowed(self) -> bool:
+        """Whether what is queued may be written: True unless it holds events for an account
+        that may no longer follow them."""
+        if self._recheck is None or self._closing:
+            return True
+        if all(isinstance(item, bytes) for item in self._queue):
+            return True
+        return await self._may_continue(self._recheck)
 
     def end(self) -> None:
         """The server is shutting down: ask the client to reconnect (to another replica)."""
@@ -366,6 +378,12 @@ class EventStream(Held):
     async def _flush(self) -> None:
         try:
             while self._queue:
+                # no event reaches an account past its deactivation (plus the cache bound of
+                # Authenticator, one second), however rarely an idle stream asks
+                if not await self._events_allowed():
+                    self._queue.clear()
+                    self.finish("account_inactive")
+                    continue
                 batch, self._queue = self._queue, []
                 chunk = self._render(batch)
                 if chunk:
