@@ -12,6 +12,7 @@ from mercato.customers.domain import Customer
 from mercato.customers.service import CustomersService
 from mercato.platform.deps import CurrentUser, ResourceId, StaffUser
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
+from mercato.platform.throttle import client_address
 
 router = APIRouter(prefix="/v1", tags=["customers"])
 
@@ -78,9 +79,15 @@ async def register(body: CustomerCreate, service: Service) -> CustomerRead:
 
 
 @router.post("/auth/token", response_model=TokenRead)
-async def issue_token(body: TokenCreate, service: Service) -> TokenRead:
-    """Exchange e-mail and password for a bearer token."""
-    issued = await service.login(email=body.email, password=body.password)
+async def issue_token(body: TokenCreate, service: Service, request: Request) -> TokenRead:
+    """Exchange e-mail and password for a bearer token.
+
+    Repeated failures for one e-mail, or from one client address, answer 429 with Retry-After
+    until their window ends (MERCATO_LOGIN_* settings).
+    """
+    issued = await service.login(
+        email=body.email, password=body.password, client=client_address(request.client)
+    )
     return TokenRead(
         access_token=issued.access_token,
         expires_in=issued.expires_in,

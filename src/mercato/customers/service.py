@@ -21,6 +21,7 @@ from mercato.platform.db import Connection
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.security import PasswordHashing, Principal, TokenService
 from mercato.platform.security import Role as TokenRole
+from mercato.platform.throttle import Guard
 from mercato.platform.uow import Transactor, UnitOfWork
 
 
@@ -35,11 +36,17 @@ class CustomersService:
     """The customers module's use cases."""
 
     def __init__(
-        self, transact: Transactor, *, hashing: PasswordHashing, tokens: TokenService
+        self,
+        transact: Transactor,
+        *,
+        hashing: PasswordHashing,
+        tokens: TokenService,
+        login_guard: Guard,
     ) -> None:
         self._transact = transact
         self._hashing = hashing
         self._tokens = tokens
+        self._login_guard = login_guard
 
     async def register(
         self, *, email: str, password: str, name: str, role: Role = Role.CUSTOMER
@@ -63,12 +70,24 @@ class CustomersService:
 
         return await self._transact(work)
 
-    async def login(self, *, email: str, password: str) -> IssuedToken:
-        """A token for valid credentials of an active account; InvalidCredentials otherwise."""
+    async def login(self, *, email: str, password: str, client: str | None = None) -> IssuedToken:
+        """A token for valid credentials of an active account; InvalidCredentials otherwise.
+
+        Failures are throttled per e-mail (known or not, alike) and per ``client`` address
+        (TooManyAttempts); a successful login clears the e-mail's failures.
+        """
         try:
-            address = Email(email)
+            address: Email | None = Email(email)
         except InvalidValue:
             address = None
+        subject = str(address) if address else email.strip().lower()
+        attempt = self._login_guard.attempt(
+            subject, address=client, failed=lambda exc: isinstance(exc, InvalidCredentials)
+        )
+        async with attempt:
+            return await self._verify(address, password)
+
+    async def _verify(self, address: Email | None, password: str) -> IssuedToken:
         customer = None
         if address is not None:
             customer = await self._transact.read(lambda conn: store.by_email(conn, address))

@@ -39,6 +39,7 @@ _STATUS_BY_CATEGORY: tuple[tuple[type[k.DomainError], int], ...] = (
     (k.AuthenticationFailed, 401),
     (k.PaymentRequired, 402),
     (k.Unavailable, 503),
+    (k.TooManyRequests, 429),
 )
 
 _TITLES = {
@@ -126,7 +127,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if metrics is not None:
         metrics.domain_error(str(exc.code))
     headers = None
-    if isinstance(exc, k.Unavailable):
+    if isinstance(exc, k.Unavailable | k.TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
     data = {key: value for key, value in exc.data.items() if value is not None}
     return problem(
