@@ -1,5 +1,6 @@
 """Guessing is throttled: passwords per account and per client address, discount codes per
-customer and per address, counted in the database every process shares.
+customer and per address, counted in the database every process shares; common passwords are
+refused at sign-up.
 
 Each test speaks from client addresses of its own (the ASGI scope's client), so the counters it
 fills never meet another test's, nor the suites that log in from 127.0.0.1.
@@ -24,6 +25,7 @@ from tests.e2e.helpers import (
     assert_problem,
     create_product,
     draft,
+    refused,
     register,
     running_app,
     staff_user,
@@ -244,3 +246,17 @@ async def test_a_valid_code_applied_again_and_again_is_never_throttled(app: Fast
         for _ in range(ACCOUNT_LIMIT + 2):
             applied = await http.put(path, json={"code": "WELCOME10"}, headers=customer.auth)
             assert applied.status_code == 200, applied.text
+
+
+@pytest.mark.parametrize(
+    "password", ["password", "PASSWORD1", "iloveyou", "Qwertyuiop", "12345678", "letmein1"]
+)
+async def test_common_passwords_are_refused_at_sign_up(app: FastAPI, password: str) -> None:
+    email = f"{unique('common')}@example.com"
+    async with client_at(app) as http:
+        body = {"email": email, "password": password, "name": "Common"}
+        problem = await refused(
+            app, http.post("/v1/customers", json=body), 422, "common_password", field="password"
+        )
+        assert "common" in problem["detail"]
+        assert (await log_in(http, email, password)).status_code == 401

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mercato.customers import store
+from mercato.customers import passwords, store
 from mercato.customers.domain import (
+    CommonPassword,
     Customer,
     CustomerInactive,
     CustomerNotFound,
@@ -53,7 +54,9 @@ class CustomersService:
     ) -> Customer:
         """Create an account; EmailTaken if the e-mail (case-insensitive) is in use."""
         address = Email(email)
-        password_hash = await self._hashing.hash(check_password(password))
+        if await passwords.is_common(check_password(password)):
+            raise CommonPassword()
+        password_hash = await self._hashing.hash(password)
 
         async def work(uow: UnitOfWork) -> Customer:
             customer = Customer.register(
