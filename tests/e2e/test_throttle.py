@@ -260,3 +260,21 @@ async def test_common_passwords_are_refused_at_sign_up(app: FastAPI, password: s
         )
         assert "common" in problem["detail"]
         assert (await log_in(http, email, password)).status_code == 401
+
+
+async def test_a_throttled_answer_is_not_kept_for_its_idempotency_key(database_url: str) -> None:
+    limits = {**LIMITS, "discount_window_s": 1}
+    async with running_app(database_url, **limits) as short, client_at(short) as http:
+        customer = await register(http, password=PASSWORD)
+        for attempt in range(ACCOUNT_LIMIT):
+            body = {"discount_code": f"GUESS{attempt}"}
+            response = await http.post("/v1/orders", json=body, headers=customer.auth)
+            assert_problem(response, 422, "invalid_discount_code")
+        headers = {**customer.auth, "Idempotency-Key": unique("key")}
+        body = {"discount_code": "WELCOME10"}
+        assert_throttled(await http.post("/v1/orders", json=body, headers=headers), within=1)
+        await asyncio.sleep(1.2)
+        # "not now" is no final answer: the same request with the same key runs once allowed
+        created = await http.post("/v1/orders", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        assert "idempotent-replayed" not in created.headers

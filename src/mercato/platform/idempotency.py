@@ -14,7 +14,8 @@ DELETE. Keys are scoped to the caller (the token's subject; ``anonymous`` withou
 * A repeat while the first is still running waits up to ``wait_s`` for it to finish and then
   replays it; if it is still running after that, it gets 409 ``idempotency_in_progress``.
 * The same key with a different request gets 422 ``idempotency_key_reused``.
-* A request that failed with a 5xx and changed nothing releases its key, so it can be retried.
+* A request that failed with a 5xx or a 429 and changed nothing releases its key, so it can be
+  retried.
 
 Rows are kept for ``retention`` (24 h by default) and then purged by a worker.
 """
@@ -242,7 +243,9 @@ class IdempotencyStore:
             pending.after_commit()
             return
         async with self.db.transaction() as conn:
-            if stored.status >= 500:
+            # "not now" answers that changed nothing (5xx, 429 too many attempts) are not final:
+            # the key is freed so the same request can run once it may
+            if stored.status >= 500 or stored.status == 429:
                 await conn.execute(_RELEASE, scope=ctx.scope, key=ctx.key)
             else:
                 await conn.execute(_COMPLETE, **values)

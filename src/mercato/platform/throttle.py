@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql
 
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import TooManyRequests
+from mercato.platform import idempotency
 from mercato.platform.db import (
     Connection,
     Database,
@@ -169,6 +170,9 @@ class Throttle:
                 taken.append(_Taken(limit, subject, row["window_ends_at"]))
             return taken
 
+        context = idempotency.current()
+        if context is not None:
+            await context.flush()  # as any next unit of work does: an earlier one commits first
         try:
             return await run_in_transaction(self.db, work)
         except _Refused as refused:
@@ -187,6 +191,12 @@ class Throttle:
                 if not await conn.execute(_GIVE_BACK_LAST, **key):
                     await conn.execute(_GIVE_BACK, **key)
 
+        context = idempotency.current()
+        if context is not None and context.deferred is not None:
+            # The request's last unit of work waits to commit with its stored response (and on
+            # SQLite holds the one connection): give the places back in that same transaction.
+            await work(context.deferred.conn)
+            return
         try:
             await run_in_transaction(self.db, work)
         except DatabaseError as exc:
