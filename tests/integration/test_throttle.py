@@ -93,3 +93,18 @@ async def test_a_new_window_starts_counting_from_one(container: Container) -> No
     await asyncio.sleep(0.3)
     await fail(container, limit, subject)
     assert await failures(container, limit, subject) == 1
+
+
+async def test_retry_after_waits_for_the_last_of_the_windows_that_refuse(
+    container: Container,
+) -> None:
+    soon, later = Limit("early", 1, 30), Limit("late", 1, 600)
+    account, address = unique(), unique()
+    await fail(container, soon, account)
+    await fail(container, later, address)
+    with pytest.raises(TooManyAttempts) as refused:
+        async with _throttle(container).attempt(
+            [(soon, account), (later, address)], failed=lambda e: True
+        ):
+            pytest.fail("a refused attempt must not run")
+    assert 590 <= refused.value.retry_after <= 600

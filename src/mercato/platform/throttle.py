@@ -160,14 +160,16 @@ class Throttle:
         keyed = sorted(unique.items())
 
         async def work(conn: Connection) -> list[_Taken]:
-            taken = []
+            taken, over = [], []
             for (kind, subject), limit in keyed:
                 ends = now + timedelta(seconds=limit.window_s)
                 row = await conn.fetchrow(_TAKE, kind=kind, subject=subject, now=now, ends=ends)
                 assert row is not None
                 if row["failures"] > limit.max_failures:
-                    raise _Refused(row["window_ends_at"])  # rolls back every count taken
+                    over.append(row["window_ends_at"])
                 taken.append(_Taken(limit, subject, row["window_ends_at"]))
+            if over:
+                raise _Refused(max(over))  # rolls back every count taken
             return taken
 
         context = idempotency.current()
