@@ -105,13 +105,14 @@ async def test_fifty_wrong_passwords_lock_the_account_and_even_the_right_one_is_
 async def test_an_unknown_email_is_locked_out_exactly_like_an_account(app: FastAPI) -> None:
     user = await new_account(app)
     nobody = f"{unique('nobody')}@example.com"
-    seen: dict[str, list[tuple[int, str]]] = {}
+    seen: dict[str, list[tuple[Any, ...]]] = {}
     for email in (user.email, nobody):
         async with client_at(app) as http:
             answers = [await log_in(http, email, "wrong") for _ in range(ACCOUNT_LIMIT + 2)]
-        seen[email] = [(r.status_code, r.json()["detail"]) for r in answers]
+        seen[email] = [(r.status_code, r.json()["code"], r.json()["detail"]) for r in answers]
+        seen[email][ACCOUNT_LIMIT:] = [a[:2] for a in seen[email][ACCOUNT_LIMIT:]]  # waits vary
     assert seen[user.email] == seen[nobody]
-    assert [status for status, _ in seen[nobody]] == [401] * ACCOUNT_LIMIT + [429, 429]
+    assert [answer[0] for answer in seen[nobody]] == [401] * ACCOUNT_LIMIT + [429, 429]
 
 
 async def test_a_successful_login_clears_the_accounts_failures(app: FastAPI) -> None:
@@ -177,13 +178,13 @@ async def test_one_address_guessing_many_accounts_is_throttled(app: FastAPI) -> 
 
 
 async def test_a_locked_account_opens_again_when_the_window_has_passed(database_url: str) -> None:
-    async with running_app(database_url, **{**LIMITS, "login_window_s": 1}) as short:
+    async with running_app(database_url, **{**LIMITS, "login_window_s": 2}) as short:
         user = await new_account(short)
         async with client_at(short) as http:
             for _ in range(ACCOUNT_LIMIT):
                 assert_problem(await log_in(http, user.email, "wrong"), 401)
-            assert_throttled(await log_in(http, user.email, PASSWORD), within=1)
-            await asyncio.sleep(1.2)
+            assert_throttled(await log_in(http, user.email, PASSWORD), within=2)
+            await asyncio.sleep(2.2)
             assert (await log_in(http, user.email, PASSWORD)).status_code == 200
 
 
@@ -203,17 +204,17 @@ async def test_guessing_discount_codes_is_throttled_per_customer(app: FastAPI) -
     for attempt in range(ACCOUNT_LIMIT):
         async with client_at(app) as http:  # new addresses: the customer's own limit
             if attempt % 2:
-                body = {"code": f"GUESS{attempt}"}
-                response = await http.put(path, json=body, headers=customer.auth)
+                guess = {"code": f"GUESS{attempt}"}
+                response = await http.put(path, json=guess, headers=customer.auth)
             else:
-                body = {"discount_code": f"GUESS{attempt}", "lines": []}
-                response = await http.post("/v1/orders", json=body, headers=customer.auth)
+                guess = {"discount_code": f"GUESS{attempt}"}
+                response = await http.post("/v1/orders", json=guess, headers=customer.auth)
             assert_problem(response, 422, "invalid_discount_code", field="discount_code")
     async with client_at(app) as http:
         real = {"code": "WELCOME10"}
         assert_throttled(await http.put(path, json=real, headers=customer.auth), within=120)
-        body = {"discount_code": "WELCOME10", "shipping_address": ADDRESS}
-        response = await http.post("/v1/orders", json=body, headers=customer.auth)
+        order_body: dict[str, Any] = {"discount_code": "WELCOME10", "shipping_address": ADDRESS}
+        response = await http.post("/v1/orders", json=order_body, headers=customer.auth)
         assert_throttled(response, within=120)
         # orders without a code are not held up
         assert (await http.post("/v1/orders", json={}, headers=customer.auth)).status_code == 201
@@ -263,7 +264,7 @@ async def test_common_passwords_are_refused_at_sign_up(app: FastAPI, password: s
 
 
 async def test_a_throttled_answer_is_not_kept_for_its_idempotency_key(database_url: str) -> None:
-    limits = {**LIMITS, "discount_window_s": 1}
+    limits = {**LIMITS, "discount_window_s": 2}
     async with running_app(database_url, **limits) as short, client_at(short) as http:
         customer = await register(http, password=PASSWORD)
         for attempt in range(ACCOUNT_LIMIT):
@@ -272,8 +273,8 @@ async def test_a_throttled_answer_is_not_kept_for_its_idempotency_key(database_u
             assert_problem(response, 422, "invalid_discount_code")
         headers = {**customer.auth, "Idempotency-Key": unique("key")}
         body = {"discount_code": "WELCOME10"}
-        assert_throttled(await http.post("/v1/orders", json=body, headers=headers), within=1)
-        await asyncio.sleep(1.2)
+        assert_throttled(await http.post("/v1/orders", json=body, headers=headers), within=2)
+        await asyncio.sleep(2.2)
         # "not now" is no final answer: the same request with the same key runs once allowed
         created = await http.post("/v1/orders", json=body, headers=headers)
         assert created.status_code == 201, created.text

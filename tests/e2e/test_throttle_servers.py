@@ -34,8 +34,8 @@ def test_two_server_processes_share_the_count_and_forwarded_addresses_count_apar
 ) -> None:
     email = f"proc-{uuid.uuid4().hex[:12]}@example.com"
     with (
-        running_server(database_url, tmp_path, **LIMITS) as one,
-        running_server(database_url, tmp_path, **LIMITS) as two,
+        running_server(database_url, tmp_path, workers=1, **LIMITS) as one,
+        running_server(database_url, tmp_path, workers=1, **LIMITS) as two,
         httpx.Client(timeout=10) as http,
     ):
         body = {"email": email, "password": PASSWORD, "name": "Two Processes"}
