@@ -135,11 +135,9 @@ async def test_successful_logins_from_one_address_never_count(app: FastAPI) -> N
             assert (await log_in(http, user.email, PASSWORD)).status_code == 200
 
 
-async def test_concurrent_wrong_passwords_from_many_clients_all_count(
-    app: FastAPI, backend: str
-) -> None:
-    if backend != "postgres":
-        pytest.skip("needs PostgreSQL: requests that really run at once")
+async def test_concurrent_wrong_passwords_from_many_clients_all_count(app: FastAPI) -> None:
+    # On PostgreSQL the guesses are judged truly side by side (a pool of connections): a count
+    # checked first and written after the verdict lets all 40 through. SQLite queues them.
     user = await new_account(app)
 
     async def guess() -> httpx.Response:
