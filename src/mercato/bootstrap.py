@@ -25,6 +25,7 @@ from mercato.platform.notify import OUTBOX_CHANNEL, Notifier
 from mercato.platform.notify_postgres import PgListener
 from mercato.platform.outbox import EventBus, OutboxRelay
 from mercato.platform.security import Authenticator, PasswordHashing, TokenService
+from mercato.platform.throttle import Guard, Limit, Throttle, ThrottlePurger
 from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import Worker, WorkerRunner
@@ -49,6 +50,7 @@ class Container:
     relay: OutboxRelay
     reconciler: CheckoutReconciler
     idempotency: IdempotencyStore
+    discount_guard: Guard
     runner: WorkerRunner
     metrics: Metrics
     tracing: Tracing
@@ -114,7 +116,10 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     hashing = PasswordHashing(
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
     )
-    customers = CustomersService(transact, hashing=hashing, tokens=tokens)
+    throttle = Throttle(db, secret=settings.token_secret.get_secret_value())
+    customers = CustomersService(
+        transact, hashing=hashing, tokens=tokens, login_guard=_login_guard(settings, throttle)
+    )
     auth = Authenticator(tokens, customers.account)
     # an account changed by this process is in force here at once, elsewhere within a second
     transact.after_commit(_forget_changed_accounts(auth))
@@ -152,7 +157,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     )
     purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
     sweeper = ReservationSweeper(orders, catalog, payments)
-    workers: list[Worker] = [relay, reconciler, sweeper, purger]
+    workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
     runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
     transact.after_commit(lambda events: runner.wake(relay.name))
     transact.after_commit(telemetry.events_recorder(metrics))
@@ -177,6 +182,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         relay=relay,
         reconciler=reconciler,
         idempotency=idempotency,
+        discount_guard=_discount_guard(settings, throttle),
         runner=runner,
         metrics=metrics,
         tracing=tracing,
@@ -215,6 +221,26 @@ def _forget_changed_accounts(auth: Authenticator) -> Callable[[list[DomainEvent]
                 auth.forget(event.customer_id)
 
     return forget
+
+
+def _login_guard(settings: Settings, throttle: Throttle) -> Guard:
+    """Password guessing: per account (cleared by a successful login) and per client address."""
+    window = settings.login_window_s
+    return Guard(
+        throttle,
+        Limit("login-account", settings.login_max_failures, window, clear_on_success=True),
+        Limit("login-address", settings.login_address_max_failures, window),
+    )
+
+
+def _discount_guard(settings: Settings, throttle: Throttle) -> Guard:
+    """Discount-code guessing: per customer and per client address."""
+    window = settings.discount_window_s
+    return Guard(
+        throttle,
+        Limit("discount-customer", settings.discount_max_failures, window),
+        Limit("discount-address", settings.discount_address_max_failures, window),
+    )
 
 
 async def _sample_outbox(db: Database, metrics: Metrics) -> None:

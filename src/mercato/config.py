@@ -344,6 +344,14 @@ class Settings(BaseSettings):
     idempotency_lease_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
     checkout_grace_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
     worker_idle_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Brute-force protection (docs/security.md): failures allowed per window, counted in the
+    # database. An account's count is cleared by a successful login.
+    login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 10
+    login_address_max_failures: Annotated[int, Field(ge=1, le=100_000)] = 100
+    login_window_s: Annotated[float, Field(ge=1, le=24 * 3600)] = 900.0
+    discount_max_failures: Annotated[int, Field(ge=1, le=1000)] = 10
+    discount_address_max_failures: Annotated[int, Field(ge=1, le=100_000)] = 50
+    discount_window_s: Annotated[float, Field(ge=1, le=24 * 3600)] = 900.0
 
     _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
 

@@ -6,6 +6,7 @@ from mercato.orders import store as _orders_store  # noqa: F401
 from mercato.payments import store as _payments_store  # noqa: F401
 from mercato.platform import idempotency as _idempotency  # noqa: F401
 from mercato.platform import outbox as _outbox  # noqa: F401
+from mercato.platform import throttle as _throttle  # noqa: F401
 from mercato.platform.db import metadata
 
 __all__ = ["metadata"]

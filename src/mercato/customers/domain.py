@@ -18,6 +18,7 @@ MAX_PASSWORD = 128
 class ErrorCode(StrEnum):
     EMAIL_TAKEN = "email_taken"
     WEAK_PASSWORD = "weak_password"
+    COMMON_PASSWORD = "common_password"
     INVALID_CREDENTIALS = "invalid_credentials"
     CUSTOMER_NOT_FOUND = "customer_not_found"
     CUSTOMER_INACTIVE = "customer_inactive"
@@ -41,6 +42,16 @@ class WeakPassword(InvalidValue):
         super().__init__(
             ErrorCode.WEAK_PASSWORD,
             f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+            field="password",
+        )
+
+
+class CommonPassword(InvalidValue):
+    def __init__(self) -> None:
+        super().__init__(
+            ErrorCode.COMMON_PASSWORD,
+            "password is one of the most common passwords, which attackers try first; "
+            "choose another",
             field="password",
         )
 

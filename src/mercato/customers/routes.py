@@ -13,6 +13,7 @@ from mercato.customers.service import CustomersService
 from mercato.platform.deps import CurrentUser, ResourceId, StaffUser
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
 from mercato.platform.schemas import Text
+from mercato.platform.throttle import client_address
 
 router = APIRouter(prefix="/v1", tags=["customers"])
 
@@ -79,9 +80,17 @@ async def register(body: CustomerCreate, service: Service) -> CustomerRead:
 
 
 @router.post("/auth/token", response_model=TokenRead)
-async def issue_token(body: TokenCreate, service: Service, response: Response) -> TokenRead:
-    """Exchange e-mail and password for a bearer token."""
-    issued = await service.login(email=body.email, password=body.password)
+async def issue_token(
+    body: TokenCreate, service: Service, request: Request, response: Response
+) -> TokenRead:
+    """Exchange e-mail and password for a bearer token.
+
+    Repeated failures for one e-mail, or from one client address, answer 429 with Retry-After
+    until their window ends (MERCATO_LOGIN_* settings).
+    """
+    issued = await service.login(
+        email=body.email, password=body.password, client=client_address(request.client)
+    )
     # a credential: no cache (browser, proxy) may keep it (RFC 6749, section 5.1)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mercato.customers import store
+from mercato.customers import passwords, store
 from mercato.customers.domain import (
+    CommonPassword,
     Customer,
     CustomerInactive,
     CustomerNotFound,
@@ -21,6 +22,7 @@ from mercato.platform.db import Connection
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.security import Account, PasswordHashing, Principal, TokenService
 from mercato.platform.security import Role as TokenRole
+from mercato.platform.throttle import Guard
 from mercato.platform.uow import Transactor, UnitOfWork
 
 
@@ -35,18 +37,26 @@ class CustomersService:
     """The customers module's use cases."""
 
     def __init__(
-        self, transact: Transactor, *, hashing: PasswordHashing, tokens: TokenService
+        self,
+        transact: Transactor,
+        *,
+        hashing: PasswordHashing,
+        tokens: TokenService,
+        login_guard: Guard,
     ) -> None:
         self._transact = transact
         self._hashing = hashing
         self._tokens = tokens
+        self._login_guard = login_guard
 
     async def register(
         self, *, email: str, password: str, name: str, role: Role = Role.CUSTOMER
     ) -> Customer:
         """Create an account; EmailTaken if the e-mail (case-insensitive) is in use."""
         address = Email(email)
-        password_hash = await self._hashing.hash(check_password(password))
+        if await passwords.is_common(check_password(password)):
+            raise CommonPassword()
+        password_hash = await self._hashing.hash(password)
 
         async def work(uow: UnitOfWork) -> Customer:
             customer = Customer.register(
@@ -63,12 +73,24 @@ class CustomersService:
 
         return await self._transact(work)
 
-    async def login(self, *, email: str, password: str) -> IssuedToken:
-        """A token for valid credentials of an active account; InvalidCredentials otherwise."""
+    async def login(self, *, email: str, password: str, client: str | None = None) -> IssuedToken:
+        """A token for valid credentials of an active account; InvalidCredentials otherwise.
+
+        Failures are throttled per e-mail (known or not, alike) and per ``client`` address
+        (TooManyAttempts); a successful login clears the e-mail's failures.
+        """
         try:
-            address = Email(email)
+            address: Email | None = Email(email)
         except InvalidValue:
             address = None
+        subject = str(address) if address else email.strip().lower()
+        attempt = self._login_guard.attempt(
+            subject, address=client, failed=lambda exc: isinstance(exc, InvalidCredentials)
+        )
+        async with attempt:
+            return await self._verify(address, password)
+
+    async def _verify(self, address: Email | None, password: str) -> IssuedToken:
         customer = None
         if address is not None:
             customer = await self._transact.read(lambda conn: store.by_email(conn, address))

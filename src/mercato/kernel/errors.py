@@ -67,3 +67,19 @@ class Unavailable(DomainError):
     ) -> None:
         super().__init__(code, message, field=field, **data)
         self.retry_after = retry_after
+
+
+class TooManyRequests(DomainError):
+    """Too many attempts in a while; retry after ``retry_after`` seconds (HTTP 429)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retry_after: int = 1,
+        field: str | None = None,
+        **data: Any,
+    ) -> None:
+        super().__init__(code, message, field=field, **data)
+        self.retry_after = retry_after

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mercato.kernel.errors import InvalidValue
 from mercato.kernel.values import MAX_QUANTITY, Address
-from mercato.orders.domain import MAX_LINES, Order, OrderLine, Status, Totals
+from mercato.orders.domain import MAX_LINES, ErrorCode, Order, OrderLine, Status, Totals
 from mercato.orders.service import NewLine, OrdersService
 from mercato.payments import Payment
 from mercato.platform.deps import CurrentUser, IfMatch, ResourceId, parse_if_match
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
 from mercato.platform.schemas import MoneyModel, Text
+from mercato.platform.security import Principal
 from mercato.platform.streaming import matches, parse_if_none_match
+from mercato.platform.throttle import Guard, client_address
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -26,6 +31,23 @@ async def _service(request: Request) -> OrdersService:
 
 
 Service = Annotated[OrdersService, Depends(_service)]
+
+
+def _unknown_code(exc: Exception) -> bool:
+    return isinstance(exc, InvalidValue) and exc.code == ErrorCode.INVALID_DISCOUNT
+
+
+def _code_attempt(
+    request: Request, user: Principal, code: str | None
+) -> AbstractAsyncContextManager[None]:
+    """Trying a discount code: unknown codes are throttled per customer and per address."""
+    if code is None:
+        return contextlib.nullcontext()
+    guard: Guard = request.app.state.container.discount_guard
+    address = client_address(request.client)
+    return guard.attempt(user.user_id, address=address, failed=_unknown_code)
+
+
 Qty = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2])]
 
 
@@ -222,17 +244,21 @@ def _read(order: Order, response: Response) -> OrderRead:
 
 @router.post("", status_code=201, response_model=OrderRead)
 async def create_order(
-    body: OrderCreate, user: CurrentUser, service: Service, response: Response
+    body: OrderCreate, user: CurrentUser, service: Service, response: Response, request: Request
 ) -> OrderRead:
-    """Start a draft order, optionally with lines, addresses and a discount code."""
-    order = await service.create(
-        user,
-        currency=body.currency,
-        lines=[NewLine(ln.product_id, ln.quantity) for ln in body.lines],
-        shipping_address=body.shipping_address.to_domain() if body.shipping_address else None,
-        billing_address=body.billing_address.to_domain() if body.billing_address else None,
-        discount_code=body.discount_code,
-    )
+    """Start a draft order, optionally with lines, addresses and a discount code.
+
+    Repeated unknown discount codes answer 429 with Retry-After (MERCATO_DISCOUNT_* settings).
+    """
+    async with _code_attempt(request, user, body.discount_code):
+        order = await service.create(
+            user,
+            currency=body.currency,
+            lines=[NewLine(ln.product_id, ln.quantity) for ln in body.lines],
+            shipping_address=body.shipping_address.to_domain() if body.shipping_address else None,
+            billing_address=body.billing_address.to_domain() if body.billing_address else None,
+            discount_code=body.discount_code,
+        )
     response.headers["Location"] = f"/v1/orders/{order.id}"
     return _read(order, response)
 
@@ -395,12 +421,17 @@ async def apply_discount(
     user: CurrentUser,
     service: Service,
     response: Response,
+    request: Request,
     if_match: IfMatch = None,
 ) -> OrderRead:
-    """Apply a percentage discount code to a draft."""
-    order = await service.apply_discount(
-        user, order_id, code=body.code, expected_version=parse_if_match(if_match)
-    )
+    """Apply a percentage discount code to a draft.
+
+    Repeated unknown codes answer 429 with Retry-After (MERCATO_DISCOUNT_* settings).
+    """
+    async with _code_attempt(request, user, body.code):
+        order = await service.apply_discount(
+            user, order_id, code=body.code, expected_version=parse_if_match(if_match)
+        )
     return _read(order, response)
 
 

@@ -40,6 +40,7 @@ _STATUS_BY_CATEGORY: tuple[tuple[type[k.DomainError], int], ...] = (
     (k.AuthenticationFailed, 401),
     (k.PaymentRequired, 402),
     (k.Unavailable, 503),
+    (k.TooManyRequests, 429),
 )
 
 _TITLES = {
