@@ -142,7 +142,7 @@ async def test_orders_placed_across_a_killed_server_are_placed_once_and_charged_
         # placed by this retry or replayed; or, when the kill fell between the checkout's last
         # commit and storing its answer, told that the order is no longer a draft
         if answer.status_code != 200:
-            assert answer.json()["code"] == "invalid_transition", answer.text
+            assert answer.json()["code"] == "order_not_draft", answer.text
             assert answer.json()["order_status"] == "placed"
         order = await system.orders.get_unchecked(order_id)
         assert order is not None, order_id
