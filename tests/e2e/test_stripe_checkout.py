@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.conftest import unique
 from tests.e2e.helpers import assert_problem, create_product, draft, register, running_app
 from tests.e2e.helpers import staff_user as make_staff
 from tests.e2e.scrape import parse, value
@@ -70,6 +71,40 @@ async def test_a_customer_pays_through_stripe_and_is_charged_once(
     keys = {f"mercato-charge-{p['id']}" for p in payments.json()}
     charged = [i for i in stripe_api.captured if i["metadata"]["mercato_idempotency_key"] in keys]
     assert [i["amount"] for i in charged] == [total]
+
+
+@pytest.mark.anyio
+async def test_a_customer_pays_through_stripe_with_a_payment_method_from_the_browser(
+    client: httpx.AsyncClient, app: FastAPI, stripe_api: StripeStandIn
+) -> None:
+    staff = await make_staff(client, app.state.container)
+    product = await create_product(client, staff, stock=3, price=2500)
+    customer = await register(client)
+    order = await draft(client, customer, [(product["id"], 1)])
+    place = f"/v1/orders/{order['id']}/place"
+    keyed = {**customer.auth, "Idempotency-Key": unique("k")}
+
+    declined = await client.post(
+        place, json={"payment_method": "pm_card_visa_chargeDeclined"}, headers=customer.auth
+    )
+    assert assert_problem(declined, 402, "payment_declined")["reason"] == "generic_decline"
+
+    method = stripe_api.tokenise("1881")  # what Stripe.js hands the shop's page
+    placed = await client.post(place, json={"payment_method": method}, headers=keyed)
+    again = await client.post(place, json={"payment_method": method}, headers=keyed)
+
+    assert placed.status_code == 200, placed.text
+    assert placed.json()["status"] == "placed"
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == placed.content
+    payments = await client.get(f"/v1/orders/{order['id']}/payments", headers=customer.auth)
+    rows = [(p["status"], p["provider"], p["card_last4"]) for p in payments.json()]
+    assert rows == [("failed", "stripe", ""), ("captured", "stripe", "1881")]
+    keys = {f"mercato-charge-{p['id']}" for p in payments.json()}
+    charged = [i for i in stripe_api.captured if i["metadata"]["mercato_idempotency_key"] in keys]
+    assert [i["amount"] for i in charged] == [placed.json()["totals"]["total"]["amount"]]
+    sent = [p for m, path, p in stripe_api.requests if path == "/v1/payment_intents"]
+    assert not any("payment_method_data" in p for p in sent if p.get("payment_method") == method)
 
 
 def test_production_starts_on_stripe_and_reports_no_override(
