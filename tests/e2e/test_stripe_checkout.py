@@ -12,11 +12,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import unique
+from tests.conftest import make_settings, running, unique
 from tests.e2e.helpers import assert_problem, create_product, draft, register, running_app
 from tests.e2e.helpers import staff_user as make_staff
 from tests.e2e.scrape import parse, value
 from tests.e2e.server import free_port, running_server, server_env
+from tests.integration.helpers import product
 from tests.stripe_standin import LIVE_KEY, SECRET_KEY, RunningStandIn, StripeStandIn
 
 VISA = "4242 4242 4242 4242"
@@ -128,6 +129,47 @@ def test_production_starts_on_stripe_and_reports_no_override(
         metrics = parse(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text)
     assert value(metrics, "mercato_sandbox_payments_override") == 0
     assert "TEST PAYMENTS" not in server.log.read_text()
+
+
+@pytest.mark.anyio
+async def test_production_on_stripe_charges_a_payment_method_made_in_the_browser(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the production profile runs on PostgreSQL only")
+    async with running(make_settings(database_url)) as container:
+        widget = await product(container, stock=2, price=2500)
+    with (
+        RunningStandIn(secret_key=LIVE_KEY) as stripe_api,
+        running_server(
+            database_url,
+            tmp_path,
+            MERCATO_ENV="production",
+            MERCATO_METRICS_PORT=str(free_port()),
+            MERCATO_PAYMENT_PROVIDER="stripe",
+            MERCATO_STRIPE_SECRET_KEY=LIVE_KEY,
+            MERCATO_STRIPE_API_BASE=stripe_api.url,
+        ) as server,
+    ):
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            customer = await register(http)
+            order = await draft(http, customer, [(widget.id, 1)])
+            method = stripe_api.tokenise("4242")  # what Stripe.js hands the shop's page
+            placed = await http.post(
+                f"/v1/orders/{order['id']}/place",
+                json={"payment_method": method},
+                headers=customer.auth,
+            )
+            listed = await http.get(f"/v1/orders/{order['id']}/payments", headers=customer.auth)
+
+    assert placed.status_code == 200, placed.text
+    assert placed.json()["status"] == "placed"
+    assert [(p["status"], p["card_last4"]) for p in listed.json()] == [("captured", "4242")]
+    (sent,) = [p for _, path, p in stripe_api.requests if path == "/v1/payment_intents"]
+    assert (sent["payment_method"], sent["confirm"]) == (method, "true")
+    assert "payment_method_data" not in sent
+    (intent,) = stripe_api.captured
+    assert intent["amount"] == placed.json()["totals"]["total"]["amount"]
 
 
 def test_production_refuses_the_sandbox_unless_a_drill_says_so_loudly(
