@@ -8,6 +8,13 @@ second charge; the same key with other parameters is an ``idempotency_error``).
 Endpoints: ``POST /v1/payment_intents`` (created and confirmed at once), ``GET
 /v1/payment_intents/search`` (by metadata), ``POST /v1/refunds``.
 
+A PaymentIntent is paid with ``payment_method`` (one of Stripe's test PaymentMethods, or one
+made by :meth:`StripeStandIn.tokenise`, as Stripe.js makes one in a browser) or with raw
+``payment_method_data[card]``, which needs an expiry date like Stripe does; both at once is
+refused. Each confirmed intent has a charge (``latest_charge``), given as an id or, with
+``expand[]=latest_charge`` (``data.latest_charge`` for a search), as the charge object with the
+card's last four digits.
+
 Trouble is scripted per charge request with :meth:`StripeStandIn.next_charge`:
 ``"rate_limit"`` (429, nothing done), ``"server_error"`` (500, nothing done),
 ``("slow", seconds)`` (charge, then answer late), ``"drop"`` (charge, then close the
@@ -32,14 +39,15 @@ from urllib.parse import parse_qsl, urlsplit
 SECRET_KEY = "sk_test_standin_" + "0" * 24
 LIVE_KEY = "sk_live_standin_" + "0" * 24  # what a production profile accepts
 
-CARD_OUTCOMES = {  # test PaymentMethod -> (decline code or None, error code)
-    "pm_card_visa": (None, ""),
-    "pm_card_mastercard": (None, ""),
-    "pm_card_visa_chargeDeclined": ("generic_decline", "card_declined"),
-    "pm_card_visa_chargeDeclinedInsufficientFunds": ("insufficient_funds", "card_declined"),
-    "pm_card_chargeDeclinedExpiredCard": (None, "expired_card"),
-    "pm_card_chargeDeclinedProcessingError": (None, "processing_error"),
+CARD_OUTCOMES = {  # test PaymentMethod -> (decline code or None, error code, last four)
+    "pm_card_visa": (None, "", "4242"),
+    "pm_card_mastercard": (None, "", "4444"),
+    "pm_card_visa_chargeDeclined": ("generic_decline", "card_declined", "0002"),
+    "pm_card_visa_chargeDeclinedInsufficientFunds": ("insufficient_funds", "card_declined", "9995"),
+    "pm_card_chargeDeclinedExpiredCard": (None, "expired_card", "0069"),
+    "pm_card_chargeDeclinedProcessingError": (None, "processing_error", "0119"),
 }
+Card = tuple[str | None, str, str]
 _SEARCH = re.compile(r"^metadata\['([^']+)'\]:'((?:[^'\\]|\\.)*)'$")
 
 Answer = tuple[int, dict[str, Any]]
@@ -57,6 +65,19 @@ def _nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return root
 
 
+class _Refused(Exception):
+    """A request Stripe answers with an error and does nothing for."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer[1]["error"]["message"])
+        self.answer = answer
+
+
+def _expanded(params: dict[str, Any], path: str) -> bool:
+    """Whether the request asked for ``path`` expanded (``expand[0]=...`` form fields)."""
+    return path in params.get("expand", {}).values()
+
+
 def _error(status: int, kind: str, code: str, message: str, **extra: Any) -> Answer:
     return status, {"error": {"type": kind, "code": code, "message": message, **extra}}
 
@@ -70,6 +91,8 @@ class StripeStandIn:
     port: int = 0
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    charges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_methods: dict[str, Card] = field(default_factory=lambda: dict(CARD_OUTCOMES))
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     _trouble: deque[Any] = field(default_factory=deque)
     _stored: dict[str, tuple[dict[str, Any], Answer]] = field(default_factory=dict)
@@ -84,6 +107,13 @@ class StripeStandIn:
     def captured(self) -> list[dict[str, Any]]:
         """Every PaymentIntent that took money."""
         return [i for i in self.intents.values() if i["status"] == "succeeded"]
+
+    def tokenise(self, last4: str, *, decline_code: str | None = None, code: str = "") -> str:
+        """A new PaymentMethod for a card, as Stripe.js makes one in the customer's browser."""
+        with self._lock:
+            method_id = f"pm_standin{next(self._ids)}"
+            self.payment_methods[method_id] = (decline_code, code, last4)
+        return method_id
 
     def next_charge(self, *trouble: Any) -> None:
         """Script what the next charge requests run into, one item each."""
@@ -169,7 +199,12 @@ class StripeStandIn:
             return answer, False, trouble
 
     def _create_intent(self, params: dict[str, Any]) -> Answer:
+        try:
+            decline_code, code, last4 = self._card(params)
+        except _Refused as refused:
+            return refused.answer
         intent_id = f"pi_standin{next(self._ids)}"
+        charge_id = f"ch_standin{next(self._ids)}"
         intent: dict[str, Any] = {
             "id": intent_id,
             "object": "payment_intent",
@@ -179,27 +214,52 @@ class StripeStandIn:
             "metadata": params.get("metadata", {}),
             "status": "requires_payment_method",
             "last_payment_error": None,
+            "latest_charge": charge_id,
         }
-        method = params.get("payment_method")
-        if method is None:
-            card = params.get("payment_method_data", {}).get("card", {})
-            missing = next((p for p in ("exp_month", "exp_year") if p not in card), None)
-            if missing:
-                param = f"payment_method_data[card][{missing}]"
-                return _error(400, "invalid_request_error", "parameter_missing", f"Missing {param}")
-            method = "pm_card_visa"
-        if method not in CARD_OUTCOMES:
-            return _error(400, "invalid_request_error", "resource_missing", "No such method")
         self.intents[intent_id] = intent
-        decline_code, code = CARD_OUTCOMES[method]
+        self.charges[charge_id] = {
+            "id": charge_id,
+            "object": "charge",
+            "amount": intent["amount"],
+            "payment_intent": intent_id,
+            "status": "failed" if code else "succeeded",
+            "payment_method_details": {"type": "card", "card": {"last4": last4}},
+        }
+        expand = _expanded(params, "latest_charge")
         if not code:
             intent.update(status="succeeded", amount_received=intent["amount"])
-            return 200, intent
+            return 200, self._render(intent, expand)
         error = {"type": "card_error", "code": code, "message": "Your card was declined."}
         if decline_code:
             error["decline_code"] = decline_code
         intent["last_payment_error"] = error
-        return 402, {"error": {**error, "payment_intent": intent}}
+        return 402, {"error": {**error, "payment_intent": self._render(intent, expand)}}
+
+    def _card(self, params: dict[str, Any]) -> Card:
+        """The card a PaymentIntent is paid with; :class:`_Refused` with Stripe's error if none."""
+        method = params.get("payment_method")
+        data = params.get("payment_method_data")
+        if method is not None and data is not None:
+            message = "You cannot provide both payment_method and payment_method_data."
+            raise _Refused(_error(400, "invalid_request_error", "parameter_invalid", message))
+        if method is None:
+            card = (data or {}).get("card", {})
+            missing = next((p for p in ("number", "exp_month", "exp_year") if p not in card), None)
+            if missing:
+                param = f"payment_method_data[card][{missing}]"
+                message = f"Missing {param}"
+                raise _Refused(_error(400, "invalid_request_error", "parameter_missing", message))
+            return (None, "", str(card["number"])[-4:])
+        if method not in self.payment_methods:
+            message = f"No such PaymentMethod: '{method}'"
+            raise _Refused(_error(400, "invalid_request_error", "resource_missing", message))
+        return self.payment_methods[method]
+
+    def _render(self, intent: dict[str, Any], expand: bool) -> dict[str, Any]:
+        """The intent as Stripe sends it: its latest charge as an id, or expanded."""
+        if not expand or intent.get("latest_charge") is None:
+            return dict(intent)
+        return {**intent, "latest_charge": self.charges[intent["latest_charge"]]}
 
     def _create_refund(self, params: dict[str, Any]) -> Answer:
         intent = self.intents.get(params.get("payment_intent", ""))
@@ -226,9 +286,10 @@ class StripeStandIn:
             return _error(400, "invalid_request_error", "", "Invalid search query")
         name, value = matched.group(1), re.sub(r"\\(.)", r"\1", matched.group(2))
         found = [i for i in self.intents.values() if i["metadata"].get(name) == value]
+        expand = _expanded(params, "data.latest_charge")
         return 200, {
             "object": "search_result",
-            "data": found,
+            "data": [self._render(i, expand) for i in found],
             "has_more": False,
             "next_page": None,
             "url": "/v1/payment_intents/search",

@@ -35,12 +35,14 @@ NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
 
 DESCRIPTION = """
 A commerce backend: customers register and log in, browse the catalog, build draft orders and
-place them with a card; staff manage products and stock and fulfil orders.
+place them with a payment method (a provider's card token, e.g. Stripe.js' `pm_...`); staff manage
+products and stock and fulfil orders.
 
 Money is always `{"amount": <integer minor units>, "currency": "<ISO 4217>"}`.
 Errors are `application/problem+json` (RFC 9457) with a stable `code` and the offending `field`.
-Sandbox cards: `4242 4242 4242 4242` succeeds, `4000 0000 0000 0002` is declined,
-`4000 0000 0000 0119` fails with a provider error.
+Sandbox: `pm_card_visa` (or card `4242 4242 4242 4242`) succeeds, `pm_card_visa_chargeDeclined`
+(`4000 0000 0000 0002`) is declined, `pm_card_chargeDeclinedProcessingError`
+(`4000 0000 0000 0119`) fails with a provider error.
 """
 
 

@@ -266,14 +266,15 @@ BODIES = (
     ),
     BodyCase(
         route("POST", _O + "/place"),
-        lambda w: {"card_number": SUCCESS_CARD},
+        lambda w: {"payment_method": "pm_card_visa"},
         200,
-        ("card_number",),
+        (),  # exactly one of payment_method and card_number: see test_payment_methods
         (
             ({"card_number": 4242424242424242}, "card_number"),
             ({"card_number": "42"}, "card_number"),
+            ({"payment_method": ["pm_card_visa"]}, "payment_method"),
         ),
-        ("card_number",),
+        ("card_number", "payment_method"),
     ),
     BodyCase(
         route("POST", _O + "/ship"),

@@ -66,14 +66,22 @@ class ProbeProvider(SandboxProvider):
         super().__init__()
 
     async def charge(
-        self, *, idempotency_key: str, amount: Money, card_number: str
+        self,
+        *,
+        idempotency_key: str,
+        amount: Money,
+        card_number: str | None = None,
+        payment_method: str | None = None,
     ) -> ChargeResult:
         if self.database_url.startswith("sqlite"):
             self.seen.append(await asyncio.to_thread(self._probe_sqlite))
         else:
             self.seen.append(await self._probe_postgres())
         return await super().charge(
-            idempotency_key=idempotency_key, amount=amount, card_number=card_number
+            idempotency_key=idempotency_key,
+            amount=amount,
+            card_number=card_number,
+            payment_method=payment_method,
         )
 
     async def _probe_postgres(self) -> Seen:

@@ -207,12 +207,20 @@ class _Slow(SandboxProvider):
         self.refunds: list[str] = []
 
     async def charge(
-        self, *, idempotency_key: str, amount: Money, card_number: str
+        self,
+        *,
+        idempotency_key: str,
+        amount: Money,
+        card_number: str | None = None,
+        payment_method: str | None = None,
     ) -> ChargeResult:
         if self.reconcile is not None:
             await self.reconcile()  # gives the checkout up before the charge exists
         return await super().charge(
-            idempotency_key=idempotency_key, amount=amount, card_number=card_number
+            idempotency_key=idempotency_key,
+            amount=amount,
+            card_number=card_number,
+            payment_method=payment_method,
         )
 
     async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:

@@ -137,6 +137,29 @@ async def test_a_charge_whose_answer_never_came_is_settled_by_the_reconciler_exa
     await assert_stock_balances(container, widget.id)
 
 
+async def test_a_payment_method_checkout_whose_answer_was_lost_gets_its_last_four_digits_later(
+    container: Container, stripe_api: StripeStandIn
+) -> None:
+    owner = await customer(container)
+    widget = await product(container, stock=5)
+    order = await draft(container, owner, {widget.id: 1})
+    method = stripe_api.tokenise("3220")
+    stripe_api.next_charge("drop")  # Stripe charges the card; mercato never hears back
+
+    with pytest.raises(ProviderError):
+        await container.orders.place(owner, order.id, payment_method=method)
+    (pending,) = await container.orders.payments(owner, order.id)
+    assert (pending.status, pending.card_last4) == (PaymentStatus.PENDING, "")
+
+    await reconcile(container)
+
+    (payment,) = await container.orders.payments(owner, order.id)
+    assert (payment.status, payment.card_last4) == (PaymentStatus.CAPTURED, "3220")
+    assert (await container.orders.get(owner, order.id)).status is Status.PLACED
+    assert await charges_of(stripe_api, container, owner, order.id) == 1
+    assert await stock(container, widget.id) == (4, 0, 1)
+
+
 async def test_a_rate_limited_checkout_charges_nothing_and_can_be_placed_again(
     container: Container, stripe_api: StripeStandIn
 ) -> None:

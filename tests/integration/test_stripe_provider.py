@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -212,3 +213,90 @@ async def test_a_charge_refunded_elsewhere_counts_as_refunded(
         len([r for r in stripe_api.refunds.values() if r["payment_intent"] == charged.reference])
         == 1
     )
+
+
+# -- payment methods made by Stripe.js in the customer's browser ------------------------------
+
+
+def sent_for(standin: StripeStandIn, key: str) -> list[dict[str, Any]]:
+    """The charge requests made with this idempotency key, as the stand-in received them."""
+    return [
+        params
+        for method, path, params in standin.requests
+        if (method, path) == ("POST", "/v1/payment_intents")
+        and params.get("metadata", {}).get("mercato_idempotency_key") == key
+    ]
+
+
+async def test_a_payment_method_is_confirmed_as_is_with_no_card_data(
+    stripe: StripeProvider, stripe_api: StripeStandIn
+) -> None:
+    method = stripe_api.tokenise("1881")
+
+    result = await stripe.charge(idempotency_key="k-pm", amount=TEN_EUROS, payment_method=method)
+
+    assert result.outcome is Outcome.CAPTURED
+    assert result.card_last4 == "1881"  # from the charge expanded in the same answer
+    (intent,) = charges_for(stripe_api, "k-pm")
+    assert result.reference == intent["id"]
+    (sent,) = sent_for(stripe_api, "k-pm")
+    assert (sent["payment_method"], sent["confirm"]) == (method, "true")
+    assert "payment_method_data" not in sent
+    assert await stripe.lookup(idempotency_key="k-pm") == result  # the reconciler's view
+
+
+async def test_a_test_card_number_is_captured_with_its_last_four_digits(
+    stripe: StripeProvider,
+) -> None:
+    result = await stripe.charge(idempotency_key="k-last4", amount=TEN_EUROS, card_number=VISA)
+    assert (result.outcome, result.card_last4) == (Outcome.CAPTURED, "4242")
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("pm_card_visa_chargeDeclined", ChargeResult(Outcome.DECLINED, reason="generic_decline")),
+        (
+            "pm_card_visa_chargeDeclinedInsufficientFunds",
+            ChargeResult(Outcome.DECLINED, reason="insufficient_funds"),
+        ),
+        (
+            "pm_card_chargeDeclinedExpiredCard",
+            ChargeResult(Outcome.DECLINED, reason="expired_card"),
+        ),
+        (
+            "pm_card_chargeDeclinedProcessingError",
+            ChargeResult(Outcome.ERROR, reason="processing_error"),
+        ),
+        ("pm_neverMadeByStripeJs", ChargeResult(Outcome.ERROR, reason="resource_missing")),
+    ],
+)
+async def test_a_refused_payment_method_charges_nothing(
+    stripe: StripeProvider, stripe_api: StripeStandIn, method: str, expected: ChargeResult
+) -> None:
+    key = f"k-refused-{method}"
+    result = await stripe.charge(idempotency_key=key, amount=TEN_EUROS, payment_method=method)
+
+    assert result == expected
+    assert charges_for(stripe_api, key) == []
+
+
+async def test_repeating_a_payment_method_charge_with_the_same_key_charges_once(
+    stripe_api: StripeStandIn,
+) -> None:
+    provider = make_provider(stripe_api, retries=1)
+    method = stripe_api.tokenise("0005")
+    stripe_api.next_charge("drop")  # the charge is made, its answer lost; the retry replays
+    try:
+        first = await provider.charge(
+            idempotency_key="k-pm-twice", amount=TEN_EUROS, payment_method=method
+        )
+        again = await provider.charge(
+            idempotency_key="k-pm-twice", amount=TEN_EUROS, payment_method=method
+        )
+    finally:
+        await provider.close()
+
+    assert first == again
+    assert (first.outcome, first.card_last4) == (Outcome.CAPTURED, "0005")
+    assert len(charges_for(stripe_api, "k-pm-twice")) == 1

@@ -108,10 +108,16 @@ class DiscountUpdate(BaseModel):
 
 
 class PlaceOrder(BaseModel):
+    """How the order is paid: a payment method id from the provider's client library (Stripe.js)
+    or, in test mode, a card number; exactly one of the two (checked with the payment rules)."""
+
     model_config = ConfigDict(extra="forbid")
     card_number: Annotated[
-        Text, Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
-    ]
+        Text | None, Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
+    ] = None
+    payment_method: Annotated[
+        Text | None, Field(min_length=3, max_length=255, examples=["pm_card_visa"])
+    ] = None
 
 
 class ShipOrder(BaseModel):
@@ -459,13 +465,17 @@ async def place_order(
     response: Response,
     if_match: IfMatch = None,
 ) -> OrderRead:
-    """Reserve the stock, charge the card and place the order.
+    """Reserve the stock, charge the payment method (or test card) and place the order.
 
     A declined card answers 402 and a provider failure 503; either way nothing stays reserved
     and the order is a draft again that can be placed once more.
     """
     order = await service.place(
-        user, order_id, card_number=body.card_number, expected_version=parse_if_match(if_match)
+        user,
+        order_id,
+        card_number=body.card_number,
+        payment_method=body.payment_method,
+        expected_version=parse_if_match(if_match),
     )
     return _read(order, response)
 

@@ -46,7 +46,7 @@ from mercato.payments import (
     PaymentDeclined,
     PaymentsService,
     ProviderError,
-    check_card,
+    check_payment,
 )
 from mercato.payments import Status as PaymentStatus
 from mercato.platform.db import Connection
@@ -355,13 +355,17 @@ class OrdersService:
         principal: Principal,
         order_id: str,
         *,
-        card_number: str,
+        card_number: str | None = None,
+        payment_method: str | None = None,
         expected_version: int | None = None,
     ) -> Order:
-        """Reserve stock, charge the card and place the order; see the module docstring."""
-        card = check_card(card_number)
+        """Reserve stock, charge the payment method (or test card) and place the order; see the
+        module docstring."""
+        card, method = check_payment(card_number=card_number, payment_method=payment_method)
         checkout = await self._begin_checkout(principal, order_id, card, expected_version)
-        result = await self._payments.charge(checkout.payment, card_number=card)
+        result = await self._payments.charge(
+            checkout.payment, card_number=card, payment_method=method
+        )
         if result is None:
             raise ProviderError("no_answer")
         order, payment = await self._settle(
@@ -378,7 +382,7 @@ class OrdersService:
         return order
 
     async def _begin_checkout(
-        self, principal: Principal, order_id: str, card: str, expected_version: int | None
+        self, principal: Principal, order_id: str, card: str | None, expected_version: int | None
     ) -> Checkout:
         async def work(uow: UnitOfWork) -> Checkout:
             order = await self._locked(uow.conn, principal, order_id, expected_version, Actor.OWNER)

@@ -13,6 +13,7 @@ from mercato.payments.domain import (
     ProviderError,
     Status,
     check_card,
+    check_payment,
 )
 from mercato.payments.sandbox import SandboxProvider
 from mercato.payments.service import PaymentsService
@@ -34,4 +35,5 @@ __all__ = [
     "Status",
     "StripeProvider",
     "check_card",
+    "check_payment",
 ]

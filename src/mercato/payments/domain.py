@@ -5,17 +5,26 @@ key it sends; the provider's answer then moves it to ``captured`` or ``failed``.
 payment can later be ``refunded``. The database allows at most one pending-or-captured (or
 refunded) payment per order, so an order can never be charged twice.
 
-Sandbox test cards (the built-in provider answers deterministically by card number):
+A checkout pays with exactly one of a *payment method* (the id of a card the provider's client
+library tokenised in the customer's browser, e.g. Stripe's ``pm_...``: mercato never sees the
+card) or a raw *card number* (sandbox, development and tests). With a payment method the last
+four digits are unknown when the payment opens (``card_last4`` is ``""``); they are recorded
+when the provider's answer tells them.
 
-===================  =============================================
-4242 4242 4242 4242  always succeeds (captured)
-4000 0000 0000 0002  always declined (``card_declined``)
-4000 0000 0000 0119  provider error (``processing_error``); retryable
-===================  =============================================
+Sandbox test cards and payment methods (the built-in provider answers deterministically; the
+ids are Stripe's test PaymentMethods):
+
+- 4242 4242 4242 4242, ``pm_card_visa``, ``pm_card_mastercard``, any other number or id:
+  captured;
+- 4000 0000 0000 0002, ``pm_card_chargeDeclined...``, ``pm_card_visa_chargeDeclined...``:
+  declined (``card_declined``);
+- 4000 0000 0000 0119, ``pm_card_chargeDeclinedProcessingError``: provider error
+  (``processing_error``), retryable.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -29,10 +38,19 @@ from mercato.payments.events import PaymentCaptured, PaymentFailed, PaymentRefun
 SUCCESS_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 ERROR_CARD = "4000000000000119"
+ERROR_PAYMENT_METHOD = "pm_card_chargeDeclinedProcessingError"
+DECLINED_PAYMENT_METHODS = ("pm_card_chargeDeclined", "pm_card_visa_chargeDeclined")  # prefixes
+
+# A provider's payment method id: Stripe's are ``pm_`` and letters and digits (older ones
+# ``card_...``); nothing else may travel in the provider request built from it.
+_PAYMENT_METHOD_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
 
 
 class ErrorCode(StrEnum):
     INVALID_CARD = "invalid_card"
+    INVALID_PAYMENT_METHOD = "invalid_payment_method"
+    PAYMENT_METHOD_REQUIRED = "payment_method_required"
+    PAYMENT_METHOD_AMBIGUOUS = "payment_method_ambiguous"
     PAYMENT_DECLINED = "payment_declined"
     PROVIDER_ERROR = "payment_provider_error"
     PAYMENT_NOT_FOUND = "payment_not_found"
@@ -93,6 +111,38 @@ def check_card(number: str) -> str:
     return digits
 
 
+def check_payment_method(value: str) -> str:
+    """A provider's payment method id: 3-255 ASCII letters, digits and underscores."""
+    if _PAYMENT_METHOD_ID.fullmatch(value) is None:
+        raise InvalidValue(
+            ErrorCode.INVALID_PAYMENT_METHOD,
+            "payment_method: not a payment method id (3-255 ASCII letters, digits and _)",
+            field="payment_method",
+        )
+    return value
+
+
+def check_payment(
+    *, card_number: str | None, payment_method: str | None
+) -> tuple[str | None, str | None]:
+    """Exactly one of a card number and a payment method id, each checked; returns both."""
+    if card_number is not None and payment_method is not None:
+        raise InvalidValue(
+            ErrorCode.PAYMENT_METHOD_AMBIGUOUS,
+            "card_number: give either card_number or payment_method, not both",
+            field="card_number",
+        )
+    if payment_method is not None:
+        return None, check_payment_method(payment_method)
+    if card_number is not None:
+        return check_card(card_number), None
+    raise InvalidValue(
+        ErrorCode.PAYMENT_METHOD_REQUIRED,
+        "payment_method: a payment method id (or, in test mode, a card_number) is required",
+        field="payment_method",
+    )
+
+
 def _luhn_ok(digits: str) -> bool:
     total = 0
     for i, char in enumerate(reversed(digits)):
@@ -110,6 +160,7 @@ class ChargeResult:
     outcome: Outcome
     reference: str = ""
     reason: str = ""
+    card_last4: str = ""  # when the provider says which card paid
 
 
 class PaymentProvider(Protocol):
@@ -118,9 +169,14 @@ class PaymentProvider(Protocol):
     name: str
 
     async def charge(
-        self, *, idempotency_key: str, amount: Money, card_number: str
+        self,
+        *,
+        idempotency_key: str,
+        amount: Money,
+        card_number: str | None = None,
+        payment_method: str | None = None,
     ) -> ChargeResult:
-        """Capture ``amount`` from the card."""
+        """Capture ``amount`` from the payment method or (test mode) the card number."""
         ...
 
     async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:
@@ -177,6 +233,8 @@ class Payment(AggregateRoot):
         if self.status is not Status.PENDING:
             raise Conflict(ErrorCode.INVALID_TRANSITION, f"payment is already {self.status}")
         self.updated_at = now
+        if not self.card_last4 and _is_last4(result.card_last4):
+            self.card_last4 = result.card_last4
         if result.outcome is Outcome.CAPTURED:
             self.status = Status.CAPTURED
             self.provider_reference = result.reference
@@ -219,3 +277,7 @@ class Payment(AggregateRoot):
     def refund_key(self) -> str:
         """The idempotency key of this payment's refund."""
         return f"mercato-refund-{self.id}"
+
+
+def _is_last4(value: str) -> bool:
+    return len(value) == 4 and value.isascii() and value.isdigit()

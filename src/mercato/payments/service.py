@@ -32,27 +32,43 @@ class PaymentsService:
         self.provider = provider
 
     async def open(
-        self, uow: UnitOfWork, *, payment_id: str, order_id: str, amount: Money, card_number: str
+        self,
+        uow: UnitOfWork,
+        *,
+        payment_id: str,
+        order_id: str,
+        amount: Money,
+        card_number: str | None = None,
     ) -> Payment:
-        """Inside the caller's transaction: record a pending payment before charging."""
+        """Inside the caller's transaction: record a pending payment before charging.
+
+        Paid by a payment method (no ``card_number``), the last four digits are not known yet.
+        """
         payment = Payment.open(
             id=payment_id,
             order_id=order_id,
             amount=amount,
             provider=self.provider.name,
-            card_last4=card_number[-4:],
+            card_last4=card_number[-4:] if card_number else "",
             now=utcnow(),
         )
         await store.add(uow.conn, payment)
         return payment
 
-    async def charge(self, payment: Payment, *, card_number: str) -> ChargeResult | None:
+    async def charge(
+        self,
+        payment: Payment,
+        *,
+        card_number: str | None = None,
+        payment_method: str | None = None,
+    ) -> ChargeResult | None:
         """Ask the provider to capture; None when the answer is unknown (network failure)."""
         try:
             return await self.provider.charge(
                 idempotency_key=payment.idempotency_key,
                 amount=payment.amount,
                 card_number=card_number,
+                payment_method=payment_method,
             )
         except Exception:
             log.exception("payment provider call failed for payment %s", payment.id)

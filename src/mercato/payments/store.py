@@ -50,6 +50,7 @@ _UPDATE = sql(
     .where(_c.id == _bind("id"), _c.status == _bind("expected_status"))
     .values(
         status=_bind("status"),
+        card_last4=_bind("card_last4"),
         provider_reference=_bind("provider_reference"),
         failure_reason=_bind("failure_reason"),
         updated_at=_bind("updated_at"),
@@ -122,12 +123,14 @@ async def captured_for_order(conn: Connection, order_id: str) -> Payment | None:
 
 
 async def save(conn: Connection, payment: Payment, *, expected_status: Status) -> bool:
-    """Write a status change if the stored status is still ``expected_status``."""
+    """Write a status change (and the last four digits the provider reported) if the stored
+    status is still ``expected_status``."""
     changed = await conn.execute(
         _UPDATE,
         id=payment.id,
         expected_status=expected_status.value,
         status=payment.status.value,
+        card_last4=payment.card_last4,
         provider_reference=payment.provider_reference,
         failure_reason=payment.failure_reason,
         updated_at=payment.updated_at,

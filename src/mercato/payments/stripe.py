@@ -5,13 +5,20 @@ so a charge never blocks the event loop, and carries the payment's idempotency k
 ``Idempotency-Key``: a repeat (the client's own network retries, or mercato asking again) gets
 Stripe's stored answer and never a second charge.
 
-Card data. mercato's checkout receives a card number only (no expiry date, no CVC). A number
-from Stripe's documented test cards is sent as the matching test PaymentMethod
-(``pm_card_visa`` for 4242 4242 4242 4242, ...), which any account in test mode accepts. Any
-other number is sent as raw card data (``payment_method_data[card][number]``), which Stripe
-accepts only from accounts cleared for raw card data, and only with an expiry date that mercato
-does not collect: such a charge fails with nothing taken. The number is never logged or
-stored (the payment keeps its last four digits).
+Paying. A checkout normally pays with a PaymentMethod id (``pm_...``) that Stripe.js made in
+the customer's browser: mercato never sees the card (PCI scope stays with Stripe) and sends the
+id as ``payment_method`` with ``confirm=true``. This is how production takes real money.
+
+Raw card numbers are for test mode: a number from Stripe's documented test cards is sent as the
+matching test PaymentMethod (``pm_card_visa`` for 4242 4242 4242 4242, ...), which any account
+in test mode accepts. Any other number is sent as raw card data
+(``payment_method_data[card][number]``), which Stripe accepts only from accounts cleared for raw
+card data, and only with an expiry date that mercato does not collect: such a charge fails with
+nothing taken. The number is never logged or stored (the payment keeps its last four digits).
+
+Every charge asks for the PaymentIntent's latest charge expanded (``expand[]=latest_charge``,
+in the same request), whose ``payment_method_details.card.last4`` tells the last four digits
+of a card mercato only knew by its PaymentMethod id; the payment records them when it settles.
 
 Finding a charge again. Stripe's PaymentIntents cannot be fetched by idempotency key, so each
 carries it in its metadata (``mercato_idempotency_key``) and :meth:`StripeProvider.lookup`
@@ -91,7 +98,12 @@ class StripeProvider:
         )
 
     async def charge(
-        self, *, idempotency_key: str, amount: Money, card_number: str
+        self,
+        *,
+        idempotency_key: str,
+        amount: Money,
+        card_number: str | None = None,
+        payment_method: str | None = None,
     ) -> ChargeResult:
         """Create and confirm a PaymentIntent; raises when the answer is unknown."""
         params: dict[str, Any] = {
@@ -101,7 +113,8 @@ class StripeProvider:
             "payment_method_types": ["card"],
             "error_on_requires_action": True,  # mercato cannot show a 3-D Secure challenge
             "metadata": {METADATA_KEY: idempotency_key},
-            **_payment_method(card_number),
+            "expand": ["latest_charge"],  # the card's last four digits, in the same answer
+            **_payment_method(card_number, payment_method),
         }
         try:
             intent = await self._client.v1.payment_intents.create_async(
@@ -117,7 +130,11 @@ class StripeProvider:
     async def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
         """The PaymentIntent made with this key, found by its metadata (None if none)."""
         found = await self._client.v1.payment_intents.search_async(
-            {"query": f"metadata['{METADATA_KEY}']:'{_quoted(idempotency_key)}'", "limit": 10}
+            {
+                "query": f"metadata['{METADATA_KEY}']:'{_quoted(idempotency_key)}'",
+                "limit": 10,
+                "expand": ["data.latest_charge"],
+            }
         )
         intents = [i for i in found.data if _key_of(i) == idempotency_key]
         if not intents:
@@ -149,7 +166,11 @@ class StripeProvider:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
 
-def _payment_method(card_number: str) -> dict[str, Any]:
+def _payment_method(card_number: str | None, payment_method: str | None) -> dict[str, Any]:
+    if payment_method is not None:
+        return {"payment_method": payment_method}
+    if card_number is None:
+        raise ValueError("a charge needs a payment method or a card number")
     test_method = TEST_PAYMENT_METHODS.get(card_number)
     if test_method is not None:
         return {"payment_method": test_method}
@@ -167,7 +188,7 @@ def _card_refused(exc: stripe.CardError) -> ChargeResult:
 
 def _intent_result(intent: stripe.PaymentIntent) -> ChargeResult:
     if intent.status == "succeeded":
-        return ChargeResult(Outcome.CAPTURED, reference=intent.id)
+        return ChargeResult(Outcome.CAPTURED, reference=intent.id, card_last4=_last4(intent))
     if intent.status == "requires_payment_method":  # the confirmation failed
         error = intent.last_payment_error
         code = (error.code if error is not None else None) or "card_declined"
@@ -178,6 +199,16 @@ def _intent_result(intent: stripe.PaymentIntent) -> ChargeResult:
     if intent.status == "canceled":
         return ChargeResult(Outcome.ERROR, reason="canceled")
     raise ChargeUnsettled(f"payment intent {intent.id} is {intent.status}")
+
+
+def _last4(intent: stripe.PaymentIntent) -> str:
+    """The paying card's last four digits, if the intent came with its charge expanded."""
+    charge = getattr(intent, "latest_charge", None)
+    if not isinstance(charge, stripe.Charge):
+        return ""  # not expanded: an id only
+    card = getattr(getattr(charge, "payment_method_details", None), "card", None)
+    last4 = getattr(card, "last4", None)
+    return last4 if isinstance(last4, str) else ""
 
 
 def _key_of(intent: stripe.PaymentIntent) -> str | None:
