@@ -296,6 +296,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # Proxies trusted to name the client in X-Forwarded-For (addresses or networks, commas):
+    # the client address is what login and discount-code throttling count by.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     replicas_hint: Annotated[int, Field(ge=1, le=1000)] = 1
     run_workers: bool = True

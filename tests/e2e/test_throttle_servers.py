@@ -25,7 +25,7 @@ def _address() -> str:
 
 
 def _forwarded() -> dict[str, str]:
-    """A client behind the trusted proxy (127.0.0.1, uvicorn's default FORWARDED_ALLOW_IPS)."""
+    """A client behind the trusted proxy (127.0.0.1, the default MERCATO_FORWARDED_ALLOW_IPS)."""
     return {"X-Forwarded-For": _address()}
 
 

@@ -323,3 +323,15 @@ def test_production_sends_the_stripe_key_over_https_only(monkeypatch: pytest.Mon
     ]
     monkeypatch.setenv("MERCATO_STRIPE_API_BASE", "http://127.0.0.1:12111")  # this machine only
     assert Settings().stripe_api_base == "http://127.0.0.1:12111"
+
+
+def test_the_trusted_proxies_reach_the_server_that_reads_forwarded_client_addresses() -> None:
+    from mercato.serve import server_config
+
+    settings = Settings(forwarded_allow_ips="10.0.0.0/8,192.168.1.10")
+
+    config = server_config(settings, host="127.0.0.1", port=8000, workers=1)
+
+    assert config.proxy_headers
+    assert config.forwarded_allow_ips == "10.0.0.0/8,192.168.1.10"
+    assert Settings().forwarded_allow_ips == "127.0.0.1,::1"

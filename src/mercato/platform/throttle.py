@@ -225,7 +225,7 @@ def client_address(client: tuple[str, int] | None) -> str:
 
     Behind a proxy the peer is the proxy: uvicorn's proxy-headers support (on in ``mercato
     serve``) puts the client from ``X-Forwarded-For`` into the scope, but only for proxies in
-    ``FORWARDED_ALLOW_IPS`` (127.0.0.1 by default). One IPv6 host usually holds a whole /64.
+    ``MERCATO_FORWARDED_ALLOW_IPS`` (127.0.0.1 by default). One IPv6 host usually holds a whole /64.
     """
     if client is None:
         return "unknown"
