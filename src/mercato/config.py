@@ -299,6 +299,10 @@ class Settings(BaseSettings):
     # Proxies trusted to name the client in X-Forwarded-For (addresses or networks, commas):
     # the client address is what login and discount-code throttling count by.
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    # How long an idle HTTP connection stays open. Longer than any proxy in front keeps its idle
+    # connections to the server (ingress-nginx: 60 s), or the proxy sends a request on a
+    # connection the server is just closing and its client gets a 502.
+    keepalive_s: Annotated[int, Field(ge=1, le=3600)] = 75
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     replicas_hint: Annotated[int, Field(ge=1, le=1000)] = 1
     run_workers: bool = True

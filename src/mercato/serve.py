@@ -210,6 +210,7 @@ def server_config(settings: Settings, *, host: str, port: int, workers: int) -> 
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        timeout_keep_alive=settings.keepalive_s,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
 

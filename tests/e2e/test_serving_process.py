@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 from pathlib import Path
@@ -46,3 +47,20 @@ def test_the_policy_follows_the_settings(database_url: str, tmp_path: Path) -> N
     ) as server:
         found = _tuned_lines(server.log, 1)
     assert [(int(m[1]), int(m[2])) for m in found] == [(2000, 0)], server.log.read_text()
+
+
+def test_an_idle_connection_outlives_a_proxys_keepalive(database_url: str, tmp_path: Path) -> None:
+    # A proxy reuses its idle connections to the server for up to its own timeout (60 s for
+    # ingress-nginx); a server that closed them sooner would race the proxy's next request.
+    with running_server(database_url, tmp_path) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            for _ in range(2):
+                conn.request("GET", "/livez")  # on the same connection: a closed one raises
+                answer = conn.getresponse()
+                answer.read()
+                assert answer.status == 200
+                time.sleep(6)  # longer than uvicorn's own default of 5 s
+        finally:
+            conn.close()
