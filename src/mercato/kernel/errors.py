@@ -21,12 +21,22 @@ class DomainError(Exception):
 
     retry_after: int | None = None
 
-    def __init__(self, code: str, message: str, *, field: str | None = None, **data: Any) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+        **data: Any,
+    ) -> None:
         super().__init__(message)
         self.code = str(code)
         self.message = message
         self.field = field
         self.data = data
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidValue(DomainError):
@@ -56,30 +66,10 @@ class PaymentRequired(DomainError):
 class Unavailable(DomainError):
     """A dependency is temporarily unavailable; retry later (HTTP 503)."""
 
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        retry_after: int = 1,
-        field: str | None = None,
-        **data: Any,
-    ) -> None:
-        super().__init__(code, message, field=field, **data)
-        self.retry_after = retry_after
+    retry_after: int | None = 1
 
 
 class TooManyRequests(DomainError):
     """Too many attempts in a while; retry after ``retry_after`` seconds (HTTP 429)."""
 
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        retry_after: int = 1,
-        field: str | None = None,
-        **data: Any,
-    ) -> None:
-        super().__init__(code, message, field=field, **data)
-        self.retry_after = retry_after
+    retry_after: int | None = 1
