@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 
 from tests.e2e.invariants import PAID, TOTALS, Facts
-from tests.e2e.ledger import Ledger, Shop, line_quantities
+from tests.e2e.ledger import Ledger, Shop, line_quantities, not_yet
 
 # -- placing and paying ------------------------------------------------------------------------
 
@@ -116,20 +116,15 @@ def check_idempotent_repeats(ledger: Ledger) -> list[str]:
     (5xx, 408, 425, 429 or one with Retry-After) is never replayed to a repeat."""
     found = []
     for request, answers in ledger.keyed:
-        final = [_comparable(a) for a in answers if not _not_yet(a)]
+        final = [_comparable(a) for a in answers if not not_yet(a)]
         if any(f != final[0] for f in final):
             found.append(
                 f"{request}: different answers {[a.status_code for a in answers]}: {final}"
             )
-        replayed = [a for a in answers if _not_yet(a) and a.headers.get("idempotent-replayed")]
+        replayed = [a for a in answers if not_yet(a) and a.headers.get("idempotent-replayed")]
         if replayed:
             found.append(f"{request}: a not-yet answer was replayed: {replayed[0].text}")
     return found
-
-
-def _not_yet(answer: httpx.Response) -> bool:
-    status = answer.status_code
-    return status >= 500 or status in (408, 425, 429) or "retry-after" in answer.headers
 
 
 # -- the API's view ----------------------------------------------------------------------------

@@ -90,6 +90,13 @@ def is_problem(response: httpx.Response) -> bool:
     return bool(body.get("status") == response.status_code and body.get("code") and body["detail"])
 
 
+def not_yet(answer: httpx.Response) -> bool:
+    """Whether an answer means "not yet, retry" (5xx, 408, 425, 429, or one with Retry-After):
+    mercato never keeps such an answer under an Idempotency-Key."""
+    status = answer.status_code
+    return status >= 500 or status in (408, 425, 429) or "retry-after" in answer.headers
+
+
 def code_of(response: httpx.Response) -> str | None:
     """The problem code of a refusal, None for anything else."""
     if response.headers.get("content-type") != PROBLEM_JSON:

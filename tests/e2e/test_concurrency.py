@@ -1,4 +1,4 @@
-"""Correct under concurrency: no overselling, no double charge, safe retries.
+"""Correct under concurrency: no overselling, no double charge, safe retries, no lost edit.
 
 These drive a real ``mercato serve`` process (two worker processes on PostgreSQL, one on
 SQLite, which serialises writers) with many concurrent HTTP clients, then check the invariants
@@ -18,9 +18,11 @@ import sqlalchemy as sa
 
 from mercato.bootstrap import Container
 from mercato.catalog import Product
+from mercato.catalog.store import reservations
 from mercato.customers import Role
 from mercato.kernel.values import Address
 from mercato.orders import NewLine
+from mercato.orders.store import lines, orders
 from mercato.platform import outbox
 from mercato.platform.db import sql
 from mercato.platform.security import Principal
@@ -222,3 +224,83 @@ async def test_cancel_and_ship_race_and_exactly_one_wins(
     for order in all_orders.items:
         statuses = [p.status.value for p in await system.payments.list_for_order(order.id)]
         assert statuses == (["refunded"] if order.status.value == "cancelled" else ["captured"])
+
+
+async def test_concurrent_line_additions_to_one_draft_all_stay(
+    system: Container, http: httpx.AsyncClient
+) -> None:
+    staff = await _staff(system)
+    products = [await _product(system, staff, stock=100, price=100 + i) for i in range(8)]
+    principal, headers = await _customer(system)
+    for _ in range(6):
+        draft = await system.orders.create(principal, shipping_address=ADDRESS)
+
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    f"/v1/orders/{draft.id}/lines",
+                    json={"product_id": p.id, "quantity": 1},
+                    headers=headers,
+                )
+                for p in products
+            )
+        )
+
+        assert [r.status_code for r in answers] == [200] * 8, [r.text for r in answers]
+        final = await system.orders.get(principal, draft.id)
+        assert sorted(final.lines) == sorted(p.id for p in products)
+        assert final.version == 1 + 8
+        assert final.totals is not None
+        assert final.totals.subtotal.amount == sum(p.price.amount for p in products)
+
+
+async def test_a_quantity_change_racing_a_place_never_undercharges(
+    system: Container, http: httpx.AsyncClient
+) -> None:
+    staff = await _staff(system)
+    product = await _product(system, staff, stock=500, price=1000)
+    principal, headers = await _customer(system)
+    placed: list[str] = []
+    for _ in range(25):
+        draft = await system.orders.create(
+            principal, lines=[NewLine(product.id, 1)], shipping_address=ADDRESS
+        )
+
+        edit, place = await asyncio.gather(
+            http.put(
+                f"/v1/orders/{draft.id}/lines/{product.id}", json={"quantity": 3}, headers=headers
+            ),
+            http.post(
+                f"/v1/orders/{draft.id}/place", json={"card_number": SUCCESS_CARD}, headers=headers
+            ),
+        )
+
+        assert place.status_code == 200, place.text
+        assert edit.status_code in (200, 409), edit.text
+        if edit.status_code == 409:
+            assert edit.json()["code"] in {"checkout_in_progress", "order_not_draft"}
+        placed.append(draft.id)
+        order = place.json()
+        units = sum(ln["quantity"] for ln in order["lines"])
+        assert order["totals"]["subtotal"]["amount"] == 1000 * units
+        if edit.status_code == 200:
+            # acknowledged before the checkout began, so the order was placed with it
+            assert units == 3
+
+    stored = await _rows(system, sa.select(lines).where(lines.c.order_id.in_(placed)))
+    for row in await _rows(system, sa.select(orders).where(orders.c.id.in_(placed))):
+        units = sum(int(ln["quantity"]) for ln in stored if ln["order_id"] == row["id"])  # type: ignore[call-overload]
+        assert row["subtotal"] == 1000 * units
+    committed = await _rows(
+        system,
+        sa.select(reservations).where(
+            reservations.c.order_id.in_(placed), reservations.c.state == "committed"
+        ),
+    )
+    assert sum(int(r["quantity"]) for r in committed) == sum(  # type: ignore[call-overload]
+        int(ln["quantity"])  # type: ignore[call-overload]
+        for ln in stored
+    )
+    product_now = await system.catalog.get_product(product.id, include_inactive=True)
+    assert product_now.sold == sum(int(ln["quantity"]) for ln in stored)  # type: ignore[call-overload]
+    assert product_now.reserved == 0
