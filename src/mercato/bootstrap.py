@@ -128,18 +128,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     payments = PaymentsService(
         transact, provider=provider or _payment_provider(settings, metrics, closers)
     )
-    discount_codes = settings.discount_codes if settings.enabled(Feature.DISCOUNT_CODES) else {}
-    pricing = PricingService(tax_rate_bp=settings.tax_rate_bp, discount_codes=discount_codes)
-    shipping = ShippingCalculator(
-        ShippingRates(
-            home_country=settings.shop_country,
-            domestic_base=settings.shipping_domestic_base,
-            domestic_per_kg=settings.shipping_domestic_per_kg,
-            international_base=settings.shipping_international_base,
-            international_per_kg=settings.shipping_international_per_kg,
-            free_from=settings.free_shipping_from,
-        )
-    )
+    pricing, shipping = pricing_rules(settings)
     orders = OrdersService(
         transact,
         catalog=catalog,
@@ -241,6 +230,23 @@ def _discount_guard(settings: Settings, throttle: Throttle) -> Guard:
         Limit("discount-customer", settings.discount_max_failures, window),
         Limit("discount-address", settings.discount_address_max_failures, window),
     )
+
+
+def pricing_rules(settings: Settings) -> tuple[PricingService, ShippingCalculator]:
+    """The pricing and shipping rules orders are priced with under these settings."""
+    discount_codes = settings.discount_codes if settings.enabled(Feature.DISCOUNT_CODES) else {}
+    pricing = PricingService(tax_rate_bp=settings.tax_rate_bp, discount_codes=discount_codes)
+    shipping = ShippingCalculator(
+        ShippingRates(
+            home_country=settings.shop_country,
+            domestic_base=settings.shipping_domestic_base,
+            domestic_per_kg=settings.shipping_domestic_per_kg,
+            international_base=settings.shipping_international_base,
+            international_per_kg=settings.shipping_international_per_kg,
+            free_from=settings.free_shipping_from,
+        )
+    )
+    return pricing, shipping
 
 
 async def _sample_outbox(db: Database, metrics: Metrics) -> None:

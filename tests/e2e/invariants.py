@@ -16,10 +16,9 @@ from typing import Any
 
 import asyncpg
 
-from mercato.config import Settings
 from mercato.kernel.money import Money
 from mercato.kernel.values import Address, Quantity
-from mercato.orders import Order, PricingService, ShippingCalculator, ShippingRates, Status
+from mercato.orders import Order, Status
 from mercato.orders.domain import OrderLine, Totals
 from tests.e2e.ledger import Edit, Ledger, Shop, line_quantities
 
@@ -91,24 +90,6 @@ async def read_facts(conn: asyncpg.Connection, shop: Shop) -> Facts:
 
 
 # -- totals ------------------------------------------------------------------------------------
-
-
-def pricing_of(settings: Settings) -> tuple[PricingService, ShippingCalculator]:
-    """The pricing and shipping rules a server with these settings applies."""
-    pricing = PricingService(
-        tax_rate_bp=settings.tax_rate_bp, discount_codes=settings.discount_codes
-    )
-    shipping = ShippingCalculator(
-        ShippingRates(
-            home_country=settings.shop_country,
-            domestic_base=settings.shipping_domestic_base,
-            domestic_per_kg=settings.shipping_domestic_per_kg,
-            international_base=settings.shipping_international_base,
-            international_per_kg=settings.shipping_international_per_kg,
-            free_from=settings.free_shipping_from,
-        )
-    )
-    return pricing, shipping
 
 
 def repriced(row: asyncpg.Record, lines: list[asyncpg.Record], rules: Any) -> Totals:

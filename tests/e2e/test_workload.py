@@ -37,7 +37,7 @@ import asyncpg
 import httpx
 import pytest
 
-from mercato.bootstrap import Container
+from mercato.bootstrap import Container, pricing_rules
 from mercato.customers import Role
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
@@ -136,7 +136,7 @@ async def _violations(
         facts = await check.read_facts(conn, shop)
     finally:
         await conn.close()
-    rules = check.pricing_of(make_settings(database_url))
+    rules = pricing_rules(make_settings(database_url))
     found = [f"still in flight after 30 s: {in_flight}"] if in_flight else []
     named = {
         "answers": ledger.violations,
