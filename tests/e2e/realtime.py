@@ -15,8 +15,38 @@ from fastapi import FastAPI
 
 from mercato.app import create_app
 from mercato.config import Settings
+from tests.conftest import make_settings
+from tests.e2e.helpers import SUCCESS_CARD, User, create_product, draft, register, staff_user
 from tests.e2e.server import free_port
 from tests.integration.follow import eventually
+
+
+@asynccontextmanager
+async def live_client(
+    database_url: str, **overrides: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A real server (streams need one) with one-second heartbeats, and a client for it."""
+    values: dict[str, Any] = {"realtime_heartbeat_s": 1, "realtime_retry_ms": 1500, **overrides}
+    async with (
+        serving(make_settings(database_url, **values)) as (app, url),
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        yield app, client
+
+
+async def placed_order(
+    client: httpx.AsyncClient, app: FastAPI
+) -> tuple[User, User, dict[str, Any]]:
+    """(staff, owner, order) with the order placed and paid."""
+    clerk = await staff_user(client, app.state.container)
+    product = await create_product(client, clerk, stock=5)
+    owner = await register(client)
+    order = await draft(client, owner, [(product["id"], 1)])
+    placed = await client.post(
+        f"/v1/orders/{order['id']}/place", json={"card_number": SUCCESS_CARD}, headers=owner.auth
+    )
+    assert placed.status_code == 200, placed.text
+    return clerk, owner, placed.json()
 
 
 @asynccontextmanager

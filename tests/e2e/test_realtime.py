@@ -5,54 +5,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from mercato.bootstrap import Container
-from tests.conftest import make_settings
 from tests.e2e.helpers import (
-    SUCCESS_CARD,
-    User,
     create_product,
     draft,
     register,
     running_app,
     staff_user,
 )
-from tests.e2e.realtime import EventReader, serving
+from tests.e2e.realtime import EventReader, live_client, placed_order
 from tests.integration.follow import eventually
 
 pytestmark = pytest.mark.anyio
 
 
-async def placed_order(
-    client: httpx.AsyncClient, app: FastAPI
-) -> tuple[User, User, dict[str, Any]]:
-    """(staff, owner, order) with the order placed and paid."""
-    container: Container = app.state.container
-    clerk = await staff_user(client, container)
-    product = await create_product(client, clerk, stock=5)
-    owner = await register(client)
-    order = await draft(client, owner, [(product["id"], 1)])
-    placed = await client.post(
-        f"/v1/orders/{order['id']}/place", json={"card_number": SUCCESS_CARD}, headers=owner.auth
-    )
-    assert placed.status_code == 200, placed.text
-    return clerk, owner, placed.json()
-
-
 @pytest.fixture
 async def live(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """A real server (streams need one) with one-second heartbeats, and a client for it."""
-    settings = make_settings(database_url, realtime_heartbeat_s=1, realtime_retry_ms=1500)
-    async with (
-        serving(settings) as (app, url),
-        httpx.AsyncClient(base_url=url, timeout=10) as client,
-    ):
-        yield app, client
+    async with live_client(database_url) as pair:
+        yield pair
 
 
 def tag(version: int) -> dict[str, str]:

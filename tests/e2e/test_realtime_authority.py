@@ -12,43 +12,21 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET
 from tests.e2e.helpers import (
-    SUCCESS_CARD,
     User,
     assert_problem,
-    create_product,
-    draft,
-    register,
     staff_user,
 )
-from tests.e2e.realtime import EventReader, serving
+from tests.e2e.realtime import EventReader, live_client, placed_order
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def live(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """A real server (streams need one) with one-second heartbeats, and a client for it."""
-    settings = make_settings(database_url, realtime_heartbeat_s=1, realtime_retry_ms=1500)
-    async with (
-        serving(settings) as (app, url),
-        httpx.AsyncClient(base_url=url, timeout=10) as client,
-    ):
-        yield app, client
-
-
-async def _placed(client: httpx.AsyncClient, app: FastAPI) -> tuple[User, User, dict[str, str]]:
-    """(staff, owner, order) with the order placed."""
-    clerk = await staff_user(client, app.state.container)
-    product = await create_product(client, clerk, stock=5)
-    owner = await register(client)
-    order = await draft(client, owner, [(product["id"], 1)])
-    placed = await client.post(
-        f"/v1/orders/{order['id']}/place", json={"card_number": SUCCESS_CARD}, headers=owner.auth
-    )
-    assert placed.status_code == 200, placed.text
-    return clerk, owner, placed.json()
+    async with live_client(database_url) as pair:
+        yield pair
 
 
 def _ghost(role: str) -> dict[str, str]:
@@ -66,7 +44,7 @@ async def test_held_requests_refuse_unknown_and_deactivated_accounts_before_hold
     live: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     app, client = live
-    clerk, owner, order = await _placed(client, app)
+    clerk, owner, order = await placed_order(client, app)
     boss = await staff_user(client, app.state.container)
     path = f"/v1/orders/{order['id']}"
     current = {"If-None-Match": f'"{order["version"]}"'}
@@ -99,7 +77,7 @@ async def test_a_long_poll_held_while_its_account_is_deactivated_is_answered_403
     live: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     app, client = live
-    clerk, owner, order = await _placed(client, app)
+    clerk, owner, order = await placed_order(client, app)
     path = f"/v1/orders/{order['id']}"
     current = {"If-None-Match": f'"{order["version"]}"'}
 
@@ -123,7 +101,7 @@ async def test_an_owners_order_stream_ends_when_the_owner_is_deactivated(
     live: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     app, client = live
-    _, owner, order = await _placed(client, app)
+    _, owner, order = await placed_order(client, app)
     boss = await staff_user(client, app.state.container)
     async with client.stream("GET", f"/v1/orders/{order['id']}/events", headers=owner.auth) as r:
         assert r.status_code == 200
@@ -142,19 +120,15 @@ async def test_no_event_reaches_a_staff_stream_after_its_account_is_deactivated(
     database_url: str,
 ) -> None:
     # heartbeats too rare to end the stream here: only what is delivered may end it
-    settings = make_settings(database_url, realtime_heartbeat_s=120)
-    async with (
-        serving(settings) as (app, url),
-        httpx.AsyncClient(base_url=url, timeout=10) as client,
-    ):
-        clerk, _, _ = await _placed(client, app)
+    async with live_client(database_url, realtime_heartbeat_s=120) as (app, client):
+        clerk, _, _ = await placed_order(client, app)
         boss = await staff_user(client, app.state.container)
         async with client.stream("GET", "/v1/events", headers=clerk.auth) as r:
             assert r.status_code == 200
             reader = EventReader(r)
             gone = await client.post(f"/v1/customers/{clerk.id}/deactivate", headers=boss.auth)
             assert gone.status_code == 200
-            await _placed(client, app)  # an order the deactivated clerk must not see
+            await placed_order(client, app)  # an order the deactivated clerk must not see
 
             (ended,) = await reader.events(1, within=8)
             assert await reader.until_end() == []
