@@ -7,13 +7,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from tests.conftest import make_settings, running, unique
-from tests.e2e.helpers import assert_problem, create_product, draft, register, running_app
+from tests.e2e.helpers import User, assert_problem, create_product, draft, register, running_app
 from tests.e2e.helpers import staff_user as make_staff
 from tests.e2e.scrape import parse, value
 from tests.e2e.server import free_port, running_server, server_env
@@ -43,14 +44,19 @@ async def app(database_url: str, stripe_api: StripeStandIn) -> AsyncIterator[Fas
         yield application
 
 
+async def _draft(client: httpx.AsyncClient, app: FastAPI) -> tuple[User, dict[str, Any]]:
+    """A customer and their draft of one product (EUR 25.00, three in stock)."""
+    staff = await make_staff(client, app.state.container)
+    product = await create_product(client, staff, stock=3, price=2500)
+    customer = await register(client)
+    return customer, await draft(client, customer, [(product["id"], 1)])
+
+
 @pytest.mark.anyio
 async def test_a_customer_pays_through_stripe_and_is_charged_once(
     client: httpx.AsyncClient, app: FastAPI, stripe_api: StripeStandIn
 ) -> None:
-    staff = await make_staff(client, app.state.container)
-    product = await create_product(client, staff, stock=3, price=2500)
-    customer = await register(client)
-    order = await draft(client, customer, [(product["id"], 1)])
+    customer, order = await _draft(client, app)
     place = f"/v1/orders/{order['id']}/place"
 
     declined = await client.post(place, json={"card_number": DECLINED}, headers=customer.auth)
@@ -78,10 +84,7 @@ async def test_a_customer_pays_through_stripe_and_is_charged_once(
 async def test_a_customer_pays_through_stripe_with_a_payment_method_from_the_browser(
     client: httpx.AsyncClient, app: FastAPI, stripe_api: StripeStandIn
 ) -> None:
-    staff = await make_staff(client, app.state.container)
-    product = await create_product(client, staff, stock=3, price=2500)
-    customer = await register(client)
-    order = await draft(client, customer, [(product["id"], 1)])
+    customer, order = await _draft(client, app)
     place = f"/v1/orders/{order['id']}/place"
     keyed = {**customer.auth, "Idempotency-Key": unique("k")}
 
