@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import sqlalchemy as sa
 
@@ -16,6 +17,7 @@ from mercato.orders import NewLine, Order
 from mercato.platform.db import Database, Row, sql
 from mercato.platform.outbox import OutboxRelay, outbox
 from mercato.platform.security import Principal, Role
+from mercato.platform.uow import TrackingRepository
 from tests.conftest import unique
 
 ADDRESS = Address(street="Unter den Linden 1", city="Berlin", country="DE", postal_code="10117")
@@ -121,3 +123,45 @@ async def relay_until(
             return
         await relay.run_once()
     assert await done(), f"not done after {rounds} relay batches"
+
+
+class VersionedThing(Thing):
+    """A :class:`Thing` with a version that every ping moves, as aggregates' versions do."""
+
+    def __init__(self, thing_id: str, version: int = 1) -> None:
+        super().__init__(thing_id)
+        self.version = version
+
+    def ping(self, n: int) -> None:
+        super().ping(n)
+        self.version += 1
+
+
+class ThingConflict(Exception):
+    """A save of a :class:`VersionedThing` lost a race."""
+
+
+class ThingRepository(TrackingRepository[VersionedThing]):
+    """A tracking repository over an in-process table (``rows``: id -> version), for testing
+    the repository base without a schema of its own."""
+
+    rows: ClassVar[dict[str, int]] = {}
+
+    def get(self, thing_id: str) -> VersionedThing:
+        return self._track(VersionedThing(thing_id, self.rows[thing_id]))
+
+    def add(self, thing: VersionedThing) -> None:
+        self.rows[thing.id] = thing.version
+        self._track_new(thing)
+
+    def _token(self, aggregate: VersionedThing) -> Hashable:
+        return aggregate.version
+
+    async def _write(self, aggregate: VersionedThing, *, expected: Hashable) -> bool:
+        if self.rows.get(aggregate.id) != expected:
+            return False
+        self.rows[aggregate.id] = aggregate.version
+        return True
+
+    async def _conflict(self, aggregate: VersionedThing) -> Exception:
+        return ThingConflict(aggregate.id, self.rows.get(aggregate.id))

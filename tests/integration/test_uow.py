@@ -14,9 +14,16 @@ from mercato.bootstrap import Container
 from mercato.customers.store import customers
 from mercato.kernel.events import DomainEvent
 from mercato.platform.db import Connection, Database, TransientError, sql
-from mercato.platform.uow import Transactor, UnitOfWork
+from mercato.platform.uow import Transactor, UnitOfWork, UnsavedChanges
 from tests.conftest import unique
-from tests.integration.helpers import Pinged, Thing, outbox_rows
+from tests.integration.helpers import (
+    Pinged,
+    Thing,
+    ThingConflict,
+    ThingRepository,
+    VersionedThing,
+    outbox_rows,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +184,87 @@ async def test_a_retried_unit_of_work_writes_the_events_of_the_successful_attemp
     assert [orjson.loads(r["payload"])["n"] for r in rows] == [2]
     assert len(hooked) == 1
     assert [e.payload()["n"] for e in hooked[0]] == [2]
+
+
+async def test_aggregates_a_repository_handed_out_have_their_events_committed_without_collect(
+    container: Container,
+) -> None:
+    thing_id = unique("thing")
+    ThingRepository.rows[thing_id] = 1
+
+    async def work(uow: UnitOfWork) -> None:
+        things = uow.repository(ThingRepository)
+        assert uow.repository(ThingRepository) is things  # one per unit of work
+        thing = things.get(thing_id)
+        thing.ping(1)
+        thing.ping(2)
+        await things.save(thing)
+        fresh = VersionedThing(unique("thing"))
+        things.add(fresh)
+        fresh.ping(3)
+        await things.save(fresh)
+
+    await container.transact(work)
+    assert ThingRepository.rows[thing_id] == 3
+    rows = await outbox_rows(container.db, thing_id)
+    assert [orjson.loads(r["payload"])["n"] for r in rows] == [1, 2]
+
+
+async def test_a_changed_aggregate_that_was_not_saved_fails_the_unit_of_work_before_commit(
+    container: Container,
+) -> None:
+    thing_id = unique("thing")
+    ThingRepository.rows[thing_id] = 1
+    markers: list[str] = []
+
+    async def work(uow: UnitOfWork) -> None:
+        markers.append(await insert_marker(uow.conn))
+        uow.repository(ThingRepository).get(thing_id).ping(1)
+
+    with pytest.raises(UnsavedChanges):
+        await container.transact(work)
+    assert not await exists(container.db, markers[0])
+    assert await outbox_rows(container.db, thing_id) == []
+
+
+async def test_a_save_guarded_by_a_version_that_moved_raises_the_modules_conflict(
+    container: Container,
+) -> None:
+    thing_id = unique("thing")
+    ThingRepository.rows[thing_id] = 1
+
+    async def work(uow: UnitOfWork) -> None:
+        things = uow.repository(ThingRepository)
+        thing = things.get(thing_id)
+        ThingRepository.rows[thing_id] = 7  # another transaction moved the row meanwhile
+        thing.ping(1)
+        await things.save(thing)
+
+    with pytest.raises(ThingConflict):
+        await container.transact(work)
+    assert await outbox_rows(container.db, thing_id) == []
+
+
+async def test_an_unchanged_aggregate_is_not_written(container: Container) -> None:
+    thing_id = unique("thing")
+    ThingRepository.rows[thing_id] = 1
+
+    async def work(uow: UnitOfWork) -> None:
+        things = uow.repository(ThingRepository)
+        thing = things.get(thing_id)
+        ThingRepository.rows[thing_id] = 5  # a write would be refused: none is attempted
+        await things.save(thing)
+
+    await container.transact(work)
+    assert ThingRepository.rows[thing_id] == 5
+
+
+async def test_reads_get_a_unit_of_work_whose_repositories_query_the_pooled_connection(
+    container: Container,
+) -> None:
+    marker = await container.transact(lambda uow: insert_marker(uow.conn))
+
+    async def read(uow: UnitOfWork) -> bool:
+        return await uow.conn.fetchrow(_EXISTS, id=marker) is not None
+
+    assert await container.transact.read(read)

@@ -163,17 +163,17 @@ class CatalogService:
     ) -> Page[Adjustment]:
         """The stock audit trail of a product, oldest first."""
 
-        async def read(conn: Connection) -> list[Adjustment]:
-            if await store.version_of(conn, product_id) is None:
+        async def read(uow: UnitOfWork) -> list[Adjustment]:
+            if await store.version_of(uow.conn, product_id) is None:
                 raise ProductNotFound(product_id)
-            rows = await store.adjustments_page(conn, product_id, after=after, limit=limit + 1)
+            rows = await store.adjustments_page(uow.conn, product_id, after=after, limit=limit + 1)
             return [Adjustment(**dict(r)) for r in rows]
 
         return page_of(await self._transact.read(read), limit)
 
     async def get_product(self, product_id: str, *, include_inactive: bool = False) -> Product:
         """One product; inactive ones only when asked (staff)."""
-        product = await self._transact.read(lambda conn: store.get(conn, product_id))
+        product = await self._transact.read(lambda uow: store.get(uow.conn, product_id))
         if product is None or (not product.active and not include_inactive):
             raise ProductNotFound(product_id)
         return product
@@ -181,7 +181,7 @@ class CatalogService:
     async def product_view(self, product_id: str, *, staff: bool) -> dict[str, object]:
         """One product as the API shows it, read without building the aggregate."""
         shown = await self._transact.read(
-            lambda conn: store.get_view(conn, product_id, staff=staff)
+            lambda uow: store.get_view(uow.conn, product_id, staff=staff)
         )
         if shown is None:
             raise ProductNotFound(product_id)
@@ -192,8 +192,8 @@ class CatalogService:
     ) -> Page[Product]:
         """A page of products whose name or SKU contains ``text``."""
         rows = await self._transact.read(
-            lambda conn: store.page(
-                conn, text=text, after=after, limit=limit + 1, include_inactive=include_inactive
+            lambda uow: store.page(
+                uow.conn, text=text, after=after, limit=limit + 1, include_inactive=include_inactive
             )
         )
         return page_of(rows, limit)
@@ -243,7 +243,7 @@ class CatalogService:
         """Ids of orders whose stock reservations have expired."""
         now = utcnow()
         return await self._transact.read(
-            lambda conn: store.expired_orders(conn, now=now, limit=limit)
+            lambda uow: store.expired_orders(uow.conn, now=now, limit=limit)
         )
 
     @staticmethod

@@ -93,7 +93,7 @@ class CustomersService:
     async def _verify(self, address: Email | None, password: str) -> IssuedToken:
         customer = None
         if address is not None:
-            customer = await self._transact.read(lambda conn: store.by_email(conn, address))
+            customer = await self._transact.read(lambda uow: store.by_email(uow.conn, address))
         stored = customer.password_hash if customer else None
         if not await self._hashing.verify(stored, password) or customer is None:
             raise InvalidCredentials()
@@ -104,7 +104,7 @@ class CustomersService:
 
     async def get(self, customer_id: str) -> Customer:
         """The customer; CustomerNotFound if there is none."""
-        customer = await self._transact.read(lambda conn: store.get(conn, customer_id))
+        customer = await self._transact.read(lambda uow: store.get(uow.conn, customer_id))
         if customer is None:
             raise CustomerNotFound(customer_id)
         return customer
@@ -112,7 +112,7 @@ class CustomersService:
     async def list_accounts(self, *, after: str | None, limit: int) -> Page[Customer]:
         """A page of accounts in registration order."""
         rows = await self._transact.read(
-            lambda conn: store.page(conn, after=after, limit=limit + 1)
+            lambda uow: store.page(uow.conn, after=after, limit=limit + 1)
         )
         return page_of(rows, limit)
 
@@ -139,7 +139,7 @@ class CustomersService:
 
     async def account(self, customer_id: str) -> Account | None:
         """The authority the account holds now (role, active), or None if there is none."""
-        found = await self._transact.read(lambda conn: store.authority(conn, customer_id))
+        found = await self._transact.read(lambda uow: store.authority(uow.conn, customer_id))
         if found is None:
             return None
         role, active = found

@@ -117,12 +117,12 @@ class OrdersService:
 
     async def get(self, principal: Principal, order_id: str) -> Order:
         """An order its owner or staff may see; OrderNotFound for anyone else."""
-        order = await self._transact.read(lambda conn: store.get(conn, order_id))
+        order = await self._transact.read(lambda uow: store.get(uow.conn, order_id))
         return self._visible(principal, order, order_id)
 
     async def head(self, principal: Principal, order_id: str) -> OrderHead:
         """Status and version of an order the caller may see (one cheap read, no lines)."""
-        row = await self._transact.read(lambda conn: store.head(conn, order_id))
+        row = await self._transact.read(lambda uow: store.head(uow.conn, order_id))
         if row is None or not (principal.is_staff or row["customer_id"] == principal.user_id):
             raise OrderNotFound(order_id)
         return OrderHead(order_id, row["customer_id"], Status(row["status"]), int(row["version"]))
@@ -140,8 +140,8 @@ class OrdersService:
         if not principal.is_staff:
             customer_id = principal.user_id
         rows = await self._transact.read(
-            lambda conn: store.page(
-                conn,
+            lambda uow: store.page(
+                uow.conn,
                 customer_id=customer_id,
                 status=status.value if status else None,
                 before=before,
@@ -157,7 +157,7 @@ class OrdersService:
 
     async def get_unchecked(self, order_id: str) -> Order | None:
         """An order by id, for workers acting on behalf of the system."""
-        return await self._transact.read(lambda conn: store.get(conn, order_id))
+        return await self._transact.read(lambda uow: store.get(uow.conn, order_id))
 
     async def release_orphaned(self, order_id: str) -> None:
         """Release reservations that belong to no checkout (never expected; kept safe)."""

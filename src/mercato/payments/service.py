@@ -105,7 +105,9 @@ class PaymentsService:
 
     async def refund_order(self, order_id: str) -> Payment | None:
         """Refund the order's captured payment, if it has one (idempotent)."""
-        payment = await self._transact.read(lambda conn: store.captured_for_order(conn, order_id))
+        payment = await self._transact.read(
+            lambda uow: store.captured_for_order(uow.conn, order_id)
+        )
         if payment is None:
             return None
         result = await self.provider.refund(
@@ -164,9 +166,9 @@ class PaymentsService:
         """Payments still pending after ``older_than`` (their request probably died)."""
         before = utcnow() - older_than
         return await self._transact.read(
-            lambda conn: store.pending_before(conn, before, limit=limit)
+            lambda uow: store.pending_before(uow.conn, before, limit=limit)
         )
 
     async def list_for_order(self, order_id: str) -> list[Payment]:
         """Every payment attempt of an order, oldest first (own connection)."""
-        return await self._transact.read(lambda conn: store.for_order(conn, order_id))
+        return await self._transact.read(lambda uow: store.for_order(uow.conn, order_id))

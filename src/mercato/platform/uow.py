@@ -1,10 +1,19 @@
-"""The unit of work: one transaction per command, with the events it produced.
+"""The unit of work: one transaction per command, its repositories, and the events it produced.
 
-A service function receives a :class:`UnitOfWork`, loads and changes aggregates through their
-stores on ``uow.conn``, and hands the aggregates back with :meth:`UnitOfWork.collect`. When the
-function returns, the collected events are written to the outbox in the same transaction, the
-transaction commits, and the after-commit hooks run (they wake the relay and, with PostgreSQL,
-other processes). Deadlocks and serialization failures re-run the whole function.
+A service function receives a :class:`UnitOfWork` and reaches aggregates through the module's
+repositories, ``uow.repository(OrderRepository)``: one instance per unit of work, created on
+first use (the platform cannot name the business modules, so the lookup is by class rather
+than by attribute). A repository remembers every aggregate it handed out and the concurrency
+token (version, or status) it was loaded with; ``save`` writes only a changed aggregate, with
+that token as the guard, and raises the module's conflict error when another transaction moved
+the row meanwhile.
+
+When the function returns, the unit of work takes the events every handed-out aggregate
+recorded, writes them to the outbox in the same transaction, commits, and runs the
+after-commit hooks (they wake the relay and, with PostgreSQL, other processes). An aggregate
+that changed but was never saved is a programming error, refused before commit: its events
+would otherwise describe a change that was not written. Deadlocks and serialization failures
+re-run the whole function with fresh repositories.
 
 Every unit of work commits when its function returns, whatever the request carries: nothing
 ambient (an Idempotency-Key, a tracing context) changes where a transaction ends.
@@ -12,34 +21,140 @@ ambient (an Idempotency-Key, a tracing context) changes where a transaction ends
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 from mercato.kernel.events import AggregateRoot, DomainEvent
 from mercato.platform import outbox
 from mercato.platform.db import Connection, Database, run_in_transaction
 
 T = TypeVar("T")
+A = TypeVar("A", bound=AggregateRoot)
+R = TypeVar("R", bound="Repository")
 AfterCommit = Callable[[list[DomainEvent]], None]
 
 
-class UnitOfWork:
-    """One open transaction and the domain events collected in it."""
+class UnsavedChanges(RuntimeError):
+    """A unit of work ended with an aggregate that changed but was not saved (a bug)."""
 
-    __slots__ = ("conn", "events")
+
+class UnitOfWork:
+    """One open transaction (or, for reads, one pooled connection) and what it touched."""
+
+    __slots__ = ("_extra", "_repositories", "conn")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.events: list[DomainEvent] = []
+        self._repositories: dict[type[Repository], Repository] = {}
+        self._extra: list[DomainEvent] = []
 
-    def collect(self, *aggregates: AggregateRoot) -> None:
-        """Take the events the aggregates recorded, to be written on commit."""
-        for aggregate in aggregates:
-            self.events.extend(aggregate.pull_events())
+    def repository(self, kind: type[R]) -> R:
+        """The unit of work's instance of a repository class (created on first use)."""
+        found = self._repositories.get(kind)
+        if found is None:
+            found = self._repositories[kind] = kind(self)
+        return found  # type: ignore[return-value]
 
     def add(self, *events: DomainEvent) -> None:
         """Add events that no aggregate recorded (e.g. from a stock adjustment)."""
-        self.events.extend(events)
+        self._extra.extend(events)
+
+    def collect(self, *aggregates: AggregateRoot) -> None:
+        """Take the events of aggregates no repository handed out (transitional: services move
+        to repositories, which collect on commit by themselves)."""
+        for aggregate in aggregates:
+            self._extra.extend(aggregate.pull_events())
+
+    def collect_events(self) -> list[DomainEvent]:
+        """Take the events to commit: refuses unsaved changes, then pulls every aggregate's."""
+        events = list(self._extra)
+        self._extra.clear()
+        for repository in self._repositories.values():
+            repository.ensure_saved()
+            events.extend(repository.pull_events())
+        return events
+
+
+class Repository:
+    """Base of a module's repository: explicit SQL on the unit of work's connection."""
+
+    __slots__ = ("_uow",)
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def conn(self) -> Connection:
+        return self._uow.conn
+
+    def ensure_saved(self) -> None:
+        """Raise :class:`UnsavedChanges` if an aggregate handed out changed without a save."""
+
+    def pull_events(self) -> list[DomainEvent]:
+        """The events the aggregates handed out recorded (none for a plain repository)."""
+        return []
+
+
+class TrackingRepository(Repository, ABC, Generic[A]):
+    """A repository of one aggregate type, guarding every save with the token it loaded.
+
+    Subclasses load rows into aggregates and pass each through :meth:`_track` (for loads) or
+    :meth:`_track_new` (for inserts); they implement :meth:`_token` (the value a concurrent
+    change moves: the version, or a status), :meth:`_write` (a guarded UPDATE, False when the
+    guard no longer matches) and :meth:`_conflict` (the module's error for that case).
+    """
+
+    __slots__ = ("_tracked",)
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        super().__init__(uow)
+        self._tracked: dict[int, tuple[A, Hashable]] = {}
+
+    @abstractmethod
+    def _token(self, aggregate: A) -> Hashable:
+        """What a concurrent change to the aggregate's row would move."""
+
+    @abstractmethod
+    async def _write(self, aggregate: A, *, expected: Hashable) -> bool:
+        """Write the aggregate if its row still holds ``expected``; False if it moved."""
+
+    @abstractmethod
+    async def _conflict(self, aggregate: A) -> Exception:
+        """The error for a save that lost a race (may read the row's current state)."""
+
+    def _track(self, aggregate: A) -> A:
+        """Remember an aggregate as loaded, with its token, and hand it out."""
+        self._tracked[id(aggregate)] = (aggregate, self._token(aggregate))
+        return aggregate
+
+    def _track_new(self, aggregate: A) -> A:
+        """Remember an aggregate just inserted (its events are collected on commit)."""
+        return self._track(aggregate)
+
+    def loaded_token(self, aggregate: A) -> Hashable:
+        """The token an aggregate had when it was loaded or last saved."""
+        return self._tracked[id(aggregate)][1]
+
+    async def save(self, aggregate: A) -> None:
+        """Write the aggregate if it changed, guarded by the token it was loaded with."""
+        seen = self.loaded_token(aggregate)
+        if self._token(aggregate) == seen:
+            return
+        if not await self._write(aggregate, expected=seen):
+            raise await self._conflict(aggregate)
+        self._tracked[id(aggregate)] = (aggregate, self._token(aggregate))
+
+    def ensure_saved(self) -> None:
+        for aggregate, seen in self._tracked.values():
+            if self._token(aggregate) != seen:
+                raise UnsavedChanges(f"{type(aggregate).__name__} changed but was not saved")
+
+    def pull_events(self) -> list[DomainEvent]:
+        events: list[DomainEvent] = []
+        for aggregate, _ in self._tracked.values():
+            events.extend(aggregate.pull_events())
+        return events
 
 
 class Transactor:
@@ -70,9 +185,10 @@ class Transactor:
         async def attempt(conn: Connection) -> T:
             uow = UnitOfWork(conn)
             result = await work(uow)
-            if uow.events:
-                await outbox.append(conn, uow.events)
-            committed[:] = uow.events
+            events = uow.collect_events()
+            if events:
+                await outbox.append(conn, events)
+            committed[:] = events
             return result
 
         result = await run_in_transaction(
@@ -86,7 +202,11 @@ class Transactor:
             for hook in self._after_commit:
                 hook(events)
 
-    async def read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run a read-only query function on a pooled connection outside a transaction."""
+    async def read(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """Run a read-only function on a pooled connection outside a transaction.
+
+        The unit of work it gets is for repositories' queries only: nothing it records is
+        written.
+        """
         async with self.db.connection() as conn:
-            return await work(conn)
+            return await work(UnitOfWork(conn))
