@@ -132,6 +132,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     orders = OrdersService(
         transact,
         catalog=catalog,
+        customers=customers,
         payments=payments,
         pricing=pricing,
         shipping=shipping,

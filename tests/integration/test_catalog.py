@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from mercato.bootstrap import Container
-from mercato.catalog import CatalogService, OutOfStock, ProductInactive, ProductNotFound
+from mercato.catalog import OutOfStock, ProductInactive, ProductNotFound
 from mercato.catalog.domain import InvalidAdjustment, SkuTaken
 from mercato.catalog.service import ProductChanges
 from mercato.kernel.ids import new_id
@@ -29,7 +29,7 @@ async def reserve(container: Container, order_id: str, quantities: dict[str, int
     expires = datetime.now(UTC) + timedelta(minutes=15)
 
     async def work(uow: UnitOfWork) -> None:
-        await CatalogService.reserve(uow.conn, order_id, quantities, expires_at=expires)
+        await container.catalog.reserve(uow, order_id, quantities, expires_at=expires)
 
     await container.transact(work)
 
@@ -37,11 +37,11 @@ async def reserve(container: Container, order_id: str, quantities: dict[str, int
 async def move(container: Container, order_id: str, how: str, *, expired: bool = False) -> None:
     async def work(uow: UnitOfWork) -> None:
         if how == "commit":
-            await CatalogService.commit_reservation(uow.conn, order_id)
+            await container.catalog.commit_reservation(uow, order_id)
         elif how == "release":
-            await CatalogService.release_reservation(uow, order_id, expired=expired)
+            await container.catalog.release_reservation(uow, order_id, expired=expired)
         else:
-            await CatalogService.return_stock(uow.conn, order_id)
+            await container.catalog.return_stock(uow, order_id)
 
     await container.transact(work)
 

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from mercato.bootstrap import Container
-from mercato.customers import CustomerInactive, CustomerNotFound, CustomersService, Role
+from mercato.customers import CustomerInactive, CustomerNotFound, Role
 from mercato.customers.domain import EmailTaken, InvalidCredentials
 from mercato.customers.store import customers
 from mercato.platform import security
@@ -93,14 +93,14 @@ async def test_deactivating_blocks_login_and_ordering_until_reactivated(
     with pytest.raises(CustomerInactive):
         await container.customers.login(email=email, password=PASSWORD)
     with pytest.raises(CustomerInactive):
-        async with container.db.transaction() as conn:
-            await CustomersService.ensure_can_order(conn, registered.id)
+        await container.transact(
+            lambda uow: container.customers.ensure_can_order(uow, registered.id)
+        )
 
     on = await container.customers.set_active(registered.id, active=True)
     assert (on.active, on.version) == (True, 3)
     await container.customers.login(email=email, password=PASSWORD)
-    async with container.db.transaction() as conn:
-        await CustomersService.ensure_can_order(conn, registered.id)
+    await container.transact(lambda uow: container.customers.ensure_can_order(uow, registered.id))
     rows = await outbox_rows(container.db, registered.id)
     assert [r["event_type"] for r in rows] == [
         "CustomerRegistered",
@@ -111,8 +111,9 @@ async def test_deactivating_blocks_login_and_ordering_until_reactivated(
 
 async def test_unknown_customers_cannot_order_or_be_changed(container: Container) -> None:
     with pytest.raises(CustomerNotFound):
-        async with container.db.transaction() as conn:
-            await CustomersService.ensure_can_order(conn, unique("ghost"))
+        await container.transact(
+            lambda uow: container.customers.ensure_can_order(uow, unique("ghost"))
+        )
     with pytest.raises(CustomerNotFound):
         await container.customers.set_active(unique("ghost"), active=False)
     with pytest.raises(CustomerNotFound):

@@ -7,6 +7,7 @@ from mercato.catalog.domain import (
     ProductNotFound,
     ReservedLine,
 )
+from mercato.catalog.protocols import StockForOrders
 from mercato.catalog.service import CatalogService
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "ProductInactive",
     "ProductNotFound",
     "ReservedLine",
+    "StockForOrders",
 ]

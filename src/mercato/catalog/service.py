@@ -19,7 +19,6 @@ from mercato.catalog.events import ReservationExpired
 from mercato.kernel.clock import utcnow
 from mercato.kernel.ids import new_id
 from mercato.kernel.money import Currency, Money
-from mercato.platform.db import Connection
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.uow import Transactor, UnitOfWork
 
@@ -198,12 +197,11 @@ class CatalogService:
         )
         return page_of(rows, limit)
 
-    # -- used by the orders module, inside its unit of work -------------------------------
+    # -- used by the orders module, inside its unit of work (see StockForOrders) -------------
 
-    @staticmethod
-    async def describe_for_order(conn: Connection, product_id: str) -> ReservedLine:
+    async def describe_for_order(self, uow: UnitOfWork, product_id: str) -> ReservedLine:
         """An active product's name, SKU, price and weight, for an order line."""
-        found = await store.snapshot(conn, product_id)
+        found = await store.snapshot(uow.conn, product_id)
         if found is None:
             raise ProductNotFound(product_id)
         line, active = found
@@ -211,20 +209,21 @@ class CatalogService:
             raise ProductInactive(product_id)
         return line
 
-    @staticmethod
     async def reserve(
-        conn: Connection, order_id: str, quantities: dict[str, int], *, expires_at: datetime
+        self, uow: UnitOfWork, order_id: str, quantities: dict[str, int], *, expires_at: datetime
     ) -> list[ReservedLine]:
         """Hold stock for every line of an order, all or nothing, at current prices."""
-        return await store.reserve(conn, order_id, quantities, expires_at=expires_at, now=utcnow())
+        return await store.reserve(
+            uow.conn, order_id, quantities, expires_at=expires_at, now=utcnow()
+        )
 
-    @staticmethod
-    async def commit_reservation(conn: Connection, order_id: str) -> None:
+    async def commit_reservation(self, uow: UnitOfWork, order_id: str) -> None:
         """Turn an order's held stock into sold stock (the order was paid)."""
-        await store.commit(conn, order_id)
+        await store.commit(uow.conn, order_id)
 
-    @staticmethod
-    async def release_reservation(uow: UnitOfWork, order_id: str, *, expired: bool = False) -> None:
+    async def release_reservation(
+        self, uow: UnitOfWork, order_id: str, *, expired: bool = False
+    ) -> None:
         """Give an order's held stock back (payment failed or, with ``expired``, the hold ran out).
 
         An expiry is recorded as one ``ReservationExpired`` event per product, so the stock
@@ -246,7 +245,6 @@ class CatalogService:
             lambda uow: store.expired_orders(uow.conn, now=now, limit=limit)
         )
 
-    @staticmethod
-    async def return_stock(conn: Connection, order_id: str) -> None:
+    async def return_stock(self, uow: UnitOfWork, order_id: str) -> None:
         """Give a cancelled paid order's sold units back to available stock."""
-        await store.give_back(conn, order_id)
+        await store.give_back(uow.conn, order_id)

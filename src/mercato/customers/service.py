@@ -18,7 +18,6 @@ from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import Conflict, InvalidValue
 from mercato.kernel.ids import new_id
 from mercato.kernel.values import Email
-from mercato.platform.db import Connection
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.security import Account, PasswordHashing, Principal, TokenService
 from mercato.platform.security import Role as TokenRole
@@ -145,10 +144,9 @@ class CustomersService:
         role, active = found
         return Account(TokenRole(role.value), active)
 
-    @staticmethod
-    async def ensure_can_order(conn: Connection, customer_id: str) -> None:
-        """Inside the caller's transaction: raise unless the customer exists and is active."""
-        active = await store.is_active(conn, customer_id)
+    async def ensure_can_order(self, uow: UnitOfWork, customer_id: str) -> None:
+        """Inside the caller's unit of work: raise unless the customer exists and is active."""
+        active = await store.is_active(uow.conn, customer_id)
         if active is None:
             raise CustomerNotFound(customer_id)
         if not active:

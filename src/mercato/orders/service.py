@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
-from mercato.catalog import CatalogService, ReservedLine
-from mercato.customers import CustomersService
+from mercato.catalog import ReservedLine, StockForOrders
+from mercato.customers import CustomersForOrders
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import PermissionDenied
 from mercato.kernel.ids import new_id
@@ -44,7 +44,7 @@ from mercato.payments import (
     Outcome,
     Payment,
     PaymentDeclined,
-    PaymentsService,
+    PaymentsForOrders,
     ProviderError,
     check_payment,
 )
@@ -98,8 +98,9 @@ class OrdersService:
         self,
         transact: Transactor,
         *,
-        catalog: CatalogService,
-        payments: PaymentsService,
+        catalog: StockForOrders,
+        customers: CustomersForOrders,
+        payments: PaymentsForOrders,
         pricing: PricingService,
         shipping: ShippingCalculator,
         currency: str,
@@ -107,6 +108,7 @@ class OrdersService:
     ) -> None:
         self._transact = transact
         self._catalog = catalog
+        self._customers = customers
         self._payments = payments
         self._pricing = pricing
         self._shipping = shipping
@@ -196,7 +198,7 @@ class OrdersService:
                 id=new_id(), customer_id=principal.user_id, currency=order_currency, now=now
             )
             for product_id, qty in quantities:
-                described = await self._catalog.describe_for_order(uow.conn, product_id)
+                described = await self._catalog.describe_for_order(uow, product_id)
                 order.add_line(_info(described), qty, now=now)
             if shipping_address is not None:
                 order.set_addresses(shipping_address, billing_address, now=now)
@@ -223,7 +225,7 @@ class OrdersService:
         qty = Quantity(quantity)
 
         async def change(uow: UnitOfWork, order: Order) -> None:
-            described = await self._catalog.describe_for_order(uow.conn, product_id)
+            described = await self._catalog.describe_for_order(uow, product_id)
             order.add_line(_info(described), qty, now=utcnow())
 
         return await self._change(principal, order_id, expected_version, change, Actor.OWNER)
@@ -342,7 +344,7 @@ class OrdersService:
         async def change(uow: UnitOfWork, order: Order) -> None:
             previous = order.cancel(reason=reason, cancelled_by=principal.role.value, now=utcnow())
             if previous is not Status.DRAFT:
-                await self._catalog.return_stock(uow.conn, order.id)
+                await self._catalog.return_stock(uow, order.id)
 
         return await self._change(
             principal, order_id, expected_version, change, Actor.OWNER_OR_STAFF
@@ -386,11 +388,11 @@ class OrdersService:
     ) -> Checkout:
         async def work(uow: UnitOfWork) -> Checkout:
             order = await self._locked(uow.conn, principal, order_id, expected_version, Actor.OWNER)
-            await CustomersService.ensure_can_order(uow.conn, order.customer_id)
+            await self._customers.ensure_can_order(uow, order.customer_id)
             order.ensure_placeable()
             now = utcnow()
             reserved = await self._catalog.reserve(
-                uow.conn, order.id, order.quantities(), expires_at=now + self._reservation_ttl
+                uow, order.id, order.quantities(), expires_at=now + self._reservation_ttl
             )
             payment_id = new_id()
             seen = order.version
@@ -441,7 +443,7 @@ class OrdersService:
                 return order, payment  # settled already (by the request or by the reconciler)
             seen = order.version
             if payment.status.value == "captured":
-                await self._catalog.commit_reservation(uow.conn, order.id)
+                await self._catalog.commit_reservation(uow, order.id)
                 order.complete_checkout(now=utcnow())
             else:
                 await self._catalog.release_reservation(
@@ -510,7 +512,7 @@ class CheckoutReconciler:
     name = "checkout-reconciler"
 
     def __init__(
-        self, orders: OrdersService, payments: PaymentsService, *, grace_s: float, batch: int = 50
+        self, orders: OrdersService, payments: PaymentsForOrders, *, grace_s: float, batch: int = 50
     ) -> None:
         self._orders = orders
         self._payments = payments
@@ -523,9 +525,7 @@ class CheckoutReconciler:
         settled = 0
         for payment in stale:
             try:
-                result = await self._payments.provider.lookup(
-                    idempotency_key=payment.idempotency_key
-                )
+                result = await self._payments.lookup(payment)
             except Exception:
                 # one payment the provider cannot answer for yet must not hold up the others
                 log.warning("provider lookup failed; payment %s left for later", payment.id)
@@ -557,8 +557,8 @@ class ReservationSweeper:
     def __init__(
         self,
         orders: OrdersService,
-        catalog: CatalogService,
-        payments: PaymentsService,
+        catalog: StockForOrders,
+        payments: PaymentsForOrders,
         *,
         batch: int = 50,
     ) -> None:
@@ -584,7 +584,7 @@ class ReservationSweeper:
             p for p in await self._payments.list_for_order(order_id) if p.id == payment_id
         )
         try:
-            result = await self._payments.provider.lookup(idempotency_key=payment.idempotency_key)
+            result = await self._payments.lookup(payment)
         except Exception:
             log.warning(
                 "provider unreachable; expired checkout of order %s left for later", order_id

@@ -15,6 +15,7 @@ from mercato.payments.domain import (
     check_card,
     check_payment,
 )
+from mercato.payments.protocols import PaymentsForOrders
 from mercato.payments.sandbox import SandboxProvider
 from mercato.payments.service import PaymentsService
 from mercato.payments.stripe import StripeProvider
@@ -29,6 +30,7 @@ __all__ = [
     "Payment",
     "PaymentDeclined",
     "PaymentProvider",
+    "PaymentsForOrders",
     "PaymentsService",
     "ProviderError",
     "SandboxProvider",

@@ -17,7 +17,6 @@ from mercato.payments.domain import (
     PaymentProvider,
     Status,
 )
-from mercato.platform.db import Connection
 from mercato.platform.outbox import OutboxEvent
 from mercato.platform.uow import Transactor, UnitOfWork
 
@@ -157,10 +156,9 @@ class PaymentsService:
         if event.payload.get("refund_due"):
             await self.refund_order(event.aggregate_id)
 
-    @staticmethod
-    async def for_order(conn: Connection, order_id: str) -> list[Payment]:
-        """Every payment attempt of an order, oldest first."""
-        return await store.for_order(conn, order_id)
+    async def lookup(self, payment: Payment) -> ChargeResult | None:
+        """Ask the provider what became of a payment's charge (None: it never saw one)."""
+        return await self.provider.lookup(idempotency_key=payment.idempotency_key)
 
     async def stale_pending(self, *, older_than: timedelta, limit: int) -> list[Payment]:
         """Payments still pending after ``older_than`` (their request probably died)."""
