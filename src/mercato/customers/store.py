@@ -33,6 +33,14 @@ _UPDATE = sql(
     .where(_c.id == sa.bindparam("id"), _c.version == sa.bindparam("expected"))
     .values(active=sa.bindparam("active"), version=sa.bindparam("version"))
 )
+# Every active staff row, locked in id order: two deactivations of different staff accounts
+# queue here instead of each seeing the other still active.
+_ACTIVE_STAFF_FOR_UPDATE = sql(
+    sa.select(_c.id)
+    .where(_c.role == Role.STAFF.value, _c.active.is_(True))
+    .order_by(_c.id)
+    .with_for_update()
+)
 _PAGE = sql(
     sa.select(customers)
     .where(_c.id > sa.bindparam("after"))
@@ -117,3 +125,9 @@ async def page(conn: Connection, *, after: str | None, limit: int) -> list[Custo
     """Up to ``limit`` customers with ids after ``after``, in id order."""
     rows = await conn.fetch(_PAGE, after=after or "", limit=limit)
     return [_from_row(r) for r in rows]
+
+
+async def lock_active_staff(conn: Connection) -> list[str]:
+    """The ids of the active staff accounts, locked until commit."""
+    rows = await conn.fetch(_ACTIVE_STAFF_FOR_UPDATE)
+    return [str(r["id"]) for r in rows]
