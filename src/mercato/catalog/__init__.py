@@ -7,12 +7,14 @@ from mercato.catalog.domain import (
     ProductNotFound,
     ReservedLine,
 )
-from mercato.catalog.service import CatalogService
+from mercato.catalog.service import Adjustment, CatalogService, ProductChanges
 
 __all__ = [
+    "Adjustment",
     "CatalogService",
     "OutOfStock",
     "Product",
+    "ProductChanges",
     "ProductInactive",
     "ProductNotFound",
     "ReservedLine",

@@ -111,12 +111,22 @@ class CustomersService:
             raise CustomerNotFound(customer_id)
         return customer
 
-    async def list_accounts(self, *, after: str | None, limit: int) -> Page[Customer]:
-        """A page of accounts in registration order."""
+    async def list_accounts(
+        self, *, after: str | None, limit: int, text: str | None = None
+    ) -> Page[Customer]:
+        """A page of accounts in registration order; with ``text``, whose e-mail contains it."""
         rows = await self._transact.read(
-            lambda conn: store.page(conn, after=after, limit=limit + 1)
+            lambda conn: store.page(conn, after=after, limit=limit + 1, text=text)
         )
         return page_of(rows, limit)
+
+    async def find_by_email(self, email: str) -> Customer | None:
+        """The account with this e-mail (any case), or None (also for a malformed e-mail)."""
+        try:
+            address = Email(email)
+        except InvalidValue:
+            return None
+        return await self._transact.read(lambda conn: store.by_email(conn, address))
 
     async def set_active(
         self, customer_id: str, *, active: bool, actor_id: str | None = None

@@ -75,6 +75,20 @@ def _from_row(row: Row) -> Customer:
     )
 
 
+_SEARCH = sql(
+    sa.select(customers)
+    .where(_c.id > sa.bindparam("after"), _c.email.like(sa.bindparam("pattern"), escape="\\"))
+    .order_by(_c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching e-mails that contain ``text`` literally (lower-cased)."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def add(conn: Connection, customer: Customer) -> None:
     """Insert a new customer; EmailTaken if the e-mail is in use."""
     try:
@@ -121,9 +135,15 @@ async def save(conn: Connection, customer: Customer, *, expected_version: int) -
     return changed == 1
 
 
-async def page(conn: Connection, *, after: str | None, limit: int) -> list[Customer]:
-    """Up to ``limit`` customers with ids after ``after``, in id order."""
-    rows = await conn.fetch(_PAGE, after=after or "", limit=limit)
+async def page(
+    conn: Connection, *, after: str | None, limit: int, text: str | None = None
+) -> list[Customer]:
+    """Up to ``limit`` customers with ids after ``after``, in id order; with ``text``, only
+    those whose e-mail contains it."""
+    if text:
+        rows = await conn.fetch(_SEARCH, after=after or "", limit=limit, pattern=like_pattern(text))
+    else:
+        rows = await conn.fetch(_PAGE, after=after or "", limit=limit)
     return [_from_row(r) for r in rows]
 
 
