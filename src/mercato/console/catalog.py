@@ -20,19 +20,20 @@ from mercato.console.views import (
 )
 from mercato.kernel.errors import Conflict, DomainError, NotFound
 from mercato.platform.pagination import decode_cursor
+from mercato.platform.schemas import Text
 
 router = APIRouter()
 PAGE = 25
-ProductId = Annotated[str, Path(max_length=36)]
-Text = Annotated[str, Form(max_length=5000)]
+ProductId = Annotated[Text, Path(max_length=36)]
+LongText = Annotated[str, Form(max_length=5000)]
 
 
 @router.get("/products")
 async def list_products(
     request: Request,
     session: StaffSession,
-    q: Annotated[str, Query(max_length=200)] = "",
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[Text, Query(max_length=200)] = "",
+    after: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     """Products whose name or SKU contains the search text, inactive ones included."""
     page = await parent(request).catalog.list_products(
@@ -71,7 +72,7 @@ async def create_product(
     session: FormSession,
     sku: Annotated[str, Form(max_length=64)] = "",
     name: Annotated[str, Form(max_length=200)] = "",
-    description: Text = "",
+    description: LongText = "",
     price: Annotated[str, Form(max_length=20)] = "",
     currency: Annotated[str, Form(max_length=3)] = "",
     weight_grams: Annotated[str, Form(max_length=12)] = "0",
@@ -98,6 +99,8 @@ async def create_product(
             )
         except DomainError as exc:
             errors = errors_of(exc)
+            if "delta" in errors:  # the opening stock is the first stock adjustment
+                errors = {"initial_stock": errors["delta"].replace("Delta", "Opening stock")}
         else:
             return RedirectResponse(f"/console/products/{product.id}", status_code=303)
     return render(
@@ -144,7 +147,7 @@ async def edit_product(
     session: FormSession,
     product_id: ProductId,
     name: Annotated[str, Form(max_length=200)] = "",
-    description: Text = "",
+    description: LongText = "",
     price: Annotated[str, Form(max_length=20)] = "",
     weight_grams: Annotated[str, Form(max_length=12)] = "0",
     active: Annotated[str, Form(max_length=5)] = "",

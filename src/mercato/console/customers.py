@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from mercato.console.views import FormSession, StaffSession, errors_of, parent, render
 from mercato.kernel.errors import DomainError, NotFound
 from mercato.platform.pagination import decode_cursor
+from mercato.platform.schemas import Text
 
 router = APIRouter()
 PAGE = 25
@@ -38,8 +39,8 @@ async def _list(
 async def list_customers(
     request: Request,
     session: StaffSession,
-    q: Annotated[str, Query(max_length=254)] = "",
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[Text, Query(max_length=254)] = "",
+    after: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     """Accounts, oldest first; searched by any part of their e-mail."""
     return await _list(request, session, q, after)
@@ -49,8 +50,8 @@ async def list_customers(
 async def set_active(
     request: Request,
     session: FormSession,
-    customer_id: Annotated[str, Path(max_length=36)],
-    action: Annotated[str, Path(pattern="^(activate|deactivate)$")],
+    customer_id: Annotated[Text, Path(max_length=36)],
+    action: Annotated[Text, Path(pattern="^(activate|deactivate)$")],
 ) -> Response:
     """Activate or deactivate an account (never your own, nor the last active staff one)."""
     service = parent(request).customers

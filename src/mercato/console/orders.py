@@ -12,6 +12,7 @@ from mercato.kernel.errors import Conflict, DomainError, InvalidValue
 from mercato.orders import Order, OrderNotFound, Status
 from mercato.platform import notify
 from mercato.platform.pagination import decode_cursor
+from mercato.platform.schemas import Text
 from mercato.platform.security import Principal
 
 router = APIRouter()
@@ -61,9 +62,9 @@ async def _find(
 async def list_orders(
     request: Request,
     session: StaffSession,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    q: Annotated[str, Query(max_length=254)] = "",
-    before: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[Text | None, Query(max_length=20)] = None,
+    q: Annotated[Text, Query(max_length=254)] = "",
+    before: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     """Orders, newest first, filtered by status, searched by order id or customer e-mail."""
     chosen = _status(status)
@@ -109,7 +110,7 @@ async def _page(
 
 @router.get("/orders/{order_id}")
 async def read_order(
-    request: Request, session: StaffSession, order_id: Annotated[str, Path(max_length=36)]
+    request: Request, session: StaffSession, order_id: Annotated[Text, Path(max_length=36)]
 ) -> Response:
     """One order: lines, totals, payments, event history and the actions it allows."""
     return await _page(request, session, order_id)
@@ -119,8 +120,8 @@ async def read_order(
 async def act(
     request: Request,
     session: FormSession,
-    order_id: Annotated[str, Path(max_length=36)],
-    action: Annotated[str, Path(max_length=20)],
+    order_id: Annotated[Text, Path(max_length=36)],
+    action: Annotated[Text, Path(max_length=20)],
     version: Annotated[str, Form(max_length=12)] = "",
     tracking_code: Annotated[str, Form(max_length=200)] = "",
     reason: Annotated[str, Form(max_length=500)] = "",

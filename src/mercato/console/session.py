@@ -24,11 +24,15 @@ PATH = "/console"
 
 
 class SignInRequired(Exception):
-    """The request has no session that may use the console; ``reason`` says why."""
+    """The request has no session that may use the console; ``reason`` says why.
 
-    def __init__(self, reason: str = "") -> None:
+    ``refused`` tells an account that may not use the console (deactivated, not staff: 403)
+    from a missing or ended session (401)."""
+
+    def __init__(self, reason: str = "", *, refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.refused = refused
 
 
 class CsrfRefused(Exception):
@@ -76,9 +80,9 @@ async def open_session(token: str | None, *, auth: Authenticator, keys: Keys) ->
     except AuthenticationFailed:
         raise SignInRequired("Your session has ended. Please sign in again.") from None
     except PermissionDenied as exc:
-        raise SignInRequired(_denied(exc)) from None
+        raise SignInRequired(_denied(exc), refused=True) from None
     if not principal.is_staff:
-        raise SignInRequired("This account is not a staff account.")
+        raise SignInRequired("This account is not a staff account.", refused=True)
     return Session(principal, token, keys.csrf_for(token))
 
 

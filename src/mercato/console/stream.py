@@ -46,14 +46,12 @@ class ConsoleEvents:
                 _cookie(scope), auth=application.state.auth, keys=console.state.keys
             )
         except SignInRequired as exc:
-            refusal = PermissionDenied("staff_only", exc.reason or "sign in to the console")
-            refused = AuthenticationFailed("unauthenticated", "sign in to the console")
-            await streaming.send_error(
-                {**scope, "app": application},
-                receive,
-                send,
-                refusal if exc.reason else refused,
+            error: Exception = (
+                PermissionDenied("staff_only", exc.reason)
+                if exc.refused
+                else AuthenticationFailed("unauthenticated", "sign in to the console")
             )
+            await streaming.send_error({**scope, "app": application}, receive, send, error)
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"authorization", b"cookie")]
         headers.append((b"authorization", f"Bearer {session.token}".encode()))

@@ -10,10 +10,12 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from mercato.console.session import COOKIE, CsrfRefused, Keys, Session, open_session, same
-from mercato.kernel.errors import DomainError
+from mercato.kernel.errors import DomainError, InvalidValue
 from mercato.kernel.money import Currency, Money
+from mercato.kernel.values import describe_character, forbidden_character
 
 PREFIX = "/console"
+MULTILINE = frozenset({"description"})  # form fields that may hold tabs and line breaks
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,
@@ -46,6 +48,14 @@ async def _form_session(request: Request) -> Session:
     given = form.get("csrf")
     if not same(given if isinstance(given, str) else None, session.csrf):
         raise CsrfRefused()
+    for name, value in form.multi_items():
+        bad = forbidden_character(str(value), multiline=name in MULTILINE)
+        if bad is not None:
+            raise InvalidValue(
+                "invalid_text",
+                f"{name} must not contain control characters (found {describe_character(bad)})",
+                field=name,
+            )
     return session
 
 
