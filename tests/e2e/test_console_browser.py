@@ -18,6 +18,10 @@ from tests.e2e.browser import PASSWORD, Api, Tab, chromium, new_context, open_ta
 from tests.e2e.server import Server, running_server
 
 LIVE_WITHIN_S = 2.0
+# form controls a screen reader could not name: no <label> and no aria-label
+UNLABELLED = """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .map(e => e.name)"""
 PAGE_BUDGET = 100_000
 
 
@@ -241,7 +245,7 @@ def test_staff_cannot_deactivate_themselves_from_the_customers_page(
 
 
 def test_every_page_loads_without_errors_and_under_the_weight_budget(
-    tab: Tab, server: Server, api: Api
+    tab: Tab, browser: Browser, server: Server, api: Api
 ) -> None:
     product = api.product()
     _, _, customer = api.account()
@@ -256,7 +260,48 @@ def test_every_page_loads_without_errors_and_under_the_weight_budget(
         "/products/new",
         "/customers",
     ]
+    narrow = open_tab(new_context(browser, width=390, height=844))
+    sign_in(narrow, server.base_url, api.staff_email, PASSWORD)
     for path in pages:
         weight = tab.weight(base + path)
         assert 0 < weight < PAGE_BUDGET, (path, weight)
         assert tab.problems() == [], path
+        assert tab.page.evaluate(UNLABELLED) == [], path
+        narrow.page.goto(base + path)
+        # readable at 390 px: nothing but the tables' own scroll areas is wider than the screen
+        assert narrow.page.evaluate("document.documentElement.scrollWidth") <= 390, path
+    assert narrow.problems() == []
+    narrow.page.context.close()
+
+
+def test_sign_in_and_the_pages_can_be_reached_from_the_keyboard(
+    browser: Browser, server: Server, api: Api
+) -> None:
+    context = new_context(browser)
+    tab = open_tab(context)
+    tab.page.goto(f"{server.base_url}/console/login")
+    _tab_to(tab, "#email")
+    tab.page.keyboard.type(api.staff_email)
+    tab.page.keyboard.press("Tab")
+    tab.page.keyboard.type(PASSWORD)
+    tab.page.keyboard.press("Enter")
+    expect(tab.page.get_by_role("heading", name="Today")).to_be_visible()
+
+    _tab_to(tab, "nav a[href$='/products']")
+    tab.page.keyboard.press("Enter")
+    expect(tab.page.get_by_role("heading", name="Catalog")).to_be_visible()
+    _tab_to(tab, "#q")
+    tab.page.keyboard.type("no such product anywhere")
+    tab.page.keyboard.press("Enter")
+    expect(tab.page.get_by_text("No products match.")).to_be_visible()
+    assert tab.problems() == []
+    context.close()
+
+
+def _tab_to(tab: Tab, selector: str, *, presses: int = 15) -> None:
+    """Press Tab until ``selector`` has the focus (failing after ``presses``)."""
+    for _ in range(presses):
+        tab.page.keyboard.press("Tab")
+        if tab.page.evaluate(f"document.activeElement.matches({selector!r})"):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")

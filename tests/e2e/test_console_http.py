@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from mercato.bootstrap import Container
 from mercato.customers import Role
-from mercato.payments import SUCCESS_CARD
+from mercato.payments import DECLINED_CARD, SUCCESS_CARD
 from tests.conftest import unique
 from tests.e2e.helpers import create_product, draft, register, running_app, staff_user
 
@@ -241,3 +241,37 @@ async def test_control_characters_in_a_form_are_refused_naming_the_field(
     answer = await client.post("/console/products", data={**form, "name": "nul\x00name"})
     assert answer.status_code == 422
     assert "name must not contain control characters" in answer.text
+
+
+async def test_the_dashboard_counts_a_declined_payment_and_todays_orders(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    container: Container = app.state.container
+    staff = await staff_user(client, container)
+    product = await create_product(client, staff, stock=10, price=1000)
+    customer = await register(client)
+    await _sign_in(client, staff.email, "staff password 1")
+
+    def number(page: str, name: str) -> str:
+        found = re.search(rf'id="{name}">([^<]+)<', page)
+        assert found is not None, name
+        return found.group(1)
+
+    before = (await client.get("/console/")).text
+    made = await draft(client, customer, [(product["id"], 1)])
+    declined = await client.post(
+        f"/v1/orders/{made['id']}/place", json={"card_number": DECLINED_CARD}, headers=customer.auth
+    )
+    assert declined.status_code == 402, declined.text
+    placed = await client.post(
+        f"/v1/orders/{made['id']}/place", json={"card_number": SUCCESS_CARD}, headers=customer.auth
+    )
+    assert placed.status_code == 200, placed.text
+    after = (await client.get("/console/")).text
+
+    assert int(number(after, "failed-payments")) == int(number(before, "failed-payments")) + 1
+    assert int(number(after, "placed-today")) == int(number(before, "placed-today")) + 1
+    total = placed.json()["totals"]["total"]["amount"]
+    revenue_before = number(before, "revenue-today").split()[0].replace(".", "")
+    revenue_after = number(after, "revenue-today").split()[0].replace(".", "")
+    assert int(revenue_after) == int(revenue_before) + total
