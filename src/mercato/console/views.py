@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from mercato.kernel.money import Currency, Money
 from mercato.kernel.values import describe_character, forbidden_character
 
 PREFIX = "/console"
+WHOLE = re.compile(r"[+-]?[0-9]{1,12}")
 MULTILINE = frozenset({"description"})  # form fields that may hold tabs and line breaks
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -78,7 +80,12 @@ def render(
     return HTMLResponse(html, status_code=status)
 
 
-FIELD_NAMES = {"price_amount": "price", "If-Match": "version", "expected_version": "version"}
+FIELD_NAMES = {
+    "price_amount": "price",
+    "amount": "price",
+    "If-Match": "version",
+    "expected_version": "version",
+}
 
 
 def errors_of(exc: DomainError) -> dict[str, str]:
@@ -95,7 +102,7 @@ def _sentence(message: str) -> str:
 def parse_int(value: str, *, field: str, label: str, errors: dict[str, str]) -> int:
     """A whole number from a form field; records a plain-words error otherwise."""
     cleaned = value.strip()
-    if cleaned.lstrip("+-").isdigit() and len(cleaned) <= 12 and cleaned.isascii():
+    if WHOLE.fullmatch(cleaned):
         return int(cleaned)
     errors[field] = f"{label} must be a whole number."
     return 0
@@ -108,7 +115,7 @@ def parse_money(value: str, *, currency: str, field: str, errors: dict[str, str]
     if (
         whole.isdigit()
         and whole.isascii()
-        and len(whole) <= 10
+        and len(whole) <= 15
         and len(frac) <= digits
         and (frac == "" or (frac.isdigit() and frac.isascii()))
     ):
