@@ -311,3 +311,22 @@ async def test_every_console_page_and_form_needs_a_staff_session(
             )
             assert answer.status_code == 303, (cookie, method, path, answer.status_code)
             assert answer.headers["location"].startswith("/console/login"), (method, path)
+
+
+async def test_a_lost_database_gets_a_page_asking_to_retry_not_a_500(database_url: str) -> None:
+    async with running_app(database_url) as application:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mercato.test") as http:
+            page = await http.get("/console/login")
+            nonce = CSRF.search(page.text)
+            assert nonce is not None
+            db = application.state.container.db
+            await db.close()  # as if the database went away
+            try:
+                form = {"email": "a@example.com", "password": "x" * 12, "csrf": nonce.group(1)}
+                answer = await http.post("/console/login", data=form)
+            finally:
+                await db.connect()
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    assert "Try again in a moment" in answer.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -53,8 +54,8 @@ async def _pages(
     return found, False
 
 
-async def _orders(state: object, who: Principal, status: Status | None) -> Count:
-    orders = state.orders  # type: ignore[attr-defined]
+async def _orders(state: Any, who: Principal, status: Status | None) -> Count:
+    orders = state.orders
     items, complete = await _pages(
         lambda before: orders.list_orders(
             who, status=status, customer_id=None, before=before, limit=PAGE
@@ -63,9 +64,9 @@ async def _orders(state: object, who: Principal, status: Status | None) -> Count
     return Count(len(items), complete)
 
 
-async def _today(state: object, who: Principal, since: datetime) -> tuple[Count, Money]:
-    orders = state.orders  # type: ignore[attr-defined]
-    currency: str = state.settings.currency  # type: ignore[attr-defined]
+async def _today(state: Any, who: Principal, since: datetime) -> tuple[Count, Money]:
+    orders = state.orders
+    currency: str = state.settings.currency
     items, complete = await _pages(
         lambda before: orders.list_orders(
             who, status=None, customer_id=None, before=before, limit=PAGE
@@ -81,8 +82,8 @@ async def _today(state: object, who: Principal, since: datetime) -> tuple[Count,
     return Count(len(items), complete), revenue
 
 
-async def _low_stock(state: object) -> list[object]:
-    catalog = state.catalog  # type: ignore[attr-defined]
+async def _low_stock(state: Any) -> list[object]:
+    catalog = state.catalog
     items, _ = await _pages(
         lambda after: catalog.list_products(text=None, after=after, limit=PAGE),
         keep=lambda p: getattr(p, "available", LOW_STOCK + 1) <= LOW_STOCK,

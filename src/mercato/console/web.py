@@ -27,6 +27,8 @@ from mercato.console.session import (
 from mercato.console.stream import ConsoleEvents
 from mercato.console.views import PREFIX, FormSession, parent, render
 from mercato.kernel.errors import DomainError, PermissionDenied, TooManyRequests
+from mercato.platform import problems
+from mercato.platform.db import DatabaseUnavailable, OutOfRange, TransientError, UnstorableText
 from mercato.platform.throttle import client_address
 
 # No inline script or style anywhere: everything the pages run or wear comes from /console/static.
@@ -77,6 +79,10 @@ def create(application: FastAPI, *, events: ASGIApp) -> FastAPI:
     console.add_exception_handler(CsrfRefused, _csrf_refused)
     console.add_exception_handler(DomainError, _domain_error)
     console.add_exception_handler(RequestValidationError, _bad_request)
+    for busy in (DatabaseUnavailable, TransientError):
+        console.add_exception_handler(busy, _busy)
+    for unstorable in (UnstorableText, OutOfRange):
+        console.add_exception_handler(unstorable, _unstorable)
     console.router.routes.append(Route("/events", ConsoleEvents(events), methods=["GET"]))
     console.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"))
     console.add_api_route("/login", _login_page, methods=["GET"])
@@ -204,13 +210,25 @@ async def _csrf_refused(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", session=None, status=403, message=message)
 
 
-_STATUS = {"NotFound": 404, "Conflict": 409, "PermissionDenied": 403, "InvalidValue": 422}
-
-
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    status = next((_STATUS[c.__name__] for c in type(exc).__mro__ if c.__name__ in _STATUS), 400)
-    return render(request, "error.html", session=None, status=status, message=exc.message)
+    status = problems.status_for(exc)
+    answer = render(request, "error.html", session=None, status=status, message=exc.message)
+    if exc.retry_after is not None:
+        answer.headers["Retry-After"] = str(exc.retry_after)
+    return answer
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    message = "The shop's database is busy or unreachable right now. Try again in a moment."
+    answer = render(request, "error.html", session=None, status=503, message=message)
+    answer.headers["Retry-After"] = "1"
+    return answer
+
+
+async def _unstorable(request: Request, exc: Exception) -> Response:
+    message = "A value in the request cannot be stored (too large, or not valid text)."
+    return render(request, "error.html", session=None, status=422, message=message)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
