@@ -79,6 +79,7 @@ async def list_orders(
         next_cursor=next_cursor,
         filter_status=chosen.value if chosen else "",
         q=q,
+        before=before or "",
         statuses=list(Status),
     )
 
