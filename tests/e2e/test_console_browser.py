@@ -32,7 +32,9 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(database_url: str) -> Iterator[Browser]:
+    # one browser per database: playwright runs an event loop in this thread while it is open,
+    # so the next database must be migrated (Alembic runs a loop of its own) before it starts
     with chromium() as launched:
         yield launched
 
