@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
 .PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy \
-	bench clean tools check-deploy bench-observability bench-realtime
+	bench clean tools check-deploy bench-observability bench-realtime console-screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,9 @@ unit: install
 validate-deploy: install  ## Kubernetes manifests (strict schemas), Dockerfile, scripts, workflows
 	BIN=$(BIN) deploy/validate.sh
 
-tools:  ## Prometheus, promtool, Alertmanager and amtool (Debian packages) when missing
+tools:  ## Prometheus, promtool, Alertmanager, amtool and chromium (Debian packages) when missing
 	deploy/install-tools
+	deploy/install-chromium
 
 check-deploy: tools  ## promtool and amtool: rules, rule unit tests, Alertmanager routes
 	deploy/check
@@ -68,6 +69,9 @@ bench-observability: install  ## cost of metrics and request logs (see bench/REA
 
 bench-realtime: install  ## held long polls and event streams on one process (bench/README.md)
 	$(BIN)/python -m bench.realtime
+
+console-screenshots: install tools  ## the console's pages at 1280 and 390 px, and their weights, into docs/console/
+	$(BIN)/python -m tests.e2e.console_screenshots docs/console
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from mercato import __version__
+from mercato import __version__, console
 from mercato.bootstrap import Container, build
 from mercato.catalog.routes import router as catalog_router
 from mercato.config import Feature, Settings
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(customers_router)
     app.include_router(health.router)
     orders_realtime.install(app)  # before the middleware below, so it sits innermost
+    app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
     app.add_middleware(
         IdempotencyMiddleware,
         store=container.idempotency,

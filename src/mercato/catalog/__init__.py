@@ -8,12 +8,14 @@ from mercato.catalog.domain import (
     ReservedLine,
 )
 from mercato.catalog.protocols import StockForOrders
-from mercato.catalog.service import CatalogService
+from mercato.catalog.service import Adjustment, CatalogService, ProductChanges
 
 __all__ = [
+    "Adjustment",
     "CatalogService",
     "OutOfStock",
     "Product",
+    "ProductChanges",
     "ProductInactive",
     "ProductNotFound",
     "ReservedLine",

@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     CUSTOMER_NOT_FOUND = "customer_not_found"
     CUSTOMER_INACTIVE = "customer_inactive"
     INVALID_NAME = "invalid_name"
+    LAST_ACTIVE_STAFF = "last_active_staff"
+    CANNOT_DEACTIVATE_SELF = "cannot_deactivate_self"
 
 
 class Role(StrEnum):
@@ -34,6 +36,28 @@ class EmailTaken(Conflict):
     def __init__(self) -> None:
         super().__init__(
             ErrorCode.EMAIL_TAKEN, "an account with this e-mail already exists", field="email"
+        )
+
+
+class LastActiveStaff(Conflict):
+    """Deactivating this account would leave the shop with no active staff to run it."""
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            ErrorCode.LAST_ACTIVE_STAFF,
+            "this is the last active staff account; activate another one first",
+            customer_id=customer_id,
+        )
+
+
+class CannotDeactivateSelf(Conflict):
+    """Staff may not lock themselves out; another member of staff must do it."""
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            ErrorCode.CANNOT_DEACTIVATE_SELF,
+            "you cannot deactivate your own account; ask another member of staff",
+            customer_id=customer_id,
         )
 
 

@@ -129,9 +129,14 @@ async def read_customer(customer_id: ResourceId, _: StaffUser, service: Service)
 
 
 @router.post("/customers/{customer_id}/deactivate", response_model=CustomerRead)
-async def deactivate(customer_id: ResourceId, _: StaffUser, service: Service) -> CustomerRead:
-    """Deactivate an account: it can no longer log in or order (staff only)."""
-    return CustomerRead.of(await service.set_active(customer_id, active=False))
+async def deactivate(customer_id: ResourceId, user: StaffUser, service: Service) -> CustomerRead:
+    """Deactivate an account: it can no longer log in or order (staff only).
+
+    Never your own account (409 ``cannot_deactivate_self``), nor the last active staff account
+    (409 ``last_active_staff``).
+    """
+    changed = await service.set_active(customer_id, active=False, actor_id=user.user_id)
+    return CustomerRead.of(changed)
 
 
 @router.post("/customers/{customer_id}/activate", response_model=CustomerRead)

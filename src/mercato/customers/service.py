@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from mercato.customers import passwords, store
 from mercato.customers.domain import (
+    CannotDeactivateSelf,
     CommonPassword,
     Customer,
     CustomerInactive,
     CustomerNotFound,
     InvalidCredentials,
+    LastActiveStaff,
     Role,
     check_password,
 )
@@ -108,20 +110,43 @@ class CustomersService:
             raise CustomerNotFound(customer_id)
         return customer
 
-    async def list_accounts(self, *, after: str | None, limit: int) -> Page[Customer]:
-        """A page of accounts in registration order."""
+    async def list_accounts(
+        self, *, after: str | None, limit: int, text: str | None = None
+    ) -> Page[Customer]:
+        """A page of accounts in registration order; with ``text``, whose e-mail contains it."""
         rows = await self._transact.read(
-            lambda uow: store.page(uow.conn, after=after, limit=limit + 1)
+            lambda uow: store.page(uow.conn, after=after, limit=limit + 1, text=text)
         )
         return page_of(rows, limit)
 
-    async def set_active(self, customer_id: str, *, active: bool) -> Customer:
-        """Activate or deactivate an account."""
+    async def find_by_email(self, email: str) -> Customer | None:
+        """The account with this e-mail (any case), or None (also for a malformed e-mail)."""
+        try:
+            address = Email(email)
+        except InvalidValue:
+            return None
+        return await self._transact.read(lambda uow: store.by_email(uow.conn, address))
+
+    async def set_active(
+        self, customer_id: str, *, active: bool, actor_id: str | None = None
+    ) -> Customer:
+        """Activate or deactivate an account.
+
+        Staff (``actor_id``) cannot deactivate themselves (CannotDeactivateSelf), and nobody can
+        deactivate the last active staff account (LastActiveStaff).
+        """
+        if not active and customer_id == actor_id:
+            raise CannotDeactivateSelf(customer_id)
 
         async def work(uow: UnitOfWork) -> Customer:
+            # the staff rows are locked before the target, always in id order, so concurrent
+            # deactivations cannot deadlock and each counts what the other committed
+            staff = await store.lock_active_staff(uow.conn) if not active else []
             customer = await store.get(uow.conn, customer_id, for_update=True)
             if customer is None:
                 raise CustomerNotFound(customer_id)
+            if staff == [customer.id]:
+                raise LastActiveStaff(customer_id)
             seen = customer.version
             if active:
                 customer.activate()

@@ -33,6 +33,14 @@ _UPDATE = sql(
     .where(_c.id == sa.bindparam("id"), _c.version == sa.bindparam("expected"))
     .values(active=sa.bindparam("active"), version=sa.bindparam("version"))
 )
+# Every active staff row, locked in id order: two deactivations of different staff accounts
+# queue here instead of each seeing the other still active.
+_ACTIVE_STAFF_FOR_UPDATE = sql(
+    sa.select(_c.id)
+    .where(_c.role == Role.STAFF.value, _c.active.is_(True))
+    .order_by(_c.id)
+    .with_for_update()
+)
 _PAGE = sql(
     sa.select(customers)
     .where(_c.id > sa.bindparam("after"))
@@ -65,6 +73,20 @@ def _from_row(row: Row) -> Customer:
         created_at=row["created_at"],
         version=row["version"],
     )
+
+
+_SEARCH = sql(
+    sa.select(customers)
+    .where(_c.id > sa.bindparam("after"), _c.email.like(sa.bindparam("pattern"), escape="\\"))
+    .order_by(_c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching e-mails that contain ``text`` literally (lower-cased)."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 async def add(conn: Connection, customer: Customer) -> None:
@@ -113,7 +135,19 @@ async def save(conn: Connection, customer: Customer, *, expected_version: int) -
     return changed == 1
 
 
-async def page(conn: Connection, *, after: str | None, limit: int) -> list[Customer]:
-    """Up to ``limit`` customers with ids after ``after``, in id order."""
-    rows = await conn.fetch(_PAGE, after=after or "", limit=limit)
+async def page(
+    conn: Connection, *, after: str | None, limit: int, text: str | None = None
+) -> list[Customer]:
+    """Up to ``limit`` customers with ids after ``after``, in id order; with ``text``, only
+    those whose e-mail contains it."""
+    if text:
+        rows = await conn.fetch(_SEARCH, after=after or "", limit=limit, pattern=like_pattern(text))
+    else:
+        rows = await conn.fetch(_PAGE, after=after or "", limit=limit)
     return [_from_row(r) for r in rows]
+
+
+async def lock_active_staff(conn: Connection) -> list[str]:
+    """The ids of the active staff accounts, locked until commit."""
+    rows = await conn.fetch(_ACTIVE_STAFF_FOR_UPDATE)
+    return [str(r["id"]) for r in rows]

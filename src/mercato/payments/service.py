@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from mercato.kernel.clock import utcnow
 from mercato.kernel.money import Money
@@ -170,3 +170,7 @@ class PaymentsService:
     async def list_for_order(self, order_id: str) -> list[Payment]:
         """Every payment attempt of an order, oldest first (own connection)."""
         return await self._transact.read(lambda uow: store.for_order(uow.conn, order_id))
+
+    async def failed_since(self, since: datetime) -> int:
+        """How many payment attempts failed or were declined since ``since`` (the console)."""
+        return await self._transact.read(lambda uow: store.failed_since(uow.conn, since))

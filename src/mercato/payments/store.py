@@ -63,6 +63,12 @@ _PENDING_BEFORE = sql(
     .limit(_bind("limit"))
 )
 
+_FAILED_SINCE = sql(
+    sa.select(sa.func.count())
+    .select_from(payments)
+    .where(_c.status == Status.FAILED.value, _c.updated_at >= _bind("since"))
+)
+
 
 def _from_row(row: Row) -> Payment:
     return Payment(
@@ -141,3 +147,8 @@ async def save(conn: Connection, payment: Payment, *, expected_status: Status) -
 async def pending_before(conn: Connection, before: object, *, limit: int) -> list[Payment]:
     """Pending payments opened before a moment (candidates for reconciliation)."""
     return [_from_row(r) for r in await conn.fetch(_PENDING_BEFORE, before=before, limit=limit)]
+
+
+async def failed_since(conn: Connection, since: object) -> int:
+    """How many payment attempts failed or were declined since ``since``."""
+    return int(await conn.fetchval(_FAILED_SINCE, since=since) or 0)
