@@ -38,7 +38,9 @@ from tests.e2e.server import Server, free_port, running_server
 
 NAMESPACE = "drill"
 WINDOW_S = 20
-PODS = {"stable": "mercato-7d9f8-stable", "canary": "mercato-canary-5c4b2-x1"}
+# named as Flagger's primary and canary pods are, so its MetricTemplates find them too
+PODS = {"stable": "mercato-primary-7d9f8c6b5-x2k4q", "canary": "mercato-5c4b2d9f7-h8j3m"}
+FLAGGER = mon.DEPLOY / "k8s/overlays/production/flagger"
 
 
 @dataclass
@@ -218,6 +220,26 @@ def _analyze(s: Stack, *args: str, namespace: str = NAMESPACE) -> tuple[int, dic
     return done.returncode, json.loads(done.stdout), took
 
 
+def _flagger_failures(s: Stack) -> set[str]:
+    """The Canary's metrics that Flagger would count as failed now (no value fails, too)."""
+    canary = yaml.safe_load((FLAGGER / "canary.yaml").read_text())
+    templates = {
+        t["metadata"]["name"]: t["spec"]["query"]
+        for t in yaml.safe_load_all((FLAGGER / "metric-templates.yaml").read_text())
+    }
+    failed = set()
+    for metric in canary["spec"]["analysis"]["metrics"]:
+        query = templates[metric["templateRef"]["name"]]
+        for key, value in (("namespace", NAMESPACE), ("target", "mercato"), ("interval", "20s")):
+            query = query.replace(f"{{{{ {key} }}}}", value)
+        result = mon.query(s.prometheus, query)
+        value = float(result[0]["value"][1]) if result else float("nan")
+        limits = metric["thresholdRange"]
+        if not (limits.get("min", value) <= value <= limits.get("max", value)):
+            failed.add(metric["name"])
+    return failed
+
+
 def _failed(report: dict[str, Any]) -> set[str]:
     return {c["name"] for look in report["looks"] for c in look["checks"] if c["outcome"] == "fail"}
 
@@ -271,6 +293,7 @@ def test_a_canary_answering_errors_is_rolled_back_within_one_window(stack: Stack
     started = time.monotonic()
     try:
         status, report, _ = _analyze(stack, "--iterations", "60", "--threshold", "2")
+        assert "error-ratio" in _flagger_failures(stack)
     finally:
         _clear(stack)
     verdict_after = time.monotonic() - started
@@ -287,6 +310,7 @@ def test_a_slow_canary_is_rolled_back_within_one_window(stack: Stack) -> None:
     started = time.monotonic()
     try:
         status, report, _ = _analyze(stack, "--iterations", "60", "--threshold", "2")
+        assert "latency" in _flagger_failures(stack)
     finally:
         _clear(stack)
     verdict_after = time.monotonic() - started
