@@ -318,3 +318,23 @@ def test_a_slow_canary_is_rolled_back_within_one_window(stack: Stack) -> None:
     assert _failed(report) == {"p95 latency"}, report
     assert verdict_after < WINDOW_S, f"verdict after {verdict_after:.1f}s"
     stack.report.append(f"+250 ms canary: rollback {verdict_after:.1f}s after the fault")
+
+
+def test_a_soak_after_promotion_rolls_back_a_release_that_degrades(stack: Stack) -> None:
+    """After promotion there is no canary: the stable pods now against themselves before."""
+    before = f"{WINDOW_S * 2}s"
+    status, report, _ = _analyze(stack, "--iterations", "2", "--baseline-offset", before)
+    assert (status, report["verdict"]) == (0, "promote"), report
+    answer = stack.pods["stable"].http.put(
+        "/_faults", json={"status": 503, "ratio": 0.3}, headers=stack.staff
+    )
+    assert answer.status_code == 200, answer.text
+    try:
+        status, report, _ = _analyze(
+            stack, "--iterations", "30", "--threshold", "2", "--baseline-offset", before
+        )
+    finally:
+        stack.pods["stable"].http.delete("/_faults", headers=stack.staff)
+    assert (status, report["verdict"]) == (1, "rollback"), report
+    assert "error ratio" in _failed(report)
+    assert report["baseline_offset"] == before

@@ -31,7 +31,11 @@ class Plan:
 def look(prometheus: Prometheus, scope: Scope, limits: Limits) -> Look:
     """One iteration: both tracks over the window, judged."""
     try:
-        canary, stable = prometheus.track(scope, "canary"), prometheus.track(scope, "stable")
+        if scope.baseline_offset:  # a soak: the release now against the pods before it
+            canary = prometheus.track(scope, "stable")
+            stable = prometheus.track(scope, "stable", offset=scope.baseline_offset)
+        else:
+            canary, stable = prometheus.track(scope, "canary"), prometheus.track(scope, "stable")
     except PrometheusError as exc:
         no_data = Check("prometheus", Outcome.NO_DATA, None, None, None, str(exc))
         return Look([no_data])
@@ -55,6 +59,7 @@ def report(scope: Scope, tally: Tally, seconds: float) -> dict[str, object]:
         "exit_status": int(verdict),
         "namespace": scope.namespace,
         "window": scope.window,
+        "baseline_offset": scope.baseline_offset,
         "failures": tally.failures,
         "threshold": tally.threshold,
         "iterations": tally.iterations,

@@ -28,36 +28,39 @@ class Scope:
     namespace: str
     job: str = "mercato"
     window: str = "5m"
+    # a soak: the stable pods now against the stable pods this long ago, before the release
+    baseline_offset: str | None = None
 
     def selector(self, track: str, *extra: str) -> str:
         labels = [f'job="{self.job}"', f'namespace="{self.namespace}"', f'track="{track}"']
         return "{" + ",".join([*labels, *extra]) + "}"
 
 
-def queries(scope: Scope, track: str) -> dict[str, str]:
-    """The PromQL for each field of :class:`Track`."""
-    w, sel = scope.window, scope.selector
+def queries(scope: Scope, track: str, *, offset: str | None = None) -> dict[str, str]:
+    """The PromQL for each field of :class:`Track` (``offset``: as it was that long ago)."""
+    shift = f" offset {offset}" if offset else ""
+    r, sel = f"[{scope.window}]{shift}", scope.selector
     served = sel(track, NOT_TRAFFIC)
     failed = sel(track, NOT_TRAFFIC, 'status=~"5.."')
     placed = sel(track, 'event="placed"')
     attempts = sel(track, 'outcome=~"captured|declined|failed"')
     captured = sel(track, 'outcome="captured"')
-    requests = f"sum(increase(http_requests_total{served}[{w}]))"
-    payments = f"sum(increase(mercato_payments_total{attempts}[{w}]))"
+    requests = f"sum(increase(http_requests_total{served}{r}))"
+    payments = f"sum(increase(mercato_payments_total{attempts}{r}))"
     return {
         "requests": requests,
-        "errors": f"sum(increase(http_requests_total{failed}[{w}])) or ({requests} * 0)",
+        "errors": f"sum(increase(http_requests_total{failed}{r})) or ({requests} * 0)",
         "p95": "histogram_quantile(0.95, sum by (le) "
-        f"(rate(http_request_duration_seconds_bucket{served}[{w}])))",
-        "pods": f"count(count by (pod) (up{sel(track)}))",
+        f"(rate(http_request_duration_seconds_bucket{served}{r})))",
+        "pods": f"count(count by (pod) (up{sel(track)}{shift}))",
         # a restart starts a new process: its start time changes (one process per pod) or,
         # with several workers, its counters start again from zero
-        "restarts": f"sum(changes(process_start_time_seconds{sel(track)}[{w}]))"
-        f" or sum(resets(http_requests_total{sel(track)}[{w}]))",
-        "min_up": f"min(min_over_time(up{sel(track)}[{w}]))",
-        "orders_per_minute": f"sum(rate(mercato_orders_total{placed}[{w}])) * 60",
+        "restarts": f"sum(changes(process_start_time_seconds{sel(track)}{r}))"
+        f" or sum(resets(http_requests_total{sel(track)}{r}))",
+        "min_up": f"min(min_over_time(up{sel(track)}{r}))",
+        "orders_per_minute": f"sum(rate(mercato_orders_total{placed}{r})) * 60",
         "payments": payments,
-        "payments_succeeded": f"sum(increase(mercato_payments_total{captured}[{w}]))"
+        "payments_succeeded": f"sum(increase(mercato_payments_total{captured}{r}))"
         f" or ({payments} * 0)",
     }
 
@@ -89,8 +92,9 @@ class Prometheus:
         value = float(result[0]["value"][1])
         return value if math.isfinite(value) else None
 
-    def track(self, scope: Scope, track: str) -> Track:
+    def track(self, scope: Scope, track: str, *, offset: str | None = None) -> Track:
         """Everything the rules need about one track over the scope's window."""
-        values = {name: self.value(expr) for name, expr in queries(scope, track).items()}
+        found = queries(scope, track, offset=offset)
+        values = {name: self.value(expr) for name, expr in found.items()}
         pods = values.pop("pods")
         return Track(pods=None if pods is None else int(pods), **values)
