@@ -87,7 +87,7 @@ def register(sub: Any) -> None:
     parser = actions.add_parser(
         "analyze",
         help="canary vs stable pods: promote, rollback or inconclusive",
-        description=f"{cmd_analyze.__doc__} Rules: docs/rollout.md.",
+        description=f"{cmd_analyze.__doc__} Rules: docs/rollback.md.",
     )
     parser.add_argument("--prometheus", required=True, type=_url, help="Prometheus base URL")
     parser.add_argument("--namespace", required=True, type=_pattern(NAME, "a Kubernetes namespace"))
