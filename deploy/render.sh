@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Render mercato's manifests for one environment and image, for `kubectl apply -f -`.
 #
-#   deploy/render.sh dev|staging|production|production-canary IMAGE TAG
+#   deploy/render.sh dev|staging|production|production-canary|production-flagger IMAGE TAG
 #   deploy/render.sh migrate:ENV IMAGE TAG     the migration Job, named mercato-migrate-TAG
 #   deploy/render.sh backup:ENV IMAGE TAG      the backup Job, named mercato-backup-TAG
 #
@@ -10,7 +10,7 @@
 # to use (its built-in kustomize renders).
 set -euo pipefail
 
-usage() { echo "usage: $0 dev|staging|production|production-canary|migrate:ENV|backup:ENV IMAGE TAG" >&2; exit 2; }
+usage() { echo "usage: $0 dev|staging|production|production-canary|production-flagger|migrate:ENV|backup:ENV IMAGE TAG" >&2; exit 2; }
 [ $# -eq 3 ] || usage
 target=$1 image=$2 tag=$3
 [[ $image =~ ^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._/-]+)?$ ]] || { echo "bad image name (no tag): $image" >&2; exit 2; }
@@ -19,7 +19,7 @@ target=$1 image=$2 tag=$3
 here=$(cd "$(dirname "$0")" && pwd)
 extra=""
 case $target in
-  dev | staging | production | production-canary)
+  dev | staging | production | production-canary | production-flagger)
     resource="../overlays/$target" ;;
   migrate:dev | migrate:staging | migrate:production | backup:dev | backup:staging | backup:production)
     job=${target%%:*} env=${target#*:}

@@ -18,6 +18,7 @@ from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider, StripeProvider
 from mercato.platform import outbox
 from mercato.platform.connect import create_database
+from mercato.platform.connection_metrics import connection_sampler
 from mercato.platform.db import Database, is_postgres_url
 from mercato.platform.idempotency import IdempotencyPurger, IdempotencyStore
 from mercato.platform.metrics import Metrics
@@ -157,6 +158,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     metrics.on_flush(
         lambda: metrics.set_waiting(long_polls=notifier.waiting, streams=notifier.streams)
     )
+    metrics.on_flush(connection_sampler(db, notifier.listener, metrics))
     transact.after_commit(lambda events: notifier.wake())
     return Container(
         settings=settings,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
+from mercato.rollout import command as rollout
 
 EXIT_CONFIG = 2
 
@@ -313,6 +314,7 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--max-error-ratio", type=float, default=0.01, help="default 0.01")
     load.add_argument("--max-p95-ms", type=_positive, default=500.0, help="default 500")
     load.set_defaults(func=cmd_loadcheck)
+    rollout.register(sub)
     return parser
 
 

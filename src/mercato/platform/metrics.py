@@ -87,6 +87,7 @@ class Metrics:
         self._settlers: list[Callable[[], None]] = []
         self._held = {"polls": 0, "streams": 0}
         self._waiting_elsewhere = (0, 0)
+        self._listener_connects = 0
         r = self.registry
         self.requests = Counter(
             "http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r
@@ -199,6 +200,27 @@ class Metrics:
             ["worker", "outcome"],
             registry=r,
         )
+        self.pool_connections = Gauge(
+            "mercato_db_pool_connections",
+            "PostgreSQL pool connections by state (in_use, idle, max), sampled every second.",
+            ["state"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.listener_state = Gauge(
+            "mercato_notify_listener_state",
+            "1 for the LISTEN connection's current state (PostgreSQL): connected; "
+            "disconnected (reconnecting: followers on other replicas are woken only by the "
+            "safety poll); idle (no follower waits, so nothing listens).",
+            ["state"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+        self.listener_connects = Counter(
+            "mercato_notify_listener_connects",
+            "Connections the LISTEN connection made (the first and every reconnect).",
+            registry=r,
+        )
         for outcome in ("captured", "declined", "failed", "refunded"):
             self.payments.labels(outcome)
         for event in ("placed", "confirmed", "shipped", "delivered", "cancelled"):
@@ -259,6 +281,18 @@ class Metrics:
     def on_flush(self, sample: Callable[[], None]) -> None:
         """Call ``sample`` at every flush (each process, once a second): for cheap gauges."""
         self._samplers.append(sample)
+
+    def set_pool(self, *, in_use: int, idle: int, size: int) -> None:
+        """The database pool's connections now (in use, idle, the most it may open)."""
+        for state, value in (("in_use", in_use), ("idle", idle), ("max", size)):
+            self.pool_connections.labels(state).set(value)
+
+    def set_listener(self, state: str, *, connects: int) -> None:
+        """The LISTEN connection's state (connected, disconnected, idle) and its connects."""
+        for each in ("connected", "disconnected", "idle"):
+            self.listener_state.labels(each).set(int(each == state))
+        self.listener_connects.inc(max(0, connects - self._listener_connects))
+        self._listener_connects = max(connects, self._listener_connects)
 
     def set_waiting(self, *, long_polls: int, streams: int) -> None:
         """How many long polls wait and streams are open in this process (the notifier's

@@ -50,6 +50,11 @@ class PgListener:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="notify:listen")
 
+    @property
+    def listening(self) -> bool:
+        """Whether it is meant to listen now (connected, or trying to connect)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         """Stop listening and close the connection."""
         task, self._task = self._task, None
