@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     CUSTOMER_NOT_FOUND = "customer_not_found"
     CUSTOMER_INACTIVE = "customer_inactive"
     INVALID_NAME = "invalid_name"
+    CUSTOMER_CONFLICT = "customer_conflict"
 
 
 class Role(StrEnum):
@@ -71,6 +72,15 @@ class CustomerInactive(Conflict):
         super().__init__(
             ErrorCode.CUSTOMER_INACTIVE,
             "the customer account is deactivated",
+            customer_id=customer_id,
+        )
+
+
+class CustomerConflict(Conflict):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            ErrorCode.CUSTOMER_CONFLICT,
+            "the customer changed concurrently",
             customer_id=customer_id,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mercato.customers import passwords, store
+from mercato.customers import passwords
 from mercato.customers.domain import (
     CommonPassword,
     Customer,
@@ -14,8 +14,9 @@ from mercato.customers.domain import (
     Role,
     check_password,
 )
+from mercato.customers.store import CustomerRepository
 from mercato.kernel.clock import utcnow
-from mercato.kernel.errors import Conflict, InvalidValue
+from mercato.kernel.errors import InvalidValue
 from mercato.kernel.ids import new_id
 from mercato.kernel.values import Email
 from mercato.platform.pagination import Page, page_of
@@ -66,8 +67,7 @@ class CustomersService:
                 role=role,
                 now=utcnow(),
             )
-            await store.add(uow.conn, customer)
-            uow.collect(customer)
+            await uow.repository(CustomerRepository).add(customer)
             return customer
 
         return await self._transact(work)
@@ -92,7 +92,9 @@ class CustomersService:
     async def _verify(self, address: Email | None, password: str) -> IssuedToken:
         customer = None
         if address is not None:
-            customer = await self._transact.read(lambda uow: store.by_email(uow.conn, address))
+            customer = await self._transact.read(
+                lambda uow: uow.repository(CustomerRepository).by_email(address)
+            )
         stored = customer.password_hash if customer else None
         if not await self._hashing.verify(stored, password) or customer is None:
             raise InvalidCredentials()
@@ -103,15 +105,14 @@ class CustomersService:
 
     async def get(self, customer_id: str) -> Customer:
         """The customer; CustomerNotFound if there is none."""
-        customer = await self._transact.read(lambda uow: store.get(uow.conn, customer_id))
-        if customer is None:
-            raise CustomerNotFound(customer_id)
-        return customer
+        return await self._transact.read(
+            lambda uow: uow.repository(CustomerRepository).get(customer_id)
+        )
 
     async def list_accounts(self, *, after: str | None, limit: int) -> Page[Customer]:
         """A page of accounts in registration order."""
         rows = await self._transact.read(
-            lambda uow: store.page(uow.conn, after=after, limit=limit + 1)
+            lambda uow: uow.repository(CustomerRepository).page(after=after, limit=limit + 1)
         )
         return page_of(rows, limit)
 
@@ -119,26 +120,22 @@ class CustomersService:
         """Activate or deactivate an account."""
 
         async def work(uow: UnitOfWork) -> Customer:
-            customer = await store.get(uow.conn, customer_id, for_update=True)
-            if customer is None:
-                raise CustomerNotFound(customer_id)
-            seen = customer.version
+            customers = uow.repository(CustomerRepository)
+            customer = await customers.get(customer_id, lock=True)
             if active:
                 customer.activate()
             else:
                 customer.deactivate()
-            if customer.version != seen and not await store.save(
-                uow.conn, customer, expected_version=seen
-            ):
-                raise Conflict("customer_conflict", "the customer changed concurrently")
-            uow.collect(customer)
+            await customers.save(customer)
             return customer
 
         return await self._transact(work)
 
     async def account(self, customer_id: str) -> Account | None:
         """The authority the account holds now (role, active), or None if there is none."""
-        found = await self._transact.read(lambda uow: store.authority(uow.conn, customer_id))
+        found = await self._transact.read(
+            lambda uow: uow.repository(CustomerRepository).authority(customer_id)
+        )
         if found is None:
             return None
         role, active = found
@@ -146,7 +143,7 @@ class CustomersService:
 
     async def ensure_can_order(self, uow: UnitOfWork, customer_id: str) -> None:
         """Inside the caller's unit of work: raise unless the customer exists and is active."""
-        active = await store.is_active(uow.conn, customer_id)
+        active = await uow.repository(CustomerRepository).is_active(customer_id)
         if active is None:
             raise CustomerNotFound(customer_id)
         if not active:
