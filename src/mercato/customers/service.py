@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 from mercato.customers import passwords
 from mercato.customers.domain import (
@@ -22,8 +25,16 @@ from mercato.kernel.values import Email
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.security import Account, PasswordHashing, Principal, TokenService
 from mercato.platform.security import Role as TokenRole
-from mercato.platform.throttle import Guard
 from mercato.platform.uow import Transactor, UnitOfWork
+
+
+class LoginGuard(Protocol):
+    """What login needs of the throttle (:class:`mercato.platform.throttle.Guard`): one
+    attempt by a subject from an address, refused when either is over its limit."""
+
+    def attempt(
+        self, subject: str, *, address: str | None, failed: Callable[[Exception], bool]
+    ) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +53,7 @@ class CustomersService:
         *,
         hashing: PasswordHashing,
         tokens: TokenService,
-        login_guard: Guard,
+        login_guard: LoginGuard,
     ) -> None:
         self._transact = transact
         self._hashing = hashing

@@ -44,7 +44,8 @@ _PAGE = sql(
 )
 
 
-def _to_row(customer: Customer) -> dict[str, object]:
+def customer_row(customer: Customer) -> dict[str, object]:
+    """The ``customers_customers`` row of an account."""
     return {
         "id": customer.id,
         "email": str(customer.email),
@@ -57,7 +58,8 @@ def _to_row(customer: Customer) -> dict[str, object]:
     }
 
 
-def _from_row(row: Row) -> Customer:
+def customer_from_row(row: Row) -> Customer:
+    """The account a ``customers_customers`` row holds."""
     return Customer(
         id=row["id"],
         email=Email(row["email"]),
@@ -80,12 +82,12 @@ class CustomerRepository(TrackingRepository[Customer]):
         row = await self.conn.fetchrow(_BY_ID_FOR_UPDATE if lock else _BY_ID, id=customer_id)
         if row is None:
             raise CustomerNotFound(customer_id)
-        return self._track(_from_row(row))
+        return self._track(customer_from_row(row))
 
     async def add(self, customer: Customer) -> None:
         """Insert a new customer; EmailTaken if the e-mail is in use."""
         try:
-            await self.conn.execute(_INSERT, **_to_row(customer))
+            await self.conn.execute(_INSERT, **customer_row(customer))
         except UniqueViolation as exc:
             if exc.mentions("email"):
                 raise EmailTaken() from None
@@ -95,12 +97,12 @@ class CustomerRepository(TrackingRepository[Customer]):
     async def by_email(self, email: Email) -> Customer | None:
         """The customer with this (normalised) e-mail, or None."""
         row = await self.conn.fetchrow(_BY_EMAIL, email=str(email))
-        return None if row is None else self._track(_from_row(row))
+        return None if row is None else self._track(customer_from_row(row))
 
     async def page(self, *, after: str | None, limit: int) -> list[Customer]:
         """Up to ``limit`` customers with ids after ``after``, in id order."""
         rows = await self.conn.fetch(_PAGE, after=after or "", limit=limit)
-        return [self._track(_from_row(r)) for r in rows]
+        return [self._track(customer_from_row(r)) for r in rows]
 
     async def is_active(self, customer_id: str) -> bool | None:
         """Whether the customer is active (None if unknown), share-locked until commit."""

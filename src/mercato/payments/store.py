@@ -72,7 +72,8 @@ _PENDING_BEFORE = sql(
 )
 
 
-def _to_row(payment: Payment) -> dict[str, object]:
+def payment_row(payment: Payment) -> dict[str, object]:
+    """The ``payments_payments`` row of a payment."""
     return {
         "id": payment.id,
         "order_id": payment.order_id,
@@ -89,7 +90,8 @@ def _to_row(payment: Payment) -> dict[str, object]:
     }
 
 
-def _from_row(row: Row) -> Payment:
+def payment_from_row(row: Row) -> Payment:
+    """The payment a ``payments_payments`` row holds."""
     return Payment(
         id=row["id"],
         order_id=row["order_id"],
@@ -116,12 +118,12 @@ class PaymentRepository(TrackingRepository[Payment]):
         row = await self.conn.fetchrow(_BY_ID, id=payment_id)
         if row is None:
             raise PaymentNotFound(payment_id)
-        return self._track(_from_row(row))
+        return self._track(payment_from_row(row))
 
     async def add(self, payment: Payment) -> None:
         """Insert a pending payment; AlreadyPaid if the order has a live payment already."""
         try:
-            await self.conn.execute(_INSERT, **_to_row(payment))
+            await self.conn.execute(_INSERT, **payment_row(payment))
         except UniqueViolation as exc:
             # PostgreSQL names the index, SQLite the column
             if exc.mentions("live_order") or exc.mentions("payments_payments.order_id"):
@@ -149,23 +151,23 @@ class PaymentRepository(TrackingRepository[Payment]):
     async def for_order(self, order_id: str) -> list[Payment]:
         """Every payment attempt of an order, oldest first."""
         rows = await self.conn.fetch(_FOR_ORDER, order_id=order_id)
-        return [self._track(_from_row(r)) for r in rows]
+        return [self._track(payment_from_row(r)) for r in rows]
 
     async def captured_for_order(self, order_id: str) -> Payment | None:
         """The order's captured (not yet refunded) payment, if any."""
         row = await self.conn.fetchrow(_CAPTURED_FOR_ORDER, order_id=order_id)
-        return None if row is None else self._track(_from_row(row))
+        return None if row is None else self._track(payment_from_row(row))
 
     async def pending_before(self, before: datetime, *, limit: int) -> list[Payment]:
         """Pending payments opened before a moment (candidates for reconciliation)."""
         rows = await self.conn.fetch(_PENDING_BEFORE, before=before, limit=limit)
-        return [self._track(_from_row(r)) for r in rows]
+        return [self._track(payment_from_row(r)) for r in rows]
 
     def _token(self, aggregate: Payment) -> Hashable:
         return aggregate.status
 
     async def _write(self, aggregate: Payment, *, expected: Hashable) -> bool:
-        row = _to_row(aggregate)
+        row = payment_row(aggregate)
         for column in _IMMUTABLE:
             del row[column]
         return (
