@@ -141,15 +141,6 @@ class CatalogService:
 
         return page_of(await self._transact.read(read), limit)
 
-    async def get_product(self, product_id: str, *, include_inactive: bool = False) -> Product:
-        """One product; inactive ones only when asked (staff)."""
-        product = await self._transact.read(
-            lambda uow: uow.repository(ProductRepository).get(product_id)
-        )
-        if not product.active and not include_inactive:
-            raise ProductNotFound(product_id)
-        return product
-
     async def product_view(self, product_id: str, *, staff: bool) -> dict[str, object]:
         """One product as the API shows it, read without building the aggregate."""
         shown = await self._transact.read(
