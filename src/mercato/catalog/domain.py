@@ -125,6 +125,14 @@ def _check_price(price: Money) -> Money:
     return price
 
 
+def _check_opening_stock(units: int) -> int:
+    if not 0 <= units <= MAX_STOCK_DELTA:
+        raise InvalidAdjustment(
+            f"initial_stock must be between 0 and {MAX_STOCK_DELTA}", field="initial_stock"
+        )
+    return units
+
+
 def check_adjustment(delta: int, reason: str) -> tuple[int, str]:
     """A non-zero stock change with a reason for the audit trail."""
     if delta == 0 or abs(delta) > MAX_STOCK_DELTA:
@@ -137,7 +145,8 @@ def check_adjustment(delta: int, reason: str) -> tuple[int, str]:
 
 @dataclass(eq=False)
 class Product(AggregateRoot):
-    """A product for sale. Stock counters are changed by the store's guarded updates only."""
+    """A product for sale. Its stock counters move only by the stock repository's guarded
+    updates; the aggregate takes the counts they leave (a save never writes them)."""
 
     id: str
     sku: str
@@ -168,10 +177,6 @@ class Product(AggregateRoot):
     ) -> Product:
         """A new active product with its opening stock."""
         price = _check_price(price)
-        if not 0 <= initial_stock <= MAX_STOCK_DELTA:
-            raise InvalidAdjustment(
-                f"initial_stock must be between 0 and {MAX_STOCK_DELTA}", field="initial_stock"
-            )
         product = cls(
             id=id,
             sku=check_sku(sku),
@@ -180,7 +185,7 @@ class Product(AggregateRoot):
             price=price,
             weight_grams=_check_weight(weight_grams),
             active=True,
-            available=initial_stock,
+            available=_check_opening_stock(initial_stock),
             reserved=0,
             sold=0,
             created_at=now,
