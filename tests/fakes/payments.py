@@ -7,7 +7,6 @@ from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
 
-from mercato.kernel.money import Money
 from mercato.payments.domain import AlreadyPaid, ChargeResult, Payment, PaymentNotFound, Status
 from mercato.payments.sandbox import SandboxProvider
 from mercato.payments.store import PaymentRepository, payment_from_row, payment_row
@@ -73,31 +72,17 @@ class ScriptedProvider(SandboxProvider):
         self.refunds: list[ChargeResult | Exception] = []
         self.calls: list[tuple[str, str]] = []
 
-    async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        amount: Money,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult:
-        self.calls.append(("charge", idempotency_key))
+    async def charge(self, **request: Any) -> ChargeResult:
+        self.calls.append(("charge", request["idempotency_key"]))
         if self.charges:
             return _answer(self.charges.pop(0))
-        return await super().charge(
-            idempotency_key=idempotency_key,
-            amount=amount,
-            card_number=card_number,
-            payment_method=payment_method,
-        )
+        return await super().charge(**request)
 
-    async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:
-        self.calls.append(("refund", idempotency_key))
+    async def refund(self, **request: Any) -> ChargeResult:
+        self.calls.append(("refund", request["idempotency_key"]))
         if self.refunds:
             return _answer(self.refunds.pop(0))
-        return await super().refund(
-            idempotency_key=idempotency_key, reference=reference, amount=amount
-        )
+        return await super().refund(**request)
 
 
 def _answer(scripted: ChargeResult | Exception) -> ChargeResult:
