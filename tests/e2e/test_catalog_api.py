@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from mercato.catalog.store import products
+from mercato.catalog.store import ProductRepository, products
 from mercato.platform.db import sql
 from tests.conftest import unique
 from tests.e2e.helpers import (
@@ -316,7 +316,9 @@ async def test_the_fast_product_read_has_exactly_the_documented_shape(
     from mercato.catalog.routes import ProductRead, ProductStaffRead
 
     made = await create_product(client, staff, stock=7)
-    product = await app.state.catalog.get_product(made["id"])
+    product = await app.state.container.transact.read(
+        lambda uow: uow.repository(ProductRepository).get(made["id"])
+    )
     public = await client.get(f"/v1/products/{made['id']}")
     assert public.json() == ProductRead.of(product).model_dump(mode="json")
     assert public.headers["etag"] == f'"{product.version}"'

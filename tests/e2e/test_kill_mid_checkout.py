@@ -150,8 +150,8 @@ async def test_orders_placed_across_a_killed_server_are_placed_once_and_charged_
         statuses = [p.status.value for p in await system.payments.list_for_order(order_id)]
         assert statuses.count("captured") == 1, (order_id, statuses)
         assert set(statuses) <= {"captured", "failed"}, (order_id, statuses)
-    now = await system.catalog.get_product(product.id, include_inactive=True)
-    assert (now.available, now.reserved, now.sold) == (100 - 40, 0, 40)
+    now = await system.catalog.product_view(product.id, staff=True)
+    assert (now["available"], now["reserved"], now["sold"]) == (100 - 40, 0, 40)
 
 
 def test_serving_processes_stop_when_their_supervisor_is_killed(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import sqlalchemy as sa
 
@@ -88,9 +88,10 @@ async def draft(container: Container, owner: Principal, lines: dict[str, int]) -
 
 
 async def stock(container: Container, product_id: str) -> tuple[int, int, int]:
-    """(available, reserved, sold) of a product."""
-    found = await container.catalog.get_product(product_id, include_inactive=True)
-    return found.available, found.reserved, found.sold
+    """(available, reserved, sold) of a product, as staff see it."""
+    shown = await container.catalog.product_view(product_id, staff=True)
+    available, reserved, sold = (cast(int, shown[key]) for key in ("available", "reserved", "sold"))
+    return available, reserved, sold
 
 
 async def assert_stock_balances(container: Container, product_id: str) -> None:

@@ -24,6 +24,7 @@ from mercato.platform.outbox import outbox
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
 from tests.conftest import unique
+from tests.integration.helpers import stock as stock_of
 
 pytestmark = pytest.mark.anyio
 
@@ -58,11 +59,6 @@ async def _died_after_reserving(
     return checkout.order, checkout.payment, product.id
 
 
-async def _stock(container: Container, product_id: str) -> tuple[int, int, int]:
-    p = await container.catalog.get_product(product_id, include_inactive=True)
-    return p.available, p.reserved, p.sold
-
-
 async def _expire_reservations(container: Container, order_id: str) -> None:
     async with container.db.transaction() as conn:
         await conn.execute(
@@ -78,14 +74,14 @@ async def _expire_reservations(container: Container, order_id: str) -> None:
 
 async def test_the_sweeper_returns_the_stock_of_a_checkout_that_died(container: Container) -> None:
     order, payment, product_id = await _died_after_reserving(container, stock=5, qty=3)
-    assert await _stock(container, product_id) == (2, 3, 0)
+    assert await stock_of(container, product_id) == (2, 3, 0)
 
     sweeper = ReservationSweeper(container.orders, container.catalog, container.payments)
     assert await sweeper.run_once() == 0  # nothing has expired yet
     await _expire_reservations(container, order.id)
     assert await sweeper.run_once() == 1
 
-    assert await _stock(container, product_id) == (5, 0, 0)
+    assert await stock_of(container, product_id) == (5, 0, 0)
     settled = await container.orders.get_unchecked(order.id)
     assert settled is not None
     assert settled.status.value == "draft"
@@ -125,7 +121,7 @@ async def test_a_charge_that_went_through_places_the_order_when_reconciled(
     placed = await container.orders.get_unchecked(order.id)
     assert placed is not None
     assert placed.status.value == "placed"
-    assert await _stock(container, product_id) == (2, 0, 2)
+    assert await stock_of(container, product_id) == (2, 0, 2)
     assert [p.status.value for p in await container.payments.list_for_order(order.id)] == [
         "captured"
     ]
@@ -141,7 +137,7 @@ async def test_a_charge_the_provider_never_saw_is_failed_and_its_stock_released(
     draft = await container.orders.get_unchecked(order.id)
     assert draft is not None
     assert (draft.status.value, draft.in_checkout) == ("draft", False)
-    assert await _stock(container, product_id) == (4, 0, 0)
+    assert await stock_of(container, product_id) == (4, 0, 0)
     assert [p.status.value for p in await container.payments.list_for_order(order.id)] == ["failed"]
 
 
@@ -156,5 +152,5 @@ async def test_a_late_answer_for_a_checkout_settled_meanwhile_changes_nothing(
     after = await container.orders.settle_checkout(order.id, payment.id, captured, payment=payment)
 
     assert (after.status.value, after.in_checkout) == ("draft", False)
-    assert await _stock(container, product_id) == (3, 0, 0)
+    assert await stock_of(container, product_id) == (3, 0, 0)
     assert [p.status.value for p in await container.payments.list_for_order(order.id)] == ["failed"]

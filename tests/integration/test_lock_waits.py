@@ -15,13 +15,13 @@ import sqlalchemy as sa
 
 from mercato.bootstrap import Container
 from mercato.catalog.service import ProductChanges
-from mercato.catalog.store import get as get_product
-from mercato.catalog.store import save as save_product
+from mercato.catalog.store import ProductRepository
 from mercato.kernel.clock import utcnow
 from mercato.kernel.values import Quantity
 from mercato.orders import store as order_store
 from mercato.orders.domain import ProductInfo
 from mercato.platform.db import sql
+from mercato.platform.uow import UnitOfWork
 from tests.integration.helpers import customer, draft, product
 
 pytestmark = pytest.mark.anyio
@@ -87,17 +87,16 @@ async def test_a_product_edit_that_waited_applies_on_top_without_a_conflict(
     item = await product(container, stock=5, price=1000)
 
     async with container.db.transaction() as holder:
-        locked = await get_product(holder, item.id, for_update=True)
-        assert locked is not None
+        products = UnitOfWork(holder).repository(ProductRepository)
+        locked = await products.get(item.id, lock=True)
         waiting = asyncio.create_task(
             container.catalog.update_product(
                 item.id, ProductChanges(price_amount=1500), expected_version=None
             )
         )
         await _waiting_for_a_lock(container)
-        seen = locked.version
         locked.update(now=utcnow(), name="Renamed while locked")
-        assert await save_product(holder, locked, expected_version=seen)
+        await products.save(locked)  # guarded by the version it was loaded with
 
     after = await waiting
     assert (after.name, after.price.amount) == ("Renamed while locked", 1500)

@@ -25,9 +25,9 @@ from mercato.payments import (
 )
 from mercato.payments import Status as PaymentStatus
 from mercato.payments.domain import Payment
-from mercato.payments.store import add as add_payment
-from mercato.payments.store import payments
+from mercato.payments.store import PaymentRepository, payments
 from mercato.platform.db import UniqueViolation, sql
+from mercato.platform.uow import UnitOfWork
 from tests.integration.helpers import (
     assert_stock_balances,
     customer,
@@ -242,7 +242,7 @@ async def test_the_database_refuses_a_second_live_payment_for_an_order(
 
     with pytest.raises(AlreadyPaid):
         async with container.db.transaction() as conn:
-            await add_payment(conn, second)
+            await UnitOfWork(conn).repository(PaymentRepository).add(second)
 
     raw = {
         "id": second.id,

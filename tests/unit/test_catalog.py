@@ -11,7 +11,6 @@ from mercato.catalog.domain import (
     MAX_STOCK_DELTA,
     MAX_WEIGHT_GRAMS,
     Product,
-    adjustment_event,
     check_adjustment,
     check_sku,
 )
@@ -240,12 +239,15 @@ def test_a_reason_of_500_characters_is_accepted() -> None:
 
 
 def test_the_adjustment_event_carries_the_new_availability_and_actor() -> None:
-    event = adjustment_event("prod-1", delta=-3, reason="broken", available=7, actor_id="staff-1")
+    product = created()
+    product.stock_adjusted(delta=-3, reason="broken", available=7, actor_id="staff-1")
+    [event] = product.pull_events()
     assert event == StockAdjusted(
         product_id="prod-1", delta=-3, reason="broken", available=7, actor_id="staff-1"
     )
     assert event.aggregate_id == "prod-1"
     assert event.aggregate_type == "product"
+    assert product.available == 7
 
 
 def test_a_sku_with_non_ascii_letters_is_refused_even_when_upper_case_would_be_ascii() -> None:

@@ -1,6 +1,7 @@
 """The catalog module: products, stock and reservations. Its facade for other modules."""
 
 from mercato.catalog.domain import (
+    Adjustment,
     OutOfStock,
     Product,
     ProductInactive,
@@ -8,7 +9,7 @@ from mercato.catalog.domain import (
     ReservedLine,
 )
 from mercato.catalog.protocols import StockForOrders
-from mercato.catalog.service import Adjustment, CatalogService, ProductChanges
+from mercato.catalog.service import CatalogService, ProductChanges
 
 __all__ = [
     "Adjustment",

@@ -111,6 +111,28 @@ def _check_weight(grams: int) -> int:
     return grams
 
 
+def _check_name(name: str) -> str:
+    return _check_text(name, field="name", max_len=200)
+
+
+def _check_description(description: str) -> str:
+    return _check_text(description, field="description", max_len=5000, required=False)
+
+
+def _check_price(price: Money) -> Money:
+    if price.amount < 0:
+        raise InvalidValue(ErrorCode.INVALID_PRODUCT, "price cannot be negative", field="price")
+    return price
+
+
+def _check_opening_stock(units: int) -> int:
+    if not 0 <= units <= MAX_STOCK_DELTA:
+        raise InvalidAdjustment(
+            f"initial_stock must be between 0 and {MAX_STOCK_DELTA}", field="initial_stock"
+        )
+    return units
+
+
 def check_adjustment(delta: int, reason: str) -> tuple[int, str]:
     """A non-zero stock change with a reason for the audit trail."""
     if delta == 0 or abs(delta) > MAX_STOCK_DELTA:
@@ -123,7 +145,8 @@ def check_adjustment(delta: int, reason: str) -> tuple[int, str]:
 
 @dataclass(eq=False)
 class Product(AggregateRoot):
-    """A product for sale. Stock counters are changed by the store's guarded updates only."""
+    """A product for sale. Its stock counters move only by the stock repository's guarded
+    updates; the aggregate takes the counts they leave (a save never writes them)."""
 
     id: str
     sku: str
@@ -153,21 +176,16 @@ class Product(AggregateRoot):
         now: datetime,
     ) -> Product:
         """A new active product with its opening stock."""
-        if price.amount < 0:
-            raise InvalidValue(ErrorCode.INVALID_PRODUCT, "price cannot be negative", field="price")
-        if not 0 <= initial_stock <= MAX_STOCK_DELTA:
-            raise InvalidAdjustment(
-                f"initial_stock must be between 0 and {MAX_STOCK_DELTA}", field="initial_stock"
-            )
+        price = _check_price(price)
         product = cls(
             id=id,
             sku=check_sku(sku),
-            name=_check_text(name, field="name", max_len=200),
-            description=_check_text(description, field="description", max_len=5000, required=False),
+            name=_check_name(name),
+            description=_check_description(description),
             price=price,
             weight_grams=_check_weight(weight_grams),
             active=True,
-            available=initial_stock,
+            available=_check_opening_stock(initial_stock),
             reserved=0,
             sold=0,
             created_at=now,
@@ -197,17 +215,11 @@ class Product(AggregateRoot):
         """Change the given attributes; returns the names of those that changed."""
         changes: dict[str, object] = {}
         if name is not None:
-            changes["name"] = _check_text(name, field="name", max_len=200)
+            changes["name"] = _check_name(name)
         if description is not None:
-            changes["description"] = _check_text(
-                description, field="description", max_len=5000, required=False
-            )
+            changes["description"] = _check_description(description)
         if price is not None:
-            if price.amount < 0:
-                raise InvalidValue(
-                    ErrorCode.INVALID_PRODUCT, "price cannot be negative", field="price"
-                )
-            changes["price"] = price
+            changes["price"] = _check_price(price)
         if weight_grams is not None:
             changes["weight_grams"] = _check_weight(weight_grams)
         if active is not None:
@@ -221,19 +233,36 @@ class Product(AggregateRoot):
             self.record(ProductUpdated(product_id=self.id, changed=changed, active=self.active))
         return changed
 
+    def stock_adjusted(self, *, delta: int, reason: str, available: int, actor_id: str) -> None:
+        """Take the available count a staff adjustment left and record the adjustment."""
+        self.available = available
+        self.record(
+            StockAdjusted(
+                product_id=self.id,
+                delta=delta,
+                reason=reason,
+                available=available,
+                actor_id=actor_id,
+            )
+        )
+
     @property
     def on_hand(self) -> int:
         """Units physically held: free plus reserved."""
         return self.available + self.reserved
 
 
-def adjustment_event(
-    product_id: str, *, delta: int, reason: str, available: int, actor_id: str
-) -> StockAdjusted:
-    """The event recorded for a staff stock adjustment."""
-    return StockAdjusted(
-        product_id=product_id, delta=delta, reason=reason, available=available, actor_id=actor_id
-    )
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One entry of a product's stock audit trail."""
+
+    id: str
+    product_id: str
+    delta: int
+    reason: str
+    actor_id: str
+    available_after: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

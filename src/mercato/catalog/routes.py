@@ -9,8 +9,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mercato.catalog.domain import MAX_STOCK_DELTA, MAX_WEIGHT_GRAMS, Product
-from mercato.catalog.service import Adjustment, CatalogService, ProductChanges
+from mercato.catalog.domain import MAX_STOCK_DELTA, MAX_WEIGHT_GRAMS, Adjustment, Product
+from mercato.catalog.service import CatalogService, ProductChanges
 from mercato.platform.deps import (
     IfMatch,
     MaybeUser,

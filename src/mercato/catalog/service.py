@@ -5,33 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from mercato.catalog import store
 from mercato.catalog.domain import (
+    Adjustment,
     Product,
     ProductConflict,
-    ProductInactive,
     ProductNotFound,
     ReservedLine,
-    adjustment_event,
     check_adjustment,
 )
 from mercato.catalog.events import ReservationExpired
+from mercato.catalog.store import ProductRepository, StockRepository
 from mercato.kernel.clock import utcnow
 from mercato.kernel.ids import new_id
 from mercato.kernel.money import Currency, Money
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.uow import Transactor, UnitOfWork
 
-
-@dataclass(frozen=True, slots=True)
-class Adjustment:
-    id: str
-    product_id: str
-    delta: int
-    reason: str
-    actor_id: str
-    available_after: int
-    created_at: datetime
+_INITIAL_STOCK = "initial stock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +32,13 @@ class ProductChanges:
     currency: str | None = None
     weight_grams: int | None = None
     active: bool | None = None
+
+    def price(self, current: Money) -> Money | None:
+        """The new price, or None if neither its amount nor its currency changes."""
+        if self.price_amount is None and self.currency is None:
+            return None
+        amount = current.amount if self.price_amount is None else self.price_amount
+        return Money.of(amount, Currency.validate(self.currency or current.currency))
 
 
 class CatalogService:
@@ -63,7 +60,6 @@ class CatalogService:
         initial_stock: int,
     ) -> Product:
         """Add a product; its opening stock is the first entry of its audit trail."""
-        now = utcnow()
         product = Product.create(
             id=new_id(),
             sku=sku,
@@ -72,27 +68,20 @@ class CatalogService:
             price=Money.of(price_amount, Currency.validate(currency)),
             weight_grams=weight_grams,
             initial_stock=0,
-            now=now,
+            now=utcnow(),
         )
-        delta, reason = (initial_stock, "initial stock") if initial_stock else (0, "")
-        if delta:
-            check_adjustment(delta, reason)
+        if initial_stock:
+            check_adjustment(initial_stock, _INITIAL_STOCK)
 
         async def work(uow: UnitOfWork) -> Product:
-            await store.add(uow.conn, product)
-            uow.collect(product)
-            if delta:
-                product.available = await store.adjust(
-                    uow.conn, product.id, delta=delta, reason=reason, actor_id=actor_id, now=now
-                )
-                uow.add(
-                    adjustment_event(
-                        product.id,
-                        delta=delta,
-                        reason=reason,
-                        available=product.available,
-                        actor_id=actor_id,
-                    )
+            await uow.repository(ProductRepository).add(product)
+            if initial_stock:
+                available = await _adjust(uow, product.id, initial_stock, _INITIAL_STOCK, actor_id)
+                product.stock_adjusted(
+                    delta=initial_stock,
+                    reason=_INITIAL_STOCK,
+                    available=available,
+                    actor_id=actor_id,
                 )
             return product
 
@@ -104,34 +93,21 @@ class CatalogService:
         """Change a product's attributes; ProductConflict if ``expected_version`` is stale."""
 
         async def work(uow: UnitOfWork) -> Product:
+            products = uow.repository(ProductRepository)
             # locked before it is read: a change without If-Match applies on top of whatever
             # was committed before it, instead of failing on a concurrent edit
-            product = await store.get(uow.conn, product_id, for_update=True)
-            if product is None:
-                raise ProductNotFound(product_id)
-            seen = product.version
-            if expected_version is not None and expected_version != seen:
-                raise ProductConflict(product_id, current_version=seen)
-            price = None
-            if changes.price_amount is not None or changes.currency is not None:
-                price = Money.of(
-                    product.price.amount if changes.price_amount is None else changes.price_amount,
-                    Currency.validate(changes.currency or product.price.currency),
-                )
+            product = await products.get(product_id, lock=True)
+            if expected_version is not None and expected_version != product.version:
+                raise ProductConflict(product_id, current_version=product.version)
             product.update(
                 now=utcnow(),
                 name=changes.name,
                 description=changes.description,
-                price=price,
+                price=changes.price(product.price),
                 weight_grams=changes.weight_grams,
                 active=changes.active,
             )
-            if product.version != seen and not await store.save(
-                uow.conn, product, expected_version=seen
-            ):
-                current = await store.version_of(uow.conn, product_id)
-                raise ProductConflict(product_id, current_version=current or seen)
-            uow.collect(product)
+            await products.save(product)
             return product
 
         return await self._transact(work)
@@ -143,16 +119,11 @@ class CatalogService:
         delta, reason = check_adjustment(delta, reason)
 
         async def work(uow: UnitOfWork) -> Product:
-            available = await store.adjust(
-                uow.conn, product_id, delta=delta, reason=reason, actor_id=actor_id, now=utcnow()
+            available = await _adjust(uow, product_id, delta, reason, actor_id)
+            product = await uow.repository(ProductRepository).get(product_id)
+            product.stock_adjusted(
+                delta=delta, reason=reason, available=available, actor_id=actor_id
             )
-            uow.add(
-                adjustment_event(
-                    product_id, delta=delta, reason=reason, available=available, actor_id=actor_id
-                )
-            )
-            product = await store.get(uow.conn, product_id)
-            assert product is not None
             return product
 
         return await self._transact(work)
@@ -163,24 +134,26 @@ class CatalogService:
         """The stock audit trail of a product, oldest first."""
 
         async def read(uow: UnitOfWork) -> list[Adjustment]:
-            if await store.version_of(uow.conn, product_id) is None:
+            if not await uow.repository(ProductRepository).exists(product_id):
                 raise ProductNotFound(product_id)
-            rows = await store.adjustments_page(uow.conn, product_id, after=after, limit=limit + 1)
-            return [Adjustment(**dict(r)) for r in rows]
+            stock = uow.repository(StockRepository)
+            return await stock.adjustments(product_id, after=after, limit=limit + 1)
 
         return page_of(await self._transact.read(read), limit)
 
     async def get_product(self, product_id: str, *, include_inactive: bool = False) -> Product:
-        """One product; inactive ones only when asked (staff)."""
-        product = await self._transact.read(lambda uow: store.get(uow.conn, product_id))
-        if product is None or (not product.active and not include_inactive):
+        """One product (the console's edit form); inactive ones only when asked (staff)."""
+        product = await self._transact.read(
+            lambda uow: uow.repository(ProductRepository).get(product_id)
+        )
+        if not product.active and not include_inactive:
             raise ProductNotFound(product_id)
         return product
 
     async def product_view(self, product_id: str, *, staff: bool) -> dict[str, object]:
         """One product as the API shows it, read without building the aggregate."""
         shown = await self._transact.read(
-            lambda uow: store.get_view(uow.conn, product_id, staff=staff)
+            lambda uow: uow.repository(ProductRepository).view(product_id, staff=staff)
         )
         if shown is None:
             raise ProductNotFound(product_id)
@@ -191,8 +164,8 @@ class CatalogService:
     ) -> Page[Product]:
         """A page of products whose name or SKU contains ``text``."""
         rows = await self._transact.read(
-            lambda uow: store.page(
-                uow.conn, text=text, after=after, limit=limit + 1, include_inactive=include_inactive
+            lambda uow: uow.repository(ProductRepository).page(
+                text=text, after=after, limit=limit + 1, include_inactive=include_inactive
             )
         )
         return page_of(rows, limit)
@@ -201,25 +174,19 @@ class CatalogService:
 
     async def describe_for_order(self, uow: UnitOfWork, product_id: str) -> ReservedLine:
         """An active product's name, SKU, price and weight, for an order line."""
-        found = await store.snapshot(uow.conn, product_id)
-        if found is None:
-            raise ProductNotFound(product_id)
-        line, active = found
-        if not active:
-            raise ProductInactive(product_id)
-        return line
+        return await uow.repository(ProductRepository).describe(product_id)
 
     async def reserve(
         self, uow: UnitOfWork, order_id: str, quantities: dict[str, int], *, expires_at: datetime
     ) -> list[ReservedLine]:
         """Hold stock for every line of an order, all or nothing, at current prices."""
-        return await store.reserve(
-            uow.conn, order_id, quantities, expires_at=expires_at, now=utcnow()
+        return await uow.repository(StockRepository).reserve(
+            order_id, quantities, expires_at=expires_at, now=utcnow()
         )
 
     async def commit_reservation(self, uow: UnitOfWork, order_id: str) -> None:
         """Turn an order's held stock into sold stock (the order was paid)."""
-        await store.commit(uow.conn, order_id)
+        await uow.repository(StockRepository).commit(order_id)
 
     async def release_reservation(
         self, uow: UnitOfWork, order_id: str, *, expired: bool = False
@@ -229,7 +196,7 @@ class CatalogService:
         An expiry is recorded as one ``ReservationExpired`` event per product, so the stock
         movement the sweeper made can be audited.
         """
-        moved = await store.release(uow.conn, order_id)
+        moved = await uow.repository(StockRepository).release(order_id)
         if expired:
             uow.add(
                 *(
@@ -242,9 +209,15 @@ class CatalogService:
         """Ids of orders whose stock reservations have expired."""
         now = utcnow()
         return await self._transact.read(
-            lambda uow: store.expired_orders(uow.conn, now=now, limit=limit)
+            lambda uow: uow.repository(StockRepository).expired_orders(now=now, limit=limit)
         )
 
     async def return_stock(self, uow: UnitOfWork, order_id: str) -> None:
         """Give a cancelled paid order's sold units back to available stock."""
-        await store.give_back(uow.conn, order_id)
+        await uow.repository(StockRepository).give_back(order_id)
+
+
+async def _adjust(uow: UnitOfWork, product_id: str, delta: int, reason: str, actor_id: str) -> int:
+    return await uow.repository(StockRepository).adjust(
+        product_id, delta=delta, reason=reason, actor_id=actor_id, now=utcnow()
+    )

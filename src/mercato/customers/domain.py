@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     INVALID_NAME = "invalid_name"
     LAST_ACTIVE_STAFF = "last_active_staff"
     CANNOT_DEACTIVATE_SELF = "cannot_deactivate_self"
+    CUSTOMER_CONFLICT = "customer_conflict"
 
 
 class Role(StrEnum):
@@ -95,6 +96,15 @@ class CustomerInactive(Conflict):
         super().__init__(
             ErrorCode.CUSTOMER_INACTIVE,
             "the customer account is deactivated",
+            customer_id=customer_id,
+        )
+
+
+class CustomerConflict(Conflict):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            ErrorCode.CUSTOMER_CONFLICT,
+            "the customer changed concurrently",
             customer_id=customer_id,
         )
 

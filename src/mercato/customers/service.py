@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
-from mercato.customers import passwords, store
+from mercato.customers import passwords
 from mercato.customers.domain import (
     CannotDeactivateSelf,
     CommonPassword,
@@ -16,15 +19,24 @@ from mercato.customers.domain import (
     Role,
     check_password,
 )
+from mercato.customers.store import CustomerRepository
 from mercato.kernel.clock import utcnow
-from mercato.kernel.errors import Conflict, InvalidValue
+from mercato.kernel.errors import InvalidValue
 from mercato.kernel.ids import new_id
 from mercato.kernel.values import Email
 from mercato.platform.pagination import Page, page_of
 from mercato.platform.security import Account, PasswordHashing, Principal, TokenService
 from mercato.platform.security import Role as TokenRole
-from mercato.platform.throttle import Guard
 from mercato.platform.uow import Transactor, UnitOfWork
+
+
+class LoginGuard(Protocol):
+    """What login needs of the throttle (:class:`mercato.platform.throttle.Guard`): one
+    attempt by a subject from an address, refused when either is over its limit."""
+
+    def attempt(
+        self, subject: str, *, address: str | None, failed: Callable[[Exception], bool]
+    ) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +55,7 @@ class CustomersService:
         *,
         hashing: PasswordHashing,
         tokens: TokenService,
-        login_guard: Guard,
+        login_guard: LoginGuard,
     ) -> None:
         self._transact = transact
         self._hashing = hashing
@@ -68,8 +80,7 @@ class CustomersService:
                 role=role,
                 now=utcnow(),
             )
-            await store.add(uow.conn, customer)
-            uow.collect(customer)
+            await uow.repository(CustomerRepository).add(customer)
             return customer
 
         return await self._transact(work)
@@ -94,7 +105,9 @@ class CustomersService:
     async def _verify(self, address: Email | None, password: str) -> IssuedToken:
         customer = None
         if address is not None:
-            customer = await self._transact.read(lambda uow: store.by_email(uow.conn, address))
+            customer = await self._transact.read(
+                lambda uow: uow.repository(CustomerRepository).by_email(address)
+            )
         stored = customer.password_hash if customer else None
         if not await self._hashing.verify(stored, password) or customer is None:
             raise InvalidCredentials()
@@ -105,17 +118,18 @@ class CustomersService:
 
     async def get(self, customer_id: str) -> Customer:
         """The customer; CustomerNotFound if there is none."""
-        customer = await self._transact.read(lambda uow: store.get(uow.conn, customer_id))
-        if customer is None:
-            raise CustomerNotFound(customer_id)
-        return customer
+        return await self._transact.read(
+            lambda uow: uow.repository(CustomerRepository).get(customer_id)
+        )
 
     async def list_accounts(
         self, *, after: str | None, limit: int, text: str | None = None
     ) -> Page[Customer]:
         """A page of accounts in registration order; with ``text``, whose e-mail contains it."""
         rows = await self._transact.read(
-            lambda uow: store.page(uow.conn, after=after, limit=limit + 1, text=text)
+            lambda uow: uow.repository(CustomerRepository).page(
+                after=after, limit=limit + 1, text=text
+            )
         )
         return page_of(rows, limit)
 
@@ -125,7 +139,9 @@ class CustomersService:
             address = Email(email)
         except InvalidValue:
             return None
-        return await self._transact.read(lambda uow: store.by_email(uow.conn, address))
+        return await self._transact.read(
+            lambda uow: uow.repository(CustomerRepository).by_email(address)
+        )
 
     async def set_active(
         self, customer_id: str, *, active: bool, actor_id: str | None = None
@@ -139,31 +155,27 @@ class CustomersService:
             raise CannotDeactivateSelf(customer_id)
 
         async def work(uow: UnitOfWork) -> Customer:
+            customers = uow.repository(CustomerRepository)
             # the staff rows are locked before the target, always in id order, so concurrent
             # deactivations cannot deadlock and each counts what the other committed
-            staff = await store.lock_active_staff(uow.conn) if not active else []
-            customer = await store.get(uow.conn, customer_id, for_update=True)
-            if customer is None:
-                raise CustomerNotFound(customer_id)
+            staff = await customers.lock_active_staff() if not active else []
+            customer = await customers.get(customer_id, lock=True)
             if staff == [customer.id]:
                 raise LastActiveStaff(customer_id)
-            seen = customer.version
             if active:
                 customer.activate()
             else:
                 customer.deactivate()
-            if customer.version != seen and not await store.save(
-                uow.conn, customer, expected_version=seen
-            ):
-                raise Conflict("customer_conflict", "the customer changed concurrently")
-            uow.collect(customer)
+            await customers.save(customer)
             return customer
 
         return await self._transact(work)
 
     async def account(self, customer_id: str) -> Account | None:
         """The authority the account holds now (role, active), or None if there is none."""
-        found = await self._transact.read(lambda uow: store.authority(uow.conn, customer_id))
+        found = await self._transact.read(
+            lambda uow: uow.repository(CustomerRepository).authority(customer_id)
+        )
         if found is None:
             return None
         role, active = found
@@ -171,7 +183,7 @@ class CustomersService:
 
     async def ensure_can_order(self, uow: UnitOfWork, customer_id: str) -> None:
         """Inside the caller's unit of work: raise unless the customer exists and is active."""
-        active = await store.is_active(uow.conn, customer_id)
+        active = await uow.repository(CustomerRepository).is_active(customer_id)
         if active is None:
             raise CustomerNotFound(customer_id)
         if not active:

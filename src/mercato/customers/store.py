@@ -1,12 +1,15 @@
-"""Customer persistence: the ``customers_customers`` table and its repository functions."""
+"""Customer persistence: the ``customers_customers`` table and the account repository."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import sqlalchemy as sa
 
-from mercato.customers.domain import Customer, EmailTaken, Role
+from mercato.customers.domain import Customer, CustomerConflict, CustomerNotFound, EmailTaken, Role
 from mercato.kernel.values import Email
-from mercato.platform.db import Connection, Row, UniqueViolation, metadata, sql
+from mercato.platform.db import Row, UniqueViolation, metadata, sql
+from mercato.platform.uow import TrackingRepository
 
 customers = sa.Table(
     "customers_customers",
@@ -49,7 +52,8 @@ _PAGE = sql(
 )
 
 
-def _to_row(customer: Customer) -> dict[str, object]:
+def customer_row(customer: Customer) -> dict[str, object]:
+    """The ``customers_customers`` row of an account."""
     return {
         "id": customer.id,
         "email": str(customer.email),
@@ -62,7 +66,8 @@ def _to_row(customer: Customer) -> dict[str, object]:
     }
 
 
-def _from_row(row: Row) -> Customer:
+def customer_from_row(row: Row) -> Customer:
+    """The account a ``customers_customers`` row holds."""
     return Customer(
         id=row["id"],
         email=Email(row["email"]),
@@ -89,65 +94,72 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def add(conn: Connection, customer: Customer) -> None:
-    """Insert a new customer; EmailTaken if the e-mail is in use."""
-    try:
-        await conn.execute(_INSERT, **_to_row(customer))
-    except UniqueViolation as exc:
-        if exc.mentions("email"):
-            raise EmailTaken() from None
-        raise
+class CustomerRepository(TrackingRepository[Customer]):
+    """Accounts; a save is guarded by the version the account was loaded with."""
 
+    __slots__ = ()
 
-async def get(conn: Connection, customer_id: str, *, for_update: bool = False) -> Customer | None:
-    """The customer with this id, or None."""
-    row = await conn.fetchrow(_BY_ID_FOR_UPDATE if for_update else _BY_ID, id=customer_id)
-    return None if row is None else _from_row(row)
+    async def get(self, customer_id: str, *, lock: bool = False) -> Customer:
+        """The customer with this id, or CustomerNotFound; ``lock`` row-locks it until commit."""
+        row = await self.conn.fetchrow(_BY_ID_FOR_UPDATE if lock else _BY_ID, id=customer_id)
+        if row is None:
+            raise CustomerNotFound(customer_id)
+        return self._track(customer_from_row(row))
 
+    async def add(self, customer: Customer) -> None:
+        """Insert a new customer; EmailTaken if the e-mail is in use."""
+        try:
+            await self.conn.execute(_INSERT, **customer_row(customer))
+        except UniqueViolation as exc:
+            if exc.mentions("email"):
+                raise EmailTaken() from None
+            raise
+        self._track_new(customer)
 
-async def by_email(conn: Connection, email: Email) -> Customer | None:
-    """The customer with this (normalised) e-mail, or None."""
-    row = await conn.fetchrow(_BY_EMAIL, email=str(email))
-    return None if row is None else _from_row(row)
+    async def by_email(self, email: Email) -> Customer | None:
+        """The customer with this (normalised) e-mail, or None."""
+        row = await self.conn.fetchrow(_BY_EMAIL, email=str(email))
+        return None if row is None else self._track(customer_from_row(row))
 
+    async def page(
+        self, *, after: str | None, limit: int, text: str | None = None
+    ) -> list[Customer]:
+        """Up to ``limit`` customers with ids after ``after``, in id order; with ``text``, only
+        those whose e-mail contains it."""
+        if text:
+            pattern = like_pattern(text)
+            rows = await self.conn.fetch(_SEARCH, after=after or "", limit=limit, pattern=pattern)
+        else:
+            rows = await self.conn.fetch(_PAGE, after=after or "", limit=limit)
+        return [self._track(customer_from_row(r)) for r in rows]
 
-async def is_active(conn: Connection, customer_id: str) -> bool | None:
-    """Whether the customer is active (None if unknown), share-locked until commit."""
-    value = await conn.fetchval(_ACTIVE, id=customer_id)
-    return None if value is None else bool(value)
+    async def is_active(self, customer_id: str) -> bool | None:
+        """Whether the customer is active (None if unknown), share-locked until commit."""
+        value = await self.conn.fetchval(_ACTIVE, id=customer_id)
+        return None if value is None else bool(value)
 
+    async def authority(self, customer_id: str) -> tuple[Role, bool] | None:
+        """The customer's role and whether it is active (None if unknown)."""
+        row = await self.conn.fetchrow(_AUTHORITY, id=customer_id)
+        return None if row is None else (Role(row["role"]), bool(row["active"]))
 
-async def authority(conn: Connection, customer_id: str) -> tuple[Role, bool] | None:
-    """The customer's role and whether it is active (None if unknown)."""
-    row = await conn.fetchrow(_AUTHORITY, id=customer_id)
-    return None if row is None else (Role(row["role"]), bool(row["active"]))
+    def _token(self, aggregate: Customer) -> Hashable:
+        return aggregate.version
 
+    async def _write(self, aggregate: Customer, *, expected: Hashable) -> bool:
+        changed = await self.conn.execute(
+            _UPDATE,
+            id=aggregate.id,
+            expected=expected,
+            active=aggregate.active,
+            version=aggregate.version,
+        )
+        return changed == 1
 
-async def save(conn: Connection, customer: Customer, *, expected_version: int) -> bool:
-    """Write the mutable fields if the stored version is still ``expected_version``."""
-    changed = await conn.execute(
-        _UPDATE,
-        id=customer.id,
-        expected=expected_version,
-        active=customer.active,
-        version=customer.version,
-    )
-    return changed == 1
+    async def _conflict(self, aggregate: Customer) -> Exception:
+        return CustomerConflict(aggregate.id)
 
-
-async def page(
-    conn: Connection, *, after: str | None, limit: int, text: str | None = None
-) -> list[Customer]:
-    """Up to ``limit`` customers with ids after ``after``, in id order; with ``text``, only
-    those whose e-mail contains it."""
-    if text:
-        rows = await conn.fetch(_SEARCH, after=after or "", limit=limit, pattern=like_pattern(text))
-    else:
-        rows = await conn.fetch(_PAGE, after=after or "", limit=limit)
-    return [_from_row(r) for r in rows]
-
-
-async def lock_active_staff(conn: Connection) -> list[str]:
-    """The ids of the active staff accounts, locked until commit."""
-    rows = await conn.fetch(_ACTIVE_STAFF_FOR_UPDATE)
-    return [str(r["id"]) for r in rows]
+    async def lock_active_staff(self) -> list[str]:
+        """The ids of the active staff accounts, locked until commit."""
+        rows = await self.conn.fetch(_ACTIVE_STAFF_FOR_UPDATE)
+        return [str(r["id"]) for r in rows]

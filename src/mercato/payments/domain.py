@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     PAYMENT_NOT_FOUND = "payment_not_found"
     ALREADY_PAID = "order_already_paid"
     INVALID_TRANSITION = "invalid_payment_transition"
+    PAYMENT_CONFLICT = "payment_conflict"
 
 
 class Status(StrEnum):
@@ -100,6 +101,15 @@ class AlreadyPaid(Conflict):
 class PaymentNotFound(NotFound):
     def __init__(self, payment_id: str) -> None:
         super().__init__(ErrorCode.PAYMENT_NOT_FOUND, "no such payment", payment_id=payment_id)
+
+
+class PaymentMoved(Conflict):
+    def __init__(self, payment_id: str) -> None:
+        super().__init__(
+            ErrorCode.PAYMENT_CONFLICT,
+            "the payment was changed by someone else meanwhile",
+            payment_id=payment_id,
+        )
 
 
 def check_card(number: str) -> str:

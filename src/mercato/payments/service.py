@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from datetime import datetime, timedelta
 
 from mercato.kernel.clock import utcnow
 from mercato.kernel.money import Money
-from mercato.payments import store
-from mercato.payments.domain import (
-    ChargeResult,
-    Outcome,
-    Payment,
-    PaymentNotFound,
-    PaymentProvider,
-    Status,
-)
+from mercato.payments.domain import ChargeResult, Outcome, Payment, PaymentProvider, Status
+from mercato.payments.store import PaymentRepository
 from mercato.platform.outbox import OutboxEvent
 from mercato.platform.uow import Transactor, UnitOfWork
 
@@ -51,7 +43,7 @@ class PaymentsService:
             card_last4=card_number[-4:] if card_number else "",
             now=utcnow(),
         )
-        await store.add(uow.conn, payment)
+        await uow.repository(PaymentRepository).add(payment)
         return payment
 
     async def charge(
@@ -87,25 +79,22 @@ class PaymentsService:
         one conditional update instead of a locked read and an update; if another process
         settled it first, the stored payment is returned unchanged.
         """
+        payments = uow.repository(PaymentRepository)
         if known is not None and known.status is Status.PENDING:
-            settled = dataclasses.replace(known)
+            settled = payments.attach(known)
             settled.settle(result, now=utcnow())
-            if await store.save(uow.conn, settled, expected_status=Status.PENDING):
-                uow.collect(settled)
+            if await payments.save_unless_moved(settled):
                 return settled
-        payment = await store.get_for_update(uow.conn, payment_id)
-        if payment is None:
-            raise PaymentNotFound(payment_id)
+        payment = await payments.get(payment_id)
         if payment.status is Status.PENDING:
             payment.settle(result, now=utcnow())
-            await store.save(uow.conn, payment, expected_status=Status.PENDING)
-            uow.collect(payment)
+            await payments.save(payment)
         return payment
 
     async def refund_order(self, order_id: str) -> Payment | None:
         """Refund the order's captured payment, if it has one (idempotent)."""
         payment = await self._transact.read(
-            lambda uow: store.captured_for_order(uow.conn, order_id)
+            lambda uow: uow.repository(PaymentRepository).captured_for_order(order_id)
         )
         if payment is None:
             return None
@@ -118,12 +107,11 @@ class PaymentsService:
             raise RuntimeError(f"refund of payment {payment.id} failed: {result.reason}")
 
         async def work(uow: UnitOfWork) -> Payment:
-            current = await store.get_for_update(uow.conn, payment.id)
-            assert current is not None
+            payments = uow.repository(PaymentRepository)
+            current = await payments.get(payment.id)
             if current.status is Status.CAPTURED:
                 current.mark_refunded(now=utcnow())
-                await store.save(uow.conn, current, expected_status=Status.CAPTURED)
-                uow.collect(current)
+                await payments.save(current)
             return current
 
         return await self._transact(work)
@@ -164,13 +152,17 @@ class PaymentsService:
         """Payments still pending after ``older_than`` (their request probably died)."""
         before = utcnow() - older_than
         return await self._transact.read(
-            lambda uow: store.pending_before(uow.conn, before, limit=limit)
+            lambda uow: uow.repository(PaymentRepository).pending_before(before, limit=limit)
         )
 
     async def list_for_order(self, order_id: str) -> list[Payment]:
         """Every payment attempt of an order, oldest first (own connection)."""
-        return await self._transact.read(lambda uow: store.for_order(uow.conn, order_id))
+        return await self._transact.read(
+            lambda uow: uow.repository(PaymentRepository).for_order(order_id)
+        )
 
     async def failed_since(self, since: datetime) -> int:
         """How many payment attempts failed or were declined since ``since`` (the console)."""
-        return await self._transact.read(lambda uow: store.failed_since(uow.conn, since))
+        return await self._transact.read(
+            lambda uow: uow.repository(PaymentRepository).failed_since(since)
+        )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Hashable
+from datetime import datetime
+from typing import cast
+
 import sqlalchemy as sa
 
 from mercato.kernel.money import Money
-from mercato.payments.domain import AlreadyPaid, Payment, Status
-from mercato.platform.db import Connection, Row, UniqueViolation, metadata, sql
+from mercato.payments.domain import AlreadyPaid, Payment, PaymentMoved, PaymentNotFound, Status
+from mercato.platform.db import Row, UniqueViolation, metadata, sql
+from mercato.platform.uow import TrackingRepository
 
 _LIVE = "status IN ('pending', 'captured', 'refunded')"
 
@@ -56,6 +62,8 @@ _UPDATE = sql(
         updated_at=_bind("updated_at"),
     )
 )
+# what a save may change: the status, and what the provider's answer tells
+_IMMUTABLE = ("order_id", "amount", "currency", "provider", "idempotency_key", "created_at")
 _PENDING_BEFORE = sql(
     sa.select(payments)
     .where(_c.status == Status.PENDING.value, _c.created_at < _bind("before"))
@@ -70,7 +78,26 @@ _FAILED_SINCE = sql(
 )
 
 
-def _from_row(row: Row) -> Payment:
+def payment_row(payment: Payment) -> dict[str, object]:
+    """The ``payments_payments`` row of a payment."""
+    return {
+        "id": payment.id,
+        "order_id": payment.order_id,
+        "amount": payment.amount.amount,
+        "currency": payment.amount.currency,
+        "status": payment.status.value,
+        "provider": payment.provider,
+        "idempotency_key": payment.idempotency_key,
+        "card_last4": payment.card_last4,
+        "provider_reference": payment.provider_reference,
+        "failure_reason": payment.failure_reason,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    }
+
+
+def payment_from_row(row: Row) -> Payment:
+    """The payment a ``payments_payments`` row holds."""
     return Payment(
         id=row["id"],
         order_id=row["order_id"],
@@ -86,69 +113,77 @@ def _from_row(row: Row) -> Payment:
     )
 
 
-async def add(conn: Connection, payment: Payment) -> None:
-    """Insert a pending payment; AlreadyPaid if the order has a live payment already."""
-    try:
-        await conn.execute(
-            _INSERT,
-            id=payment.id,
-            order_id=payment.order_id,
-            amount=payment.amount.amount,
-            currency=payment.amount.currency,
-            status=payment.status.value,
-            provider=payment.provider,
-            idempotency_key=payment.idempotency_key,
-            card_last4=payment.card_last4,
-            provider_reference=payment.provider_reference,
-            failure_reason=payment.failure_reason,
-            created_at=payment.created_at,
-            updated_at=payment.updated_at,
+class PaymentRepository(TrackingRepository[Payment]):
+    """Payments; a save is guarded by the status the payment was loaded with (a payment moves
+    only forward, so a status still as loaded means no one else moved it)."""
+
+    __slots__ = ()
+
+    async def get(self, payment_id: str) -> Payment:
+        """The payment (PaymentNotFound if none), row-locked until the transaction ends."""
+        row = await self.conn.fetchrow(_BY_ID, id=payment_id)
+        if row is None:
+            raise PaymentNotFound(payment_id)
+        return self._track(payment_from_row(row))
+
+    async def add(self, payment: Payment) -> None:
+        """Insert a pending payment; AlreadyPaid if the order has a live payment already."""
+        try:
+            await self.conn.execute(_INSERT, **payment_row(payment))
+        except UniqueViolation as exc:
+            # PostgreSQL names the index, SQLite the column
+            if exc.mentions("live_order") or exc.mentions("payments_payments.order_id"):
+                raise AlreadyPaid(payment.order_id) from None
+            raise
+        self._track_new(payment)
+
+    def attach(self, payment: Payment) -> Payment:
+        """A copy of a payment an earlier unit of work loaded, tracked with its status then.
+
+        Saving the copy writes it only if the row still holds that status; the original is
+        left as it was, whatever becomes of the copy.
+        """
+        return self._track(dataclasses.replace(payment))
+
+    async def save_unless_moved(self, payment: Payment) -> bool:
+        """Save the payment; False (and the copy forgotten) if its row moved since it was
+        loaded, where :meth:`save` would raise."""
+        if await self._write(payment, expected=self.loaded_token(payment)):
+            self._track(payment)
+            return True
+        del self._tracked[id(payment)]
+        return False
+
+    async def for_order(self, order_id: str) -> list[Payment]:
+        """Every payment attempt of an order, oldest first."""
+        rows = await self.conn.fetch(_FOR_ORDER, order_id=order_id)
+        return [self._track(payment_from_row(r)) for r in rows]
+
+    async def captured_for_order(self, order_id: str) -> Payment | None:
+        """The order's captured (not yet refunded) payment, if any."""
+        row = await self.conn.fetchrow(_CAPTURED_FOR_ORDER, order_id=order_id)
+        return None if row is None else self._track(payment_from_row(row))
+
+    async def pending_before(self, before: datetime, *, limit: int) -> list[Payment]:
+        """Pending payments opened before a moment (candidates for reconciliation)."""
+        rows = await self.conn.fetch(_PENDING_BEFORE, before=before, limit=limit)
+        return [self._track(payment_from_row(r)) for r in rows]
+
+    def _token(self, aggregate: Payment) -> Hashable:
+        return aggregate.status
+
+    async def _write(self, aggregate: Payment, *, expected: Hashable) -> bool:
+        row = payment_row(aggregate)
+        for column in _IMMUTABLE:
+            del row[column]
+        return (
+            await self.conn.execute(_UPDATE, expected_status=cast(Status, expected).value, **row)
+            == 1
         )
-    except UniqueViolation as exc:
-        # PostgreSQL names the index, SQLite the column
-        if exc.mentions("live_order") or exc.mentions("payments_payments.order_id"):
-            raise AlreadyPaid(payment.order_id) from None
-        raise
 
+    async def _conflict(self, aggregate: Payment) -> Exception:
+        return PaymentMoved(aggregate.id)
 
-async def get_for_update(conn: Connection, payment_id: str) -> Payment | None:
-    """The payment, row-locked until the transaction ends."""
-    row = await conn.fetchrow(_BY_ID, id=payment_id)
-    return None if row is None else _from_row(row)
-
-
-async def for_order(conn: Connection, order_id: str) -> list[Payment]:
-    """Every payment attempt of an order, oldest first."""
-    return [_from_row(r) for r in await conn.fetch(_FOR_ORDER, order_id=order_id)]
-
-
-async def captured_for_order(conn: Connection, order_id: str) -> Payment | None:
-    """The order's captured (not yet refunded) payment, if any."""
-    row = await conn.fetchrow(_CAPTURED_FOR_ORDER, order_id=order_id)
-    return None if row is None else _from_row(row)
-
-
-async def save(conn: Connection, payment: Payment, *, expected_status: Status) -> bool:
-    """Write a status change (and the last four digits the provider reported) if the stored
-    status is still ``expected_status``."""
-    changed = await conn.execute(
-        _UPDATE,
-        id=payment.id,
-        expected_status=expected_status.value,
-        status=payment.status.value,
-        card_last4=payment.card_last4,
-        provider_reference=payment.provider_reference,
-        failure_reason=payment.failure_reason,
-        updated_at=payment.updated_at,
-    )
-    return changed == 1
-
-
-async def pending_before(conn: Connection, before: object, *, limit: int) -> list[Payment]:
-    """Pending payments opened before a moment (candidates for reconciliation)."""
-    return [_from_row(r) for r in await conn.fetch(_PENDING_BEFORE, before=before, limit=limit)]
-
-
-async def failed_since(conn: Connection, since: object) -> int:
-    """How many payment attempts failed or were declined since ``since``."""
-    return int(await conn.fetchval(_FAILED_SINCE, since=since) or 0)
+    async def failed_since(self, since: datetime) -> int:
+        """How many payment attempts failed or were declined since ``since``."""
+        return int(await self.conn.fetchval(_FAILED_SINCE, since=since) or 0)
