@@ -197,7 +197,7 @@ class OrderRead(BaseModel):
             status=o.status,
             currency=o.currency,
             lines=[LineRead.of(ln) for ln in o.lines.values()],
-            totals=TotalsRead.of(o.totals or Totals.zero(o.currency)),
+            totals=TotalsRead.of(o.totals),
             shipping_address=AddressModel.of(o.shipping_address),
             billing_address=AddressModel.of(o.billing_address),
             discount_code=o.discount_code,
