@@ -4,8 +4,10 @@ what it can before a transaction, then runs each command in one unit of work."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from mercato.catalog import StockForOrders
 from mercato.customers import CustomersForOrders
@@ -19,7 +21,7 @@ from mercato.orders.store import OrderHead
 from mercato.payments import ChargeResult, Payment, PaymentsForOrders, check_payment
 from mercato.platform.pagination import Page
 from mercato.platform.security import Principal
-from mercato.platform.uow import Transactor
+from mercato.platform.uow import Transactor, UnitOfWork
 
 __all__ = [
     "Checkout",
@@ -29,6 +31,9 @@ __all__ = [
     "OrdersService",
     "ReservationSweeper",
 ]
+
+
+Command = Callable[[UnitOfWork, Deps, Target], Awaitable[Order]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,10 @@ class OrdersService:
             currency=currency,
             reservation_ttl=timedelta(seconds=reservation_ttl_s),
         )
+
+    async def _command(self, command: Command, target: Target) -> Order:
+        """Run one order command in a unit of work."""
+        return await self._transact(lambda uow: command(uow, self._deps, target))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -139,29 +148,22 @@ class OrdersService:
         expected_version: int | None = None,
     ) -> Order:
         """Add units of a product (raising the quantity if it is already on the order)."""
-        target, qty = Target(principal, order_id, expected_version), Quantity(quantity)
-        return await self._transact(
-            lambda uow: drafts.add_line(
-                uow, self._deps, target, product_id=product_id, quantity=qty
-            )
-        )
+        add = partial(drafts.add_line, product_id=product_id, quantity=Quantity(quantity))
+        return await self._command(add, Target(principal, order_id, expected_version))
 
     async def set_line_quantity(
         self,
         principal: Principal,
         order_id: str,
         *,
-        product_id: str,
         quantity: int,
+        product_id: str,
         expected_version: int | None = None,
     ) -> Order:
         """Replace a line's quantity."""
-        target, qty = Target(principal, order_id, expected_version), Quantity(quantity)
-        return await self._transact(
-            lambda uow: drafts.set_line_quantity(
-                uow, self._deps, target, product_id=product_id, quantity=qty
-            )
-        )
+        qty = Quantity(quantity)
+        change = partial(drafts.set_line_quantity, product_id=product_id, quantity=qty)
+        return await self._command(change, Target(principal, order_id, expected_version))
 
     async def remove_line(
         self,
@@ -172,10 +174,8 @@ class OrdersService:
         expected_version: int | None = None,
     ) -> Order:
         """Take a product off the order."""
-        target = Target(principal, order_id, expected_version)
-        return await self._transact(
-            lambda uow: drafts.remove_line(uow, self._deps, target, product_id=product_id)
-        )
+        remove = partial(drafts.remove_line, product_id=product_id)
+        return await self._command(remove, Target(principal, order_id, expected_version))
 
     async def set_addresses(
         self,
@@ -187,12 +187,8 @@ class OrdersService:
         expected_version: int | None = None,
     ) -> Order:
         """Set where the order ships and whom it bills."""
-        target = Target(principal, order_id, expected_version)
-        return await self._transact(
-            lambda uow: drafts.set_addresses(
-                uow, self._deps, target, shipping=shipping, billing=billing
-            )
-        )
+        address = partial(drafts.set_addresses, shipping=shipping, billing=billing)
+        return await self._command(address, Target(principal, order_id, expected_version))
 
     async def apply_discount(
         self,
@@ -203,11 +199,9 @@ class OrdersService:
         expected_version: int | None = None,
     ) -> Order:
         """Use a discount code on the order (None removes it)."""
-        target = Target(principal, order_id, expected_version)
         percent = self._deps.pricing.discount_percent(code) if code else 0
-        return await self._transact(
-            lambda uow: drafts.apply_discount(uow, self._deps, target, code=code, percent=percent)
-        )
+        discount = partial(drafts.apply_discount, code=code, percent=percent)
+        return await self._command(discount, Target(principal, order_id, expected_version))
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -215,8 +209,9 @@ class OrdersService:
         self, principal: Principal, order_id: str, *, expected_version: int | None = None
     ) -> Order:
         """Staff accept a placed order."""
-        target = Target(principal, order_id, expected_version)
-        return await self._transact(lambda uow: fulfilment.confirm(uow, self._deps, target))
+        return await self._command(
+            fulfilment.confirm, Target(principal, order_id, expected_version)
+        )
 
     async def ship(
         self,
@@ -227,17 +222,16 @@ class OrdersService:
         expected_version: int | None = None,
     ) -> Order:
         """Staff hand a confirmed order to the carrier."""
-        target = Target(principal, order_id, expected_version)
-        return await self._transact(
-            lambda uow: fulfilment.ship(uow, self._deps, target, tracking_code=tracking_code)
-        )
+        ship = partial(fulfilment.ship, tracking_code=tracking_code)
+        return await self._command(ship, Target(principal, order_id, expected_version))
 
     async def deliver(
         self, principal: Principal, order_id: str, *, expected_version: int | None = None
     ) -> Order:
         """Record that a shipped order arrived."""
-        target = Target(principal, order_id, expected_version)
-        return await self._transact(lambda uow: fulfilment.deliver(uow, self._deps, target))
+        return await self._command(
+            fulfilment.deliver, Target(principal, order_id, expected_version)
+        )
 
     async def cancel(
         self,
@@ -248,10 +242,8 @@ class OrdersService:
         expected_version: int | None = None,
     ) -> Order:
         """Cancel a draft, placed or confirmed order; paid stock goes back, a refund follows."""
-        target = Target(principal, order_id, expected_version)
-        return await self._transact(
-            lambda uow: fulfilment.cancel(uow, self._deps, target, reason=reason)
-        )
+        cancel = partial(fulfilment.cancel, reason=reason)
+        return await self._command(cancel, Target(principal, order_id, expected_version))
 
     # -- placing ----------------------------------------------------------------------------
 

@@ -45,18 +45,14 @@ RESERVATION_EXPIRED = "reservation_expired"
 class OrdersForWorkers(Protocol):
     """What the recovery workers need of the orders facade."""
 
-    async def settle_checkout(
-        self,
-        order_id: str,
-        payment_id: str,
-        result: ChargeResult,
-        *,
-        payment: Payment | None = None,
-    ) -> Order: ...
+    async def settle_checkout(self, order_id: str, payment_id: str, result: ChargeResult) -> Order:
+        """Record a provider's answer for a checkout, as a live request would."""
 
-    async def get_unchecked(self, order_id: str) -> Order | None: ...
+    async def get_unchecked(self, order_id: str) -> Order | None:
+        """An order by id, for workers acting on behalf of the system."""
 
-    async def release_orphaned(self, order_id: str) -> None: ...
+    async def release_orphaned(self, order_id: str) -> None:
+        """Release reservations that belong to no checkout."""
 
 
 @dataclass(frozen=True, slots=True)

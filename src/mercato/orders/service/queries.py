@@ -27,8 +27,8 @@ async def page(
     uow: UnitOfWork,
     principal: Principal,
     *,
-    status: Status | None,
     customer_id: str | None,
+    status: Status | None,
     before: str | None,
     limit: int,
 ) -> Page[Order]:
