@@ -78,3 +78,12 @@ async def test_a_hold_that_belongs_to_no_checkout_is_released() -> None:
     assert world.stock.row("p1").reserved == 2
     assert await world.sweeper.run_once() == 1
     assert (world.stock.row("p1").available, world.stock.row("p1").reserved) == (5, 0)
+
+
+async def test_a_checkout_whose_payment_record_is_missing_is_left_for_a_person() -> None:
+    world = OrdersWorld(reservation_ttl_s=0)
+    order = await stuck_checkout(world, {"p1": 1})
+    world.transact.tables["payments"].clear()  # an impossible state: nothing must be guessed
+    assert await world.sweeper.run_once() == 0
+    assert world.stored(order.id).in_checkout
+    assert world.stock.row("p1").reserved == 1

@@ -216,10 +216,20 @@ class ReservationSweeper:
         return swept
 
     async def _sweep(self, order_id: str) -> int:
-        payment = await self._pending_payment(order_id)
-        if payment is None:
+        order = await self._orders.get_unchecked(order_id)
+        if order is None or order.checkout_payment_id is None:
             await self._orders.release_orphaned(order_id)
             return 1
+        payment_id = order.checkout_payment_id
+        attempts = await self._payments.list_for_order(order_id)
+        payment = next((p for p in attempts if p.id == payment_id), None)
+        if payment is None:  # never expected: begin-checkout writes both in one transaction
+            log.error(
+                "order %s is in checkout with a payment %s that does not exist",
+                order_id,
+                payment_id,
+            )
+            return 0
         try:
             result = await self._payments.lookup(payment)
         except Exception:
@@ -229,13 +239,5 @@ class ReservationSweeper:
             return 0
         if result is None or result.outcome is not Outcome.CAPTURED:
             result = ChargeResult(Outcome.ERROR, reason=RESERVATION_EXPIRED)
-        await self._orders.settle_checkout(order_id, payment.id, result)
+        await self._orders.settle_checkout(order_id, payment_id, result)
         return 1
-
-    async def _pending_payment(self, order_id: str) -> Payment | None:
-        """The payment of the order's checkout, or None when the order has no checkout."""
-        order = await self._orders.get_unchecked(order_id)
-        if order is None or order.checkout_payment_id is None:
-            return None
-        attempts = await self._payments.list_for_order(order_id)
-        return next((p for p in attempts if p.id == order.checkout_payment_id), None)
