@@ -118,6 +118,7 @@ class FakeStock:
 
     def __init__(self, transact: FakeTransactor) -> None:
         self._transact = transact
+        self.meanwhile: Callable[[], None] | None = None  # runs as a product is described
 
     def add_product(
         self, product_id: str, *, stock: int, price: int = 1000, currency: str = "EUR"
@@ -147,6 +148,8 @@ class FakeStock:
         return holds
 
     async def describe_for_order(self, uow: UnitOfWork, product_id: str) -> ReservedLine:
+        if self.meanwhile is not None:
+            self.meanwhile()
         row = self._products(uow).get(product_id)
         if row is None:
             raise ProductNotFound(product_id)

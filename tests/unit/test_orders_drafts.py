@@ -149,14 +149,11 @@ async def test_a_write_that_lost_the_race_for_the_row_is_a_conflict_and_changes_
     owner = world.customer()
     order = await world.draft(owner, {"p1": 1})
     world.stock.add_product("p2", stock=5)
-    describe = world.stock.describe_for_order
 
-    async def slow_describe(uow: object, product_id: str) -> object:
-        # another transaction commits the order while this one is between its read and its write
+    def another_writer_commits() -> None:  # between this command's read and its write
         world.stored(order.id).version = 7
-        return await describe(uow, product_id)  # type: ignore[arg-type]
 
-    world.stock.describe_for_order = slow_describe  # type: ignore[method-assign,assignment]
+    world.stock.meanwhile = another_writer_commits
     with pytest.raises(OrderConflict) as exc:
         await world.orders.add_line(owner, order.id, product_id="p2", quantity=1)
     assert exc.value.data["current_version"] == 7
