@@ -103,6 +103,7 @@ def repriced(row: asyncpg.Record, lines: list[asyncpg.Record], rules: Any) -> To
         status=Status.DRAFT,  # priced as the draft it was: only drafts are priced
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        totals=Totals.zero(currency),  # what reprice replaces
         lines={
             ln["product_id"]: OrderLine(
                 ln["product_id"],
@@ -118,7 +119,6 @@ def repriced(row: asyncpg.Record, lines: list[asyncpg.Record], rules: Any) -> To
         discount_percent=int(row["discount_percent"]),
     )
     order.reprice(*rules)
-    assert order.totals is not None
     return order.totals
 
 

@@ -193,7 +193,7 @@ async def test_a_checkout_in_progress_answer_is_not_kept_and_the_same_key_places
     order_id = await _draft(world, customer)
     principal = Principal(customer.id, TokenRole.CUSTOMER)
     # a request that died after reserving: its payment is pending, nobody will settle it
-    died = await world.container.orders._begin_checkout(principal, order_id, SUCCESS_CARD, None)
+    died = await world.container.orders.begin_checkout(principal, order_id, SUCCESS_CARD, None)
     keyed = {**customer.auth, "Idempotency-Key": unique("k")}
 
     busy = await world.http.post(

@@ -40,6 +40,7 @@ class Pinged(DomainEvent):
     """A test event of a test aggregate."""
 
     aggregate_type = "test"
+    aggregate_id_field = "thing_id"
     thing_id: str
     n: int
 

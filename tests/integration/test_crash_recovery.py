@@ -55,7 +55,7 @@ async def _died_after_reserving(
         principal, lines=[NewLine(product.id, qty)], shipping_address=ADDRESS
     )
     # The first step of place(), then nothing: the process died before charging or settling.
-    checkout = await container.orders._begin_checkout(principal, order.id, SUCCESS_CARD, None)
+    checkout = await container.orders.begin_checkout(principal, order.id, SUCCESS_CARD, None)
     return checkout.order, checkout.payment, product.id
 
 

@@ -18,8 +18,8 @@ from mercato.catalog.service import ProductChanges
 from mercato.catalog.store import ProductRepository
 from mercato.kernel.clock import utcnow
 from mercato.kernel.values import Quantity
-from mercato.orders import store as order_store
 from mercato.orders.domain import ProductInfo
+from mercato.orders.store import OrderRepository
 from mercato.platform.db import sql
 from mercato.platform.uow import UnitOfWork
 from tests.integration.helpers import customer, draft, product
@@ -59,16 +59,16 @@ async def test_a_line_added_while_waiting_for_the_order_keeps_the_holders_line(
     order = await draft(container, owner, {})
 
     async with container.db.transaction() as holder:
-        locked = await order_store.get(holder, order.id, for_update=True)
+        orders = UnitOfWork(holder).repository(OrderRepository)
+        locked = await orders.get(order.id, lock=True)
         assert locked is not None
         waiting = asyncio.create_task(
             container.orders.add_line(owner, order.id, product_id=second.id, quantity=2)
         )
         await _waiting_for_a_lock(container)
         info = ProductInfo(first.id, first.sku, first.name, first.price, first.weight_grams)
-        seen = locked.version
         locked.add_line(info, Quantity(1), now=utcnow())
-        assert await order_store.save(holder, locked, expected_version=seen)
+        await orders.save(locked)  # raises OrderConflict if the guarded update found no row
 
     after = await waiting
     assert sorted(after.lines) == sorted([first.id, second.id])

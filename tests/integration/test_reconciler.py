@@ -49,7 +49,7 @@ async def crashed_checkout(
     owner = await customer(container)
     widget = await product(container, stock=5)
     order = await draft(container, owner, {widget.id: 2})
-    checkout = await container.orders._begin_checkout(owner, order.id, SUCCESS_CARD, None)
+    checkout = await container.orders.begin_checkout(owner, order.id, SUCCESS_CARD, None)
     if charge_with is not None:
         await container.payments.charge(checkout.payment, card_number=charge_with)
     assert await stock(container, widget.id) == (3, 2, 0)

@@ -82,7 +82,7 @@ async def test_collected_events_are_written_to_the_outbox_with_the_change(
         marker = await insert_marker(uow.conn)
         thing.ping(1)
         thing.ping(2)
-        uow.collect(thing)
+        uow.add(*thing.pull_events())
         uow.add(Pinged(thing_id=thing.id, n=3))
         return marker
 
@@ -126,7 +126,7 @@ async def test_nothing_is_written_and_no_hook_runs_when_the_work_raises(
     async def work(uow: UnitOfWork) -> None:
         markers.append(await insert_marker(uow.conn))
         thing.ping(1)
-        uow.collect(thing)
+        uow.add(*thing.pull_events())
         raise LookupError("refused")
 
     with pytest.raises(LookupError):
@@ -150,7 +150,7 @@ async def test_after_commit_hooks_run_once_after_the_commit_with_the_events(
         log.append("work")
         thing.ping(1)
         thing.ping(2)
-        uow.collect(thing)
+        uow.add(*thing.pull_events())
 
     await transact(work)
     assert log == ["begin", "work", "committed", "hook:2"]
@@ -173,7 +173,7 @@ async def test_a_retried_unit_of_work_writes_the_events_of_the_successful_attemp
         markers.append(await insert_marker(uow.conn))
         thing = Thing(thing_id)
         thing.ping(len(markers))
-        uow.collect(thing)
+        uow.add(*thing.pull_events())
         if len(markers) == 1:
             raise TransientError("deadlock detected")
 

@@ -6,6 +6,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import pytest
+
 from mercato.kernel.events import AggregateRoot, DomainEvent
 from mercato.kernel.ids import is_id, new_id
 
@@ -54,12 +56,13 @@ def test_is_id_accepts_only_the_canonical_36_character_form() -> None:
 @dataclass(frozen=True, kw_only=True)
 class ParcelWeighed(DomainEvent):
     aggregate_type = "parcel"
+    aggregate_id_field = "parcel_id"
     parcel_id: str
     grams: int
     labels: list[str] = field(default_factory=list)
 
 
-def test_an_events_aggregate_id_is_its_first_field() -> None:
+def test_an_events_aggregate_id_is_the_field_it_names() -> None:
     event = ParcelWeighed(parcel_id="p-1", grams=1200)
     assert event.aggregate_id == "p-1"
     assert event.aggregate_type == "parcel"
@@ -77,9 +80,36 @@ def test_an_events_payload_is_its_fields_as_a_plain_mapping() -> None:
 def test_an_events_aggregate_id_is_always_a_string() -> None:
     @dataclass(frozen=True, kw_only=True)
     class Counted(DomainEvent):
+        aggregate_id_field = "number"
         number: int
 
     assert Counted(number=7).aggregate_id == "7"
+
+
+def test_the_aggregate_id_need_not_be_the_first_field() -> None:
+    @dataclass(frozen=True, kw_only=True)
+    class Returned(DomainEvent):
+        aggregate_id_field = "parcel_id"
+        reason: str
+        parcel_id: str
+
+    assert Returned(reason="damaged", parcel_id="p-9").aggregate_id == "p-9"
+
+
+def test_an_event_that_names_no_id_field_fails_loudly() -> None:
+    @dataclass(frozen=True, kw_only=True)
+    class Unnamed(DomainEvent):
+        parcel_id: str
+
+    @dataclass(frozen=True, kw_only=True)
+    class Misnamed(DomainEvent):
+        aggregate_id_field = "parcel"
+        parcel_id: str
+
+    with pytest.raises(TypeError, match="Unnamed"):
+        _ = Unnamed(parcel_id="p-1").aggregate_id
+    with pytest.raises(TypeError, match="'parcel'"):
+        _ = Misnamed(parcel_id="p-1").aggregate_id
 
 
 class Parcel(AggregateRoot):

@@ -10,6 +10,7 @@ from mercato.kernel.events import DomainEvent
 @dataclass(frozen=True, kw_only=True)
 class ProductEvent(DomainEvent):
     aggregate_type = "product"
+    aggregate_id_field = "product_id"
     product_id: str
 
 

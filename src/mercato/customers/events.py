@@ -10,6 +10,7 @@ from mercato.kernel.events import DomainEvent
 @dataclass(frozen=True, kw_only=True)
 class CustomerEvent(DomainEvent):
     aggregate_type = "customer"
+    aggregate_id_field = "customer_id"
     customer_id: str
 
 

@@ -13,9 +13,14 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True, kw_only=True)
 class DomainEvent:
-    """Something that happened in the domain. Subclasses set ``aggregate_type``."""
+    """Something that happened in the domain.
+
+    Subclasses set ``aggregate_type`` and name the field that holds the aggregate's id in
+    ``aggregate_id_field`` (each module's base event class does both, once).
+    """
 
     aggregate_type: ClassVar[str] = ""
+    aggregate_id_field: ClassVar[str] = ""
 
     @property
     def event_type(self) -> str:
@@ -24,9 +29,11 @@ class DomainEvent:
 
     @property
     def aggregate_id(self) -> str:
-        """The id of the aggregate the event belongs to (its first field)."""
-        first = dataclasses.fields(self)[0]
-        return str(getattr(self, first.name))
+        """The id of the aggregate the event belongs to: the field ``aggregate_id_field`` names."""
+        name = self.aggregate_id_field
+        if name not in self.__dataclass_fields__:
+            raise TypeError(f"{self.event_type} names no field as its aggregate id: {name!r}")
+        return str(getattr(self, name))
 
     def payload(self) -> dict[str, Any]:
         """The event's fields as a JSON-ready mapping."""

@@ -11,6 +11,7 @@ from mercato.kernel.events import DomainEvent
 @dataclass(frozen=True, kw_only=True)
 class OrderEvent(DomainEvent):
     aggregate_type = "order"
+    aggregate_id_field = "order_id"
     order_id: str
     customer_id: str
     version: int

@@ -1,20 +1,25 @@
 """Order persistence: ``orders_orders`` and ``orders_lines``, mapped explicitly to the aggregate.
 
-Saving checks the version the order was loaded at, so two writers can never both win.
-Listing fetches a page of orders joined with their lines in one statement (no N+1).
+:class:`OrderRepository` is the orders module's repository on the unit of work. Saving checks
+the version the order was loaded at, so two writers can never both win, and rewrites the lines
+only when they differ from what was loaded. Listing fetches a page of orders joined with their
+lines in one statement (no N+1).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
 
 from mercato.kernel.money import Money
 from mercato.kernel.values import Address, Quantity
-from mercato.orders.domain import Order, OrderLine, Status, Totals
-from mercato.platform.db import Connection, Row, metadata, rows_by, sql
+from mercato.orders.domain import Order, OrderConflict, OrderLine, Status, Totals
+from mercato.platform.db import Row, metadata, rows_by, sql
+from mercato.platform.uow import TrackingRepository, UnitOfWork
 
 orders = sa.Table(
     "orders_orders",
@@ -155,7 +160,7 @@ def _order(row: Row, line_rows: list[Row]) -> Order:
 
 
 def _header(order: Order) -> dict[str, Any]:
-    totals = order.totals or Totals.zero(order.currency)
+    totals = order.totals
     return {
         "id": order.id,
         "customer_id": order.customer_id,
@@ -180,92 +185,115 @@ def _header(order: Order) -> dict[str, Any]:
     }
 
 
-async def get(conn: Connection, order_id: str, *, for_update: bool = False) -> Order | None:
-    """The order with its lines, or None.
-
-    ``for_update`` row-locks the order until commit and reads the lines only once the lock is
-    held, so what a change starts from includes every change committed before it.
-    """
-    if for_update:
-        head = await conn.fetchrow(_LOCK, id=order_id)
-        return None if head is None else _order(head, await conn.fetch(_LINES, id=order_id))
-    rows = await conn.fetch(_GET, id=order_id)
-    return _order(rows[0], _lines_of(rows)) if rows else None
-
-
 def _lines_of(rows: list[Row]) -> list[Row]:
     """The line rows of an order read joined with its lines (none: one row of NULLs)."""
     return rows if rows[0]["product_id"] is not None else []
 
 
-async def version_of(conn: Connection, order_id: str) -> int | None:
-    """The stored version of an order, or None."""
-    value = await conn.fetchval(_VERSION, id=order_id)
-    return None if value is None else int(value)
+def _line_rows(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "product_id": ln.product_id,
+            "position": i,
+            "sku": ln.sku,
+            "name": ln.name,
+            "unit_price": ln.unit_price.amount,
+            "quantity": ln.quantity.value,
+            "weight_grams": ln.weight_grams,
+        }
+        for i, ln in enumerate(order.lines.values())
+    ]
 
 
-async def head(conn: Connection, order_id: str) -> Row | None:
-    """An order's owner, status and version (one row, no lines), or None."""
-    return await conn.fetchrow(_HEAD, id=order_id)
+@dataclass(frozen=True, slots=True)
+class OrderHead:
+    """What following an order needs: who may see it, where it stands, its version."""
+
+    id: str
+    customer_id: str
+    status: Status
+    version: int
 
 
-async def _write_lines(conn: Connection, order: Order) -> None:
-    await conn.execute(_DELETE_LINES, id=order.id)
-    await conn.executemany(
-        _INSERT_LINE,
-        (
-            {
-                "order_id": order.id,
-                "product_id": ln.product_id,
-                "position": i,
-                "sku": ln.sku,
-                "name": ln.name,
-                "unit_price": ln.unit_price.amount,
-                "quantity": ln.quantity.value,
-                "weight_grams": ln.weight_grams,
-            }
-            for i, ln in enumerate(order.lines.values())
-        ),
-    )
-    order.lines_changed = False
+class OrderRepository(TrackingRepository[Order]):
+    """Orders on the unit of work: loads, inserts and version-guarded saves.
 
+    Besides the version each order was loaded with, it remembers the order's lines as loaded,
+    so a save rewrites ``orders_lines`` only when they changed.
+    """
 
-async def add(conn: Connection, order: Order) -> None:
-    """Insert a new order and its lines."""
-    await conn.execute(_INSERT, **_header(order))
-    if order.lines:
-        await _write_lines(conn, order)
-    order.lines_changed = False
+    __slots__ = ("_lines_seen",)
 
+    def __init__(self, uow: UnitOfWork) -> None:
+        super().__init__(uow)
+        self._lines_seen: dict[int, list[OrderLine]] = {}
 
-async def save(conn: Connection, order: Order, *, expected_version: int) -> bool:
-    """Write the order if its stored version is still ``expected_version``."""
-    fields = _header(order)
-    for fixed in ("customer_id", "created_at"):
-        fields.pop(fixed)
-    if await conn.execute(_UPDATE, expected=expected_version, **fields) != 1:
-        return False
-    if order.lines_changed:
-        await _write_lines(conn, order)
-    return True
+    async def get(self, order_id: str, *, lock: bool = False) -> Order | None:
+        """The order with its lines, or None.
 
+        ``lock`` row-locks the order until commit and reads the lines only once the lock is
+        held, so what a change starts from includes every change committed before it.
+        """
+        if lock:
+            head = await self.conn.fetchrow(_LOCK, id=order_id)
+            if head is None:
+                return None
+            return self._loaded(_order(head, await self.conn.fetch(_LINES, id=order_id)))
+        rows = await self.conn.fetch(_GET, id=order_id)
+        return self._loaded(_order(rows[0], _lines_of(rows))) if rows else None
 
-async def page(
-    conn: Connection,
-    *,
-    customer_id: str | None,
-    status: str | None,
-    before: str | None,
-    limit: int,
-) -> list[Order]:
-    """Newest first: up to ``limit`` orders older than ``before``, with their lines."""
-    params = {
-        "before": before or "~",
-        "limit": limit,
-        "customer_id": customer_id or "",
-        "any_customer": customer_id is None,
-        "status": status or "",
-        "any_status": status is None,
-    }
-    by_order = rows_by(await conn.fetch(_PAGE, **params), "id")  # keeps the page's order
-    return [_order(rows[0], _lines_of(rows)) for rows in by_order.values()]
+    async def add(self, order: Order) -> None:
+        """Insert a new order and its lines; its events are collected on commit."""
+        await self.conn.execute(_INSERT, **_header(order))
+        if order.lines:
+            await self.conn.executemany(_INSERT_LINE, _line_rows(order))
+        self._loaded(order)
+
+    async def head(self, order_id: str) -> OrderHead | None:
+        """An order's owner, status and version (one row, no lines), or None."""
+        row = await self.conn.fetchrow(_HEAD, id=order_id)
+        if row is None:
+            return None
+        return OrderHead(order_id, row["customer_id"], Status(row["status"]), int(row["version"]))
+
+    async def page(
+        self, *, customer_id: str | None, status: Status | None, before: str | None, limit: int
+    ) -> list[Order]:
+        """Newest first: up to ``limit`` orders older than ``before``, with their lines."""
+        params = {
+            "before": before or "~",
+            "limit": limit,
+            "customer_id": customer_id or "",
+            "any_customer": customer_id is None,
+            "status": status.value if status else "",
+            "any_status": status is None,
+        }
+        by_order = rows_by(await self.conn.fetch(_PAGE, **params), "id")  # keeps the page's order
+        return [_order(rows[0], _lines_of(rows)) for rows in by_order.values()]
+
+    def _loaded(self, order: Order) -> Order:
+        self._lines_seen[id(order)] = list(order.lines.values())
+        return self._track(order)
+
+    def _token(self, aggregate: Order) -> Hashable:
+        return aggregate.version
+
+    async def _write(self, aggregate: Order, *, expected: Hashable) -> bool:
+        fields = _header(aggregate)
+        for fixed in ("customer_id", "created_at"):
+            fields.pop(fixed)
+        if await self.conn.execute(_UPDATE, expected=expected, **fields) != 1:
+            return False
+        lines = list(aggregate.lines.values())
+        if lines != self._lines_seen.get(id(aggregate)):
+            await self.conn.execute(_DELETE_LINES, id=aggregate.id)
+            await self.conn.executemany(_INSERT_LINE, _line_rows(aggregate))
+            self._lines_seen[id(aggregate)] = lines
+        return True
+
+    async def _conflict(self, aggregate: Order) -> Exception:
+        current = await self.conn.fetchval(_VERSION, id=aggregate.id)
+        if current is None:  # the row is gone: report the version this save started from
+            current = cast(int, self.loaded_token(aggregate))
+        return OrderConflict(aggregate.id, current_version=int(current))

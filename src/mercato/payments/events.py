@@ -10,6 +10,7 @@ from mercato.kernel.events import DomainEvent
 @dataclass(frozen=True, kw_only=True)
 class PaymentEvent(DomainEvent):
     aggregate_type = "payment"
+    aggregate_id_field = "payment_id"
     payment_id: str
     order_id: str
 

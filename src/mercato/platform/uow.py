@@ -60,12 +60,6 @@ class UnitOfWork:
         """Add events that no aggregate recorded (e.g. from a stock adjustment)."""
         self._extra.extend(events)
 
-    def collect(self, *aggregates: AggregateRoot) -> None:
-        """Take the events of aggregates no repository handed out (transitional: services move
-        to repositories, which collect on commit by themselves)."""
-        for aggregate in aggregates:
-            self._extra.extend(aggregate.pull_events())
-
     def collect_events(self) -> list[DomainEvent]:
         """Take the events to commit: refuses unsaved changes, then pulls every aggregate's."""
         events = list(self._extra)

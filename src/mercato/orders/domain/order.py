@@ -1,4 +1,4 @@
-"""The Order aggregate, its lines, and the pricing and shipping domain services.
+"""The Order aggregate root.
 
 State machine::
 
@@ -13,15 +13,31 @@ placed) or ``abort_checkout`` (declined: back to an editable draft the customer 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
-from mercato.kernel.errors import Conflict, InvalidValue, NotFound, PermissionDenied
+from mercato.kernel.errors import InvalidValue, NotFound
 from mercato.kernel.events import AggregateRoot
-from mercato.kernel.money import Money, round_half_even
 from mercato.kernel.values import Address, Quantity
+from mercato.orders.domain.errors import (
+    CANCELLABLE,
+    CheckoutInProgress,
+    ErrorCode,
+    InvalidTransition,
+    NotOwner,
+    OrderNotDraft,
+    Status,
+)
+from mercato.orders.domain.pricing import (
+    OrderLine,
+    PricingService,
+    ProductInfo,
+    ShippingCalculator,
+    Totals,
+    discount_on,
+    merchandise,
+)
 from mercato.orders.events import (
     OrderCancelled,
     OrderConfirmed,
@@ -31,218 +47,6 @@ from mercato.orders.events import (
 )
 
 MAX_LINES = 100
-
-
-class ErrorCode(StrEnum):
-    ORDER_NOT_FOUND = "order_not_found"
-    ORDER_NOT_DRAFT = "order_not_draft"
-    INVALID_TRANSITION = "invalid_transition"
-    EMPTY_ORDER = "empty_order"
-    MISSING_ADDRESS = "missing_address"
-    TOO_MANY_LINES = "too_many_lines"
-    LINE_NOT_FOUND = "line_not_found"
-    CURRENCY_MISMATCH = "currency_mismatch"
-    INVALID_DISCOUNT = "invalid_discount_code"
-    CHECKOUT_IN_PROGRESS = "checkout_in_progress"
-    CHECKOUT_ABANDONED = "checkout_abandoned"
-    ORDER_CONFLICT = "order_conflict"
-    NOT_OWNER = "not_order_owner"
-    INVALID_REASON = "invalid_reason"
-
-
-class Status(StrEnum):
-    DRAFT = "draft"
-    PLACED = "placed"
-    CONFIRMED = "confirmed"
-    SHIPPED = "shipped"
-    DELIVERED = "delivered"
-    CANCELLED = "cancelled"
-
-
-CANCELLABLE = frozenset({Status.DRAFT, Status.PLACED, Status.CONFIRMED})
-
-
-class OrderNotFound(NotFound):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(ErrorCode.ORDER_NOT_FOUND, "no such order", order_id=order_id)
-
-
-class OrderNotDraft(Conflict):
-    def __init__(self, status: Status) -> None:
-        super().__init__(
-            ErrorCode.ORDER_NOT_DRAFT,
-            f"only draft orders can be changed; this one is {status}",
-            order_status=status.value,
-        )
-
-
-class InvalidTransition(Conflict):
-    def __init__(self, action: str, status: Status) -> None:
-        super().__init__(
-            ErrorCode.INVALID_TRANSITION,
-            f"cannot {action} an order that is {status}",
-            order_status=status.value,
-            action=action,
-        )
-
-
-class CheckoutInProgress(Conflict):
-    retry_after = 1  # the checkout settles within seconds, or the reconciler settles it
-
-    def __init__(self) -> None:
-        super().__init__(
-            ErrorCode.CHECKOUT_IN_PROGRESS, "the order is being paid for; try again shortly"
-        )
-
-
-class CheckoutAbandoned(Conflict):
-    """The card was charged after the checkout had been given up as stuck; it is refunded."""
-
-    retry_after = 1  # the draft is open again: the same request may place it now
-
-    def __init__(self) -> None:
-        super().__init__(
-            ErrorCode.CHECKOUT_ABANDONED,
-            "the payment arrived after the checkout had been given up; the charge is being "
-            "refunded and the order is a draft again: place it again",
-        )
-
-
-class OrderConflict(Conflict):
-    def __init__(self, order_id: str, *, current_version: int) -> None:
-        super().__init__(
-            ErrorCode.ORDER_CONFLICT,
-            "the order was changed concurrently; reload it and retry",
-            order_id=order_id,
-            current_version=current_version,
-        )
-
-
-class NotOwner(PermissionDenied):
-    def __init__(self) -> None:
-        super().__init__(ErrorCode.NOT_OWNER, "only the customer who owns the order can do this")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderLine:
-    """One product on an order, with the price and weight it was priced at."""
-
-    product_id: str
-    sku: str
-    name: str
-    unit_price: Money
-    quantity: Quantity
-    weight_grams: int
-
-    @property
-    def total(self) -> Money:
-        """Unit price times quantity."""
-        return self.unit_price * self.quantity.value
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """What the order costs, each part in the order's currency."""
-
-    subtotal: Money
-    discount: Money
-    shipping: Money
-    tax: Money
-    total: Money
-
-    @classmethod
-    def zero(cls, currency: str) -> Totals:
-        """All parts zero."""
-        z = Money.zero(currency)
-        return cls(z, z, z, z, z)
-
-
-class PricingService:
-    """Subtotal, percentage discount and tax.
-
-    discount = subtotal x percent / 100; tax = (subtotal - discount + shipping) x rate, with the
-    rate in basis points (1900 = 19 %); both rounded half to even to the minor unit (the one
-    rounding rule, :func:`mercato.kernel.money.round_half_even`). Prices are net of tax.
-    """
-
-    def __init__(self, *, tax_rate_bp: int, discount_codes: Mapping[str, int]) -> None:
-        if not 0 <= tax_rate_bp <= 10_000:
-            raise ValueError("tax rate must be 0-10000 basis points")
-        for code, percent in discount_codes.items():
-            if not 0 <= percent <= 100:
-                raise ValueError(f"discount {code}: percent must be 0-100")
-        self.tax_rate_bp = tax_rate_bp
-        self._codes = {code.upper(): percent for code, percent in discount_codes.items()}
-
-    def discount_percent(self, code: str) -> int:
-        """The percentage a discount code gives; InvalidValue for unknown codes."""
-        percent = self._codes.get(code.strip().upper())
-        if percent is None:
-            raise InvalidValue(
-                ErrorCode.INVALID_DISCOUNT, "unknown discount code", field="discount_code"
-            )
-        return percent
-
-    def totals(
-        self, lines: Iterable[OrderLine], *, currency: str, discount_percent: int, shipping: Money
-    ) -> Totals:
-        """Price the lines."""
-        subtotal = Money.zero(currency)
-        for line in lines:
-            subtotal = subtotal + line.total
-        discount = Money(round_half_even(subtotal.amount * discount_percent, 100), currency)
-        taxable = subtotal - discount + shipping
-        tax = taxable.percent(self.tax_rate_bp)
-        return Totals(subtotal, discount, shipping, tax, taxable + tax)
-
-
-@dataclass(frozen=True, slots=True)
-class ShippingRates:
-    """Per-zone shipping prices in minor units: a base fee plus a fee per started kilogram."""
-
-    home_country: str
-    domestic_base: int
-    domestic_per_kg: int
-    international_base: int
-    international_per_kg: int
-    free_from: int = 0
-
-
-class ShippingCalculator:
-    """Shipping cost by zone (domestic when the destination is the shop's country) and weight.
-
-    cost = base + per_kg x ceil(weight_kg); free when the discounted merchandise value reaches
-    ``free_from`` (0 disables that). Without a shipping address the cost is not yet known and
-    counts as zero.
-    """
-
-    def __init__(self, rates: ShippingRates) -> None:
-        self.rates = rates
-
-    def cost(self, *, weight_grams: int, destination: Address | None, merchandise: Money) -> Money:
-        """The shipping price of a parcel."""
-        currency = merchandise.currency
-        if destination is None:
-            return Money.zero(currency)
-        if self.rates.free_from and merchandise.amount >= self.rates.free_from:
-            return Money.zero(currency)
-        started_kg = -(-weight_grams // 1000)
-        if destination.country == self.rates.home_country:
-            base, per_kg = self.rates.domestic_base, self.rates.domestic_per_kg
-        else:
-            base, per_kg = self.rates.international_base, self.rates.international_per_kg
-        return Money(base + per_kg * started_kg, currency)
-
-
-@dataclass(frozen=True, slots=True)
-class ProductInfo:
-    """What an order needs to know about a product to price a line."""
-
-    product_id: str
-    sku: str
-    name: str
-    price: Money
-    weight_grams: int
 
 
 @dataclass(eq=False)
@@ -255,25 +59,22 @@ class Order(AggregateRoot):
     status: Status
     created_at: datetime
     updated_at: datetime
+    totals: Totals
     lines: dict[str, OrderLine] = field(default_factory=dict)
     shipping_address: Address | None = None
     billing_address: Address | None = None
     discount_code: str | None = None
     discount_percent: int = 0
-    totals: Totals | None = None
     placed_at: datetime | None = None
     checkout_payment_id: str | None = None
     cancel_reason: str | None = None
     tracking_code: str | None = None
     version: int = 1
-    lines_changed: bool = field(default=False, compare=False)
 
     @classmethod
     def create(cls, *, id: str, customer_id: str, currency: str, now: datetime) -> Order:
         """An empty draft."""
-        order = cls(id, customer_id, currency, Status.DRAFT, now, now)
-        order.totals = Totals.zero(currency)
-        return order
+        return cls(id, customer_id, currency, Status.DRAFT, now, now, Totals.zero(currency))
 
     # -- queries -----------------------------------------------------------------------
 
@@ -333,7 +134,6 @@ class Order(AggregateRoot):
             total,
             product.weight_grams,
         )
-        self.lines_changed = True
         self._touch(now)
 
     def set_quantity(self, product_id: str, quantity: Quantity, *, now: datetime) -> None:
@@ -343,7 +143,6 @@ class Order(AggregateRoot):
         self.lines[product_id] = OrderLine(
             line.product_id, line.sku, line.name, line.unit_price, quantity, line.weight_grams
         )
-        self.lines_changed = True
         self._touch(now)
 
     def remove_line(self, product_id: str, *, now: datetime) -> None:
@@ -351,7 +150,6 @@ class Order(AggregateRoot):
         self._ensure_editable()
         self._line(product_id)
         del self.lines[product_id]
-        self.lines_changed = True
         self._touch(now)
 
     def _line(self, product_id: str) -> OrderLine:
@@ -392,12 +190,8 @@ class Order(AggregateRoot):
         """
         if self.status is not Status.DRAFT:
             return
-        merchandise = Money.zero(self.currency)
-        for line in self.lines.values():
-            merchandise = merchandise + line.total
-        discounted = merchandise - Money(
-            round_half_even(merchandise.amount * self.discount_percent, 100), self.currency
-        )
+        value = merchandise(self.lines.values(), self.currency)
+        discounted = value - discount_on(value, self.discount_percent)
         cost = shipping.cost(
             weight_grams=self.weight_grams,
             destination=self.shipping_address,
@@ -447,12 +241,9 @@ class Order(AggregateRoot):
                 )
         for info in current:
             line = self.lines[info.product_id]
-            fresh = OrderLine(
+            self.lines[info.product_id] = OrderLine(
                 info.product_id, info.sku, info.name, info.price, line.quantity, info.weight_grams
             )
-            if fresh != line:  # rewrite the stored lines only when a price or name moved
-                self.lines[info.product_id] = fresh
-                self.lines_changed = True
         self.reprice(pricing, shipping)
         self.checkout_payment_id = payment_id
         self._touch(now)
@@ -466,7 +257,6 @@ class Order(AggregateRoot):
         self.placed_at = now
         self.checkout_payment_id = None
         self._touch(now)
-        assert self.totals is not None
         self.record(
             OrderPlaced(
                 order_id=self.id,
