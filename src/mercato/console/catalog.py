@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from mercato.catalog import Product, ProductChanges
+from mercato.catalog import CatalogService, Product, ProductChanges
 from mercato.console.views import (
     FormSession,
     StaffSession,
@@ -176,15 +176,23 @@ async def edit_product(
             weight_grams=weight,
             active=active == "on",
         )
-        try:
-            await catalog.update_product(product_id, changes, expected_version=seen)
-        except NotFound:
-            raise
-        except DomainError as exc:
-            errors = _changed_meanwhile() if isinstance(exc, Conflict) else errors_of(exc)
-        else:
+        errors = await _save(catalog, product_id, changes, seen)
+        if not errors:
             return RedirectResponse(f"/console/products/{product_id}", status_code=303)
     return await _page(request, session, product_id, status=422, form=form, errors=errors)
+
+
+async def _save(
+    catalog: CatalogService, product_id: str, changes: ProductChanges, seen: int
+) -> dict[str, str]:
+    """Save the changes at the version the form showed; the form's errors, none if saved."""
+    try:
+        await catalog.update_product(product_id, changes, expected_version=seen)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return _changed_meanwhile() if isinstance(exc, Conflict) else errors_of(exc)
+    return {}
 
 
 def _changed_meanwhile() -> dict[str, str]:
