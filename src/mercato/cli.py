@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
+from mercato.dbops.commands import DBOPS_ACTIONS, add_dbops_commands
 
 EXIT_CONFIG = 2
 
@@ -75,6 +76,8 @@ def cmd_db(args: argparse.Namespace) -> int:
         migrate.downgrade(url, args.revision or "-1")
     elif args.action == "current":
         print(migrate.current(url) or "(empty database)")
+    elif args.action in DBOPS_ACTIONS:
+        return DBOPS_ACTIONS[args.action](args, url)
     else:
         from alembic import command
 
@@ -248,6 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("current", help="print the revision the database is at")
     hist = db_sub.add_parser("history", help="list all revisions")
     hist.add_argument("--verbose", "-v", action="store_true")
+    add_dbops_commands(db_sub)
     db.set_defaults(func=cmd_db)
 
     demo = sub.add_parser(

@@ -250,11 +250,11 @@ def test_every_container_is_unprivileged_read_only_and_bounded(target: str) -> N
         assert not container["image"].endswith(":latest")
 
 
-def test_migrations_run_before_the_server_in_the_same_image() -> None:
+def test_pods_wait_for_a_schema_they_run_on_and_never_migrate() -> None:
     spec = pod_spec(render("production"))
     (init,) = spec["initContainers"]
     (server,) = spec["containers"]
-    assert init["args"] == ["db", "upgrade"]
+    assert init["args"] == ["db", "check", "--wait", "600"]
     assert server["args"] == ["serve"]
     assert init["image"] == server["image"]
     assert init["envFrom"] == server["envFrom"]
