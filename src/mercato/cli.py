@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
 from mercato.dbops.commands import DBOPS_ACTIONS, add_dbops_commands
+from mercato.switchctl import add_switch_command
 
 EXIT_CONFIG = 2
 
@@ -276,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
         "worker", help="run background workers only", description=cmd_worker.__doc__
     )
     worker.set_defaults(func=cmd_worker)
+    add_switch_command(sub, _settings)
 
     config = sub.add_parser(
         "config", help="inspect configuration", description="Inspect configuration."

@@ -20,6 +20,7 @@ from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
 from mercato.platform.schemas import MoneyModel, Text
 from mercato.platform.security import Principal
 from mercato.platform.streaming import matches, parse_if_none_match
+from mercato.platform.switches import Switch, requirement
 from mercato.platform.throttle import Guard, client_address
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -420,7 +421,11 @@ async def set_addresses(
     return _read(order, response)
 
 
-@router.put("/{order_id}/discount", response_model=OrderRead)
+@router.put(
+    "/{order_id}/discount",
+    response_model=OrderRead,
+    dependencies=[Depends(requirement(Switch.DISCOUNT_CODES))],
+)
 async def apply_discount(
     order_id: ResourceId,
     body: DiscountUpdate,
@@ -456,7 +461,11 @@ async def remove_discount(
     return _read(order, response)
 
 
-@router.post("/{order_id}/place", response_model=OrderRead)
+@router.post(
+    "/{order_id}/place",
+    response_model=OrderRead,
+    dependencies=[Depends(requirement(Switch.CHECKOUT))],
+)
 async def place_order(
     order_id: ResourceId,
     body: PlaceOrder,
