@@ -58,9 +58,11 @@ def test_every_alert_has_severity_team_summary_description_and_a_runbook() -> No
 
 
 def test_every_alert_has_a_unit_test() -> None:
-    tests = yaml.safe_load((DEPLOY / "prometheus/tests/mercato.rules.test.yml").read_text())
     tested = {
-        case["alertname"] for test in tests["tests"] for case in test.get("alert_rule_test", ())
+        case["alertname"]
+        for path in sorted((DEPLOY / "prometheus/tests").glob("*.test.yml"))
+        for test in yaml.safe_load(path.read_text())["tests"]
+        for case in test.get("alert_rule_test", ())
     }
     assert tested == {a["alert"] for a in _alerts()}
 

@@ -26,7 +26,8 @@ backups = sa.Table(
 )
 
 _b = backups.c
-_NEWEST = sql(sa.select(sa.func.max(_b.finished_at)))
+# the column itself, not max(): on SQLite only a column carries its timestamp converter
+_NEWEST = sql(sa.select(_b.finished_at).order_by(_b.finished_at.desc()).limit(1))
 RECORD = sql(
     backups.insert().values(
         name=sa.bindparam("name"),
