@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
-from mercato.dbops.commands import DBOPS_ACTIONS, add_dbops_commands
+from mercato.dbops.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
 from mercato.switchctl import add_switch_command
 
 EXIT_CONFIG = 2
@@ -72,7 +72,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     url = _settings().database_url
     if args.action == "upgrade":
-        migrate.upgrade(url, args.revision or "head")
+        migrate.upgrade(url, args.revision or upgrade_target(url, pre_deploy=args.pre_deploy))
     elif args.action == "downgrade":
         migrate.downgrade(url, args.revision or "-1")
     elif args.action == "current":
@@ -247,6 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
     up.add_argument("revision", nargs="?", help="target revision (default: head)")
+    up.add_argument(
+        "--pre-deploy", action="store_true", help="stop before the first post-deploy migration"
+    )
     down = db_sub.add_parser("downgrade", help="revert migrations (default: the last one)")
     down.add_argument("revision", nargs="?", help="target revision, e.g. -1 or base")
     db_sub.add_parser("current", help="print the revision the database is at")

@@ -64,7 +64,41 @@ def _count(text: str) -> int:
     return value
 
 
+def run_lint(args: argparse.Namespace, url: str) -> int:
+    """Lint the migrations: destructive operations outside post-deploy ones, and squawk."""
+    from mercato.dbops.lint import run
+
+    return run(sys.stdout)
+
+
+def upgrade_target(url: str, *, pre_deploy: bool, script_location: Path | None = None) -> str:
+    """``head``, or with ``pre_deploy`` the last revision before the first pending post-deploy
+    (contract) migration: what may run before a rollout, while the previous release serves."""
+    if not pre_deploy:
+        return "head"
+    from alembic.script import ScriptDirectory
+
+    from mercato import migrate
+    from mercato.dbops.lint import is_post_deploy
+
+    config = migrate.alembic_config(url)
+    config.set_main_option("script_location", str(script_location or migrate.MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    current = migrate.current(url)
+    target = current or "base"
+    # newest first from Alembic; oldest first here
+    pending = list(reversed(list(script.iterate_revisions("head", current or "base"))))
+    for revision in pending:
+        if revision.revision == current:
+            continue
+        if is_post_deploy(revision):
+            break
+        target = revision.revision
+    return target
+
+
 DBOPS_ACTIONS: dict[str, Action] = {
+    "lint": run_lint,
     "check": run_check,
     "backup": run_backup,
     "restore": run_restore,
@@ -84,6 +118,11 @@ def add_dbops_commands(db_sub: Any) -> None:
         default=0.0,
         metavar="SECONDS",
         help="retry until it may, for at most this long (an init container's wait)",
+    )
+    db_sub.add_parser(
+        "lint",
+        help="lint the migrations (expand/contract, squawk); exit 1 on findings",
+        description=run_lint.__doc__,
     )
     made = db_sub.add_parser("backup", help="back the database up", description=run_backup.__doc__)
     made.add_argument("--dir", required=True, help="folder of the backups")
