@@ -140,6 +140,8 @@ class Switches:
             async with self.db.connection() as conn:
                 rows = await conn.fetch(_ALL)
         except DatabaseError as exc:
+            # tried again after ttl_s, not by every request meanwhile (each would wait here)
+            self._read_at = started
             log.warning("switches not read (%s); the last states stay in force", exc)
             return
         states = {s: SwitchState(s, True) for s in Switch}
