@@ -2,7 +2,10 @@
 # Render mercato's manifests for one environment and image, for `kubectl apply -f -`.
 #
 #   deploy/render.sh dev|staging|production|production-canary|production-flagger IMAGE TAG
-#   deploy/render.sh migrate:ENV IMAGE TAG     the migration Job, named mercato-migrate-TAG
+#   deploy/render.sh migrate:ENV IMAGE TAG     the migration Job (regular, expand migrations
+#                                              only), named mercato-migrate-TAG
+#   deploy/render.sh contract:ENV IMAGE TAG    the post-deploy (contract) migrations, run once
+#                                              the release is promoted: mercato-migrate-post-TAG
 #   deploy/render.sh backup:ENV IMAGE TAG      the backup Job, named mercato-backup-TAG
 #
 # The overlays stay as committed; the image is set in a throw-away kustomization that uses
@@ -10,7 +13,7 @@
 # to use (its built-in kustomize renders).
 set -euo pipefail
 
-usage() { echo "usage: $0 dev|staging|production|production-canary|production-flagger|migrate:ENV|backup:ENV IMAGE TAG" >&2; exit 2; }
+usage() { echo "usage: $0 dev|staging|production|production-canary|production-flagger|migrate:ENV|contract:ENV|backup:ENV IMAGE TAG" >&2; exit 2; }
 [ $# -eq 3 ] || usage
 target=$1 image=$2 tag=$3
 [[ $image =~ ^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._/-]+)?$ ]] || { echo "bad image name (no tag): $image" >&2; exit 2; }
@@ -21,10 +24,16 @@ extra=""
 case $target in
   dev | staging | production | production-canary | production-flagger)
     resource="../overlays/$target" ;;
-  migrate:dev | migrate:staging | migrate:production | backup:dev | backup:staging | backup:production)
+  migrate:dev | migrate:staging | migrate:production | backup:dev | backup:staging | backup:production | \
+  contract:dev | contract:staging | contract:production)
     job=${target%%:*} env=${target#*:}
-    resource="../jobs/$job"
     suffix=$(echo "$tag" | tr '[:upper:]_.' '[:lower:]--')
+    # the contract step is the migration Job without --pre-deploy: everything up to head
+    args=""
+    if [ "$job" = contract ]; then
+      job=migrate suffix="post-$suffix" args='["db", "upgrade"]'
+    fi
+    resource="../jobs/$job"
     # the first variable of the Job: MERCATO_ENV (migrate) or BACKUP_LABEL (backup)
     if [ "$job" = migrate ]; then value=$env; else value=$tag; fi
     extra="namespace: $env
@@ -45,6 +54,12 @@ patches:
       - op: replace
         path: /spec/template/spec/containers/0/env/1/value
         value: \"$provider\""
+    fi
+    if [ -n "$args" ]; then
+      extra="$extra
+      - op: replace
+        path: /spec/template/spec/containers/0/args
+        value: $args"
     fi ;;
   *) usage ;;
 esac

@@ -17,7 +17,7 @@ from mercato.customers.routes import router as customers_router
 from mercato.migrate import SchemaCheck
 from mercato.orders import realtime as orders_realtime
 from mercato.orders.routes import router as orders_router
-from mercato.platform import health, instrumentation, problems
+from mercato.platform import health, instrumentation, problems, switches_routes
 from mercato.platform import lifecycle as lifecycle_registry
 from mercato.platform.db import DatabaseUnavailable
 from mercato.platform.http import BodyLimitMiddleware
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.notifier = container.notifier
     app.state.auth = container.auth  # the one place a token becomes a principal
     app.state.lifecycle = lifecycle
+    app.state.switches = container.switches  # kill switches (platform.switches)
 
     problems.install(app)
     # Routes are matched in order: the catalog reads, the busiest requests, come first.
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(orders_router)
     app.include_router(customers_router)
     app.include_router(health.router)
+    app.include_router(switches_routes.router)
     orders_realtime.install(app)  # before the middleware below, so it sits innermost
     app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
     app.add_middleware(

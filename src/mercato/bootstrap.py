@@ -17,6 +17,7 @@ from mercato.orders import OrdersService, PricingService, ShippingCalculator, Sh
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider, StripeProvider
 from mercato.platform import outbox
+from mercato.platform.backups import backup_age_sampler
 from mercato.platform.connect import create_database
 from mercato.platform.connection_metrics import connection_sampler
 from mercato.platform.db import Database, is_postgres_url
@@ -26,6 +27,7 @@ from mercato.platform.notify import OUTBOX_CHANNEL, Notifier
 from mercato.platform.notify_postgres import PgListener
 from mercato.platform.outbox import EventBus, OutboxRelay
 from mercato.platform.security import Authenticator, PasswordHashing, TokenService
+from mercato.platform.switches import Switches
 from mercato.platform.throttle import Guard, Limit, Throttle, ThrottlePurger
 from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
@@ -56,6 +58,7 @@ class Container:
     metrics: Metrics
     tracing: Tracing
     notifier: Notifier
+    switches: Switches
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = field(default=False)
 
@@ -154,6 +157,9 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     transact.after_commit(telemetry.events_recorder(metrics))
     transact.on_retry(metrics.retried)
     metrics.on_scrape(lambda: _sample_outbox(db, metrics))
+    switches = Switches(db, registry=metrics.registry)
+    metrics.on_scrape(switches.refresh)
+    metrics.on_scrape(backup_age_sampler(db, metrics.registry))
     notifier = _notifier(settings, db)
     metrics.on_flush(
         lambda: metrics.set_waiting(long_polls=notifier.waiting, streams=notifier.streams)
@@ -179,6 +185,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         metrics=metrics,
         tracing=tracing,
         notifier=notifier,
+        switches=switches,
         closers=closers,
     )
 

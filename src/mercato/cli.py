@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
+from mercato.dbops.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
 from mercato.rollout import command as rollout
+from mercato.switchctl import add_switch_command
 
 EXIT_CONFIG = 2
 
@@ -71,11 +73,13 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     url = _settings().database_url
     if args.action == "upgrade":
-        migrate.upgrade(url, args.revision or "head")
+        migrate.upgrade(url, args.revision or upgrade_target(url, pre_deploy=args.pre_deploy))
     elif args.action == "downgrade":
         migrate.downgrade(url, args.revision or "-1")
     elif args.action == "current":
         print(migrate.current(url) or "(empty database)")
+    elif args.action in DBOPS_ACTIONS:
+        return DBOPS_ACTIONS[args.action](args, url)
     else:
         from alembic import command
 
@@ -244,11 +248,15 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
     up.add_argument("revision", nargs="?", help="target revision (default: head)")
+    up.add_argument(
+        "--pre-deploy", action="store_true", help="stop before the first post-deploy migration"
+    )
     down = db_sub.add_parser("downgrade", help="revert migrations (default: the last one)")
     down.add_argument("revision", nargs="?", help="target revision, e.g. -1 or base")
     db_sub.add_parser("current", help="print the revision the database is at")
     hist = db_sub.add_parser("history", help="list all revisions")
     hist.add_argument("--verbose", "-v", action="store_true")
+    add_dbops_commands(db_sub)
     db.set_defaults(func=cmd_db)
 
     demo = sub.add_parser(
@@ -273,6 +281,7 @@ def _parser() -> argparse.ArgumentParser:
         "worker", help="run background workers only", description=cmd_worker.__doc__
     )
     worker.set_defaults(func=cmd_worker)
+    add_switch_command(sub, _settings)
 
     config = sub.add_parser(
         "config", help="inspect configuration", description="Inspect configuration."

@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mercato.migrations.compat import Standing, assess
 from mercato.platform.db import Database, DatabaseError, sql, sqlalchemy_url
 
 log = logging.getLogger("mercato.migrate")
@@ -69,25 +70,20 @@ _VERSION = sql(sa.select(sa.column("version_num")).select_from(sa.table("alembic
 
 @dataclass(frozen=True)
 class SchemaCheck:
-    """Start-up check: the database is at this build's head revision.
+    """Start-up check: this build may serve the schema (:mod:`mercato.migrations.compat`).
 
-    A database at an *older* revision is refused (run ``mercato db upgrade`` first: migrations
-    are their own step, never part of a replica's start-up). A database at a revision this build
-    does not know is accepted and logged: that is a rollback to an earlier
-    build after a newer one migrated, which works because every migration keeps the previous
-    release working (expand, then contract a release later; see docs/deployment.md).
+    A database older than the build's oldest schema, or empty, is refused (the migration Job
+    runs first: migrations are never part of a replica's start-up). A schema newer than the
+    build is accepted and logged: a rollback to an earlier build after a newer one migrated.
     """
 
     db: Database
-    head: str | None
-    known: frozenset[str]
+    script: ScriptDirectory
 
     @classmethod
     def for_database(cls, db: Database) -> SchemaCheck:
         """The check against the migration scripts shipped with this build."""
-        script = ScriptDirectory.from_config(alembic_config("sqlite:///unused"))
-        known = frozenset(rev.revision for rev in script.walk_revisions())
-        return cls(db, script.get_current_head(), known)
+        return cls(db, ScriptDirectory.from_config(alembic_config("sqlite:///unused")))
 
     async def __call__(self) -> None:
         try:
@@ -99,11 +95,8 @@ class SchemaCheck:
             raise SchemaMismatch(
                 f"no migrations applied ({type(exc).__name__}); run 'mercato db upgrade'"
             ) from exc
-        if current == self.head:
-            return
-        if current is None or current in self.known:
-            raise SchemaMismatch(
-                f"database at revision {current or '(none)'}, this build needs {self.head}; "
-                "run 'mercato db upgrade'"
-            )
-        log.warning("database at revision %s, newer than this build's %s", current, self.head)
+        verdict = assess(current, self.script)
+        if not verdict.may_serve:
+            raise SchemaMismatch(verdict.describe())
+        if verdict.standing is Standing.NEWER:
+            log.warning(verdict.describe())

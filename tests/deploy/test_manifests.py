@@ -250,11 +250,11 @@ def test_every_container_is_unprivileged_read_only_and_bounded(target: str) -> N
         assert not container["image"].endswith(":latest")
 
 
-def test_migrations_run_before_the_server_in_the_same_image() -> None:
+def test_pods_wait_for_a_schema_they_run_on_and_never_migrate() -> None:
     spec = pod_spec(render("production"))
     (init,) = spec["initContainers"]
     (server,) = spec["containers"]
-    assert init["args"] == ["db", "upgrade"]
+    assert init["args"] == ["db", "check", "--wait", "600"]
     assert server["args"] == ["serve"]
     assert init["image"] == server["image"]
     assert init["envFrom"] == server["envFrom"]
@@ -291,6 +291,19 @@ def test_render_names_each_migration_after_its_image_and_sets_the_profile() -> N
     assert job["metadata"]["namespace"] == "staging"
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MERCATO_ENV"] == "staging"
+
+
+def test_the_contract_step_runs_every_migration_after_promotion_and_the_release_step_not() -> None:
+    release = one(render("migrate:production", "ghcr.io/acme/mercato", "0123456789ab"), "Job")
+    contract = one(render("contract:production", "ghcr.io/acme/mercato", "0123456789ab"), "Job")
+    assert release["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "db",
+        "upgrade",
+        "--pre-deploy",
+    ]
+    assert contract["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade"]
+    assert contract["metadata"]["name"] == "mercato-migrate-post-0123456789ab"
+    assert contract["metadata"]["namespace"] == "production"
 
 
 @pytest.mark.parametrize(
@@ -339,7 +352,11 @@ def test_the_dockerfile_builds_in_two_stages_and_runs_mercato_unprivileged() -> 
     assert re.search(r"^EXPOSE 8000 9100$", final, flags=re.M)
     assert "MERCATO_PORT=8000" in final
     assert "MERCATO_METRICS_PORT=9100" in final
-    assert not re.search(r"apt-get|gcc|build-essential", text), "no build tools are needed"
+    assert not re.search(r"gcc|build-essential", text), "no build tools are needed"
+    # the only package added: PostgreSQL's clients, for mercato db backup and restore
+    installs = re.findall(r"apt-get install (.+?) \\$", text, flags=re.M)
+    assert installs == ["--yes --no-install-recommends postgresql-client"]
+    assert "apt-get install" in final
     assert "COPY --from=build /opt/mercato /opt/mercato" in final
     # everything the build copies is in the build context .dockerignore lets through
     allowed = [

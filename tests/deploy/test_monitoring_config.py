@@ -63,7 +63,7 @@ def test_every_alert_has_severity_team_summary_description_and_a_runbook() -> No
 def test_every_alert_has_a_unit_test() -> None:
     tested = {
         case["alertname"]
-        for path in (DEPLOY / "prometheus/tests").glob("*.rules.test.yml")
+        for path in sorted((DEPLOY / "prometheus/tests").glob("*.test.yml"))
         for test in yaml.safe_load(path.read_text())["tests"]
         for case in test.get("alert_rule_test", ())
     }

@@ -292,6 +292,14 @@ BODIES = (
         (({"reason": False}, "reason"),),
         ("reason",),
     ),
+    BodyCase(
+        route("PUT", "/v1/admin/switches/{name}"),
+        lambda w: {"enabled": True, "reason": "bad input check"},
+        200,
+        ("enabled", "reason"),
+        (({"enabled": "maybe"}, "enabled"), ({"reason": ""}, "reason")),
+        ("reason",),
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""Every replica's init container runs ``mercato db upgrade``: at once, on one database."""
+"""Concurrent `mercato db upgrade` runs (migration Jobs of two pipelines) on one database."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from mercato import migrate
 from mercato.app import create_app
+from mercato.migrations.compat import OLDEST_SCHEMA
 from mercato.platform.connect import create_database
 from mercato.platform.lifecycle import DRAINING, Lifecycle
 from tests.conftest import make_settings
@@ -84,8 +85,8 @@ async def test_a_database_behind_this_build_is_refused_and_a_newer_one_accepted(
         startup = await http.get("/startupz")
         assert startup.status_code == 503
         assert startup.json()["checks"]["schema"] == (
-            f"failing: database at revision {first}, this build needs {migrate.head()}; "
-            "run 'mercato db upgrade'"
+            f"failing: database at {first}, older than {OLDEST_SCHEMA}; this build runs on "
+            f"{OLDEST_SCHEMA}..{migrate.head()}; run the migration Job ('mercato db upgrade')"
         )
 
     # a newer build migrated past this one's head: a rollback must still start

@@ -51,10 +51,10 @@ def test_drops_and_type_changes_are_destructive_and_an_empty_downgrade_is_irreve
     assert not classify("x.py", raising).reversible
 
 
-def test_post_deploy_is_marked_by_a_constant_or_a_folder() -> None:
-    assert classify("0008_drop.py", "POST_DEPLOY = True\n" + DROP).post_deploy
-    assert classify(f"{VERSIONS}/post_deploy/0008_drop.py", DROP).post_deploy
-    assert not classify("0008_drop.py", "POST_DEPLOY = False\n" + DROP).post_deploy
+def test_post_deploy_is_marked_as_the_migration_lint_reads_it() -> None:
+    assert classify("0008_drop.py", "post_deploy = True\n" + DROP).post_deploy
+    assert not classify("0008_drop.py", "post_deploy = False\n" + DROP).post_deploy
+    assert not classify("0008_drop.py", DROP).post_deploy
 
 
 def _commit(repo: Path, files: dict[str, str], message: str) -> str:
@@ -75,7 +75,7 @@ def test_the_record_of_a_release_decides_between_undo_and_a_forward_fix(tmp_path
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     base = _commit(tmp_path, {"0006_base.py": EXPAND}, "base")
     expand = _commit(tmp_path, {"0007_note.py": EXPAND}, "expand")
-    contract = _commit(tmp_path, {"0008_drop.py": "POST_DEPLOY = True\n" + DROP}, "contract")
+    contract = _commit(tmp_path, {"0008_drop.py": "post_deploy = True\n" + DROP}, "contract")
     breaking = _commit(tmp_path, {"0009_retype.py": RETYPE}, "retype")
 
     same = record(base, base, repo=tmp_path).as_dict()

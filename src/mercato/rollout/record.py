@@ -1,8 +1,8 @@
 """``mercato rollout record``: what a release changes in the database, for the rollback decision.
 
 Between the commit running now (``--from``) and the one being released (``--to``) it lists the
-migrations the release adds and, for each, whether it is post-deploy (a contract migration: a
-module-level ``POST_DEPLOY = True`` or a file under a ``post_deploy`` folder), whether its
+migrations the release adds and, for each, whether it is post-deploy (a contract migration,
+marked by a module-level ``post_deploy = True`` as ``mercato db lint`` reads it), whether its
 downgrade does anything (reversible), and which destructive operations its upgrade runs
 (dropping a table or column, changing a column's type). From that it says which branch of the
 decision tree (docs/rollback.md) a failure of this release takes:
@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import subprocess
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 VERSIONS = "src/mercato/migrations/versions"
 DESTRUCTIVE = {"drop_table", "drop_column", "drop_constraint", "rename_table"}
@@ -96,13 +96,12 @@ def _does_something(function: ast.FunctionDef | None) -> bool:
     )
 
 
-def _post_deploy(path: str, tree: ast.Module) -> bool:
-    if "post_deploy" in PurePosixPath(path).parts:
-        return True
+def _post_deploy(tree: ast.Module) -> bool:
+    """Whether the migration says ``post_deploy = True`` (the marker mercato db lint reads)."""
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
             names = {t.id for t in node.targets if isinstance(t, ast.Name)}
-            if "POST_DEPLOY" in names and node.value.value is True:
+            if "post_deploy" in names and node.value.value is True:
                 return True
     return False
 
@@ -120,7 +119,7 @@ def classify(path: str, source: str) -> Migration:
         }
     )
     downgrade = _function(tree, "downgrade")
-    return Migration(path, _post_deploy(path, tree), _does_something(downgrade), destructive)
+    return Migration(path, _post_deploy(tree), _does_something(downgrade), destructive)
 
 
 def record(previous: str, release: str, *, repo: Path | None = None) -> Record:

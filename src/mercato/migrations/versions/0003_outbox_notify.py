@@ -10,6 +10,13 @@ path and is delivered only if, and when, the transaction commits. SQLite has no 
 one process serves and is woken in-process, so the trigger is created on PostgreSQL only and the
 two schemas stay the same for ``alembic check`` (which does not compare triggers).
 
+On PostgreSQL the index is built ``CONCURRENTLY`` (outside the migration's transaction): the
+outbox is written by every order, and a plain ``CREATE INDEX`` would block those writes for as
+long as the build takes. ``IF NOT EXISTS`` lets a failed run be repeated; a concurrent build
+that fails can leave an *invalid* index behind, which the repeat would keep: after such a
+failure, ``DROP INDEX CONCURRENTLY ix_platform_outbox_aggregate`` before running it again
+(``SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_platform_outbox_aggregate'::regclass``).
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25 18:00:00.000000
@@ -41,17 +48,38 @@ FOR EACH ROW EXECUTE FUNCTION platform_outbox_notify()
 """
 
 
+def _postgres() -> bool:
+    return op.get_context().dialect.name == "postgresql"
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("platform_outbox", schema=None) as batch_op:
-        batch_op.create_index("ix_platform_outbox_aggregate", ["aggregate_id", "seq"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(_CREATE_FUNCTION)
-        op.execute(_CREATE_TRIGGER)
+    if not _postgres():
+        with op.batch_alter_table("platform_outbox", schema=None) as batch_op:
+            batch_op.create_index("ix_platform_outbox_aggregate", ["aggregate_id", "seq"])
+        return
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_platform_outbox_aggregate",
+            "platform_outbox",
+            ["aggregate_id", "seq"],
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
+    op.execute(_CREATE_FUNCTION)
+    op.execute(_CREATE_TRIGGER)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS platform_outbox_notify ON platform_outbox")
-        op.execute("DROP FUNCTION IF EXISTS platform_outbox_notify()")
-    with op.batch_alter_table("platform_outbox", schema=None) as batch_op:
-        batch_op.drop_index("ix_platform_outbox_aggregate")
+    if not _postgres():
+        with op.batch_alter_table("platform_outbox", schema=None) as batch_op:
+            batch_op.drop_index("ix_platform_outbox_aggregate")
+        return
+    op.execute("DROP TRIGGER IF EXISTS platform_outbox_notify ON platform_outbox")
+    op.execute("DROP FUNCTION IF EXISTS platform_outbox_notify()")
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_platform_outbox_aggregate",
+            table_name="platform_outbox",
+            postgresql_concurrently=True,
+            if_exists=True,
+        )

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.routing import Route
+from starlette.types import Scope
 
 from mercato.orders.realtime.longpoll import LongPollMiddleware
 from mercato.orders.realtime.openapi import document
 from mercato.orders.realtime.streams import AllOrderEvents, OrderEvents
+from mercato.platform import streaming
+from mercato.platform.switches import Switch, SwitchGate
 
 __all__ = ["AllOrderEvents", "LongPollMiddleware", "OrderEvents", "install"]
 
@@ -38,4 +41,17 @@ def install(app: FastAPI) -> None:
     app.router.routes.append(Route("/v1/orders/{order_id}/events", OrderEvents(), methods=["GET"]))
     app.router.routes.append(Route("/v1/events", AllOrderEvents(), methods=["GET"]))
     app.add_middleware(LongPollMiddleware)
+    # outside the long poll: while real-time following is switched off, nothing is held
+    app.add_middleware(SwitchGate, rules=[(follows, Switch.REALTIME)])
     document(app)
+
+
+def follows(scope: Scope) -> bool:
+    """Whether a request follows orders: an event stream, or a long poll (``wait=``)."""
+    path: str = scope["path"]
+    if path == "/v1/events" or (path.startswith("/v1/orders/") and path.endswith("/events")):
+        return True
+    if not path.startswith("/v1/orders/") or b"wait=" not in scope.get("query_string", b""):
+        return False
+    waits = streaming.query(scope).get("wait")
+    return bool(waits and streaming.parse_wait(waits[-1]))

@@ -31,6 +31,7 @@ from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
 from mercato.platform.schemas import Text
 from mercato.platform.security import Principal
 from mercato.platform.streaming import matches, parse_if_none_match
+from mercato.platform.switches import Switch, Switches, requirement
 from mercato.platform.throttle import Guard, client_address
 
 __all__ = ["OrderRead", "router"]
@@ -125,8 +126,12 @@ async def create_order(
 ) -> OrderRead:
     """Start a draft order, optionally with lines, addresses and a discount code.
 
-    Repeated unknown discount codes answer 429 with Retry-After (MERCATO_DISCOUNT_* settings).
+    Repeated unknown discount codes answer 429 with Retry-After (MERCATO_DISCOUNT_* settings);
+    a discount code while discount codes are switched off answers 503 ``switched_off``.
     """
+    if body.discount_code is not None:
+        switches: Switches = request.app.state.switches
+        await switches.require(Switch.DISCOUNT_CODES)
     async with _code_attempt(request, user, body.discount_code):
         order = await service.create(
             user,
@@ -262,7 +267,11 @@ async def set_addresses(body: AddressesUpdate, call: Call) -> OrderRead:
     return call.answer(order)
 
 
-@router.put("/{order_id}/discount", response_model=OrderRead)
+@router.put(
+    "/{order_id}/discount",
+    response_model=OrderRead,
+    dependencies=[Depends(requirement(Switch.DISCOUNT_CODES))],
+)
 async def apply_discount(body: DiscountUpdate, call: Call, request: Request) -> OrderRead:
     """Apply a percentage discount code to a draft.
 
@@ -284,7 +293,11 @@ async def remove_discount(call: Call) -> OrderRead:
     return call.answer(order)
 
 
-@router.post("/{order_id}/place", response_model=OrderRead)
+@router.post(
+    "/{order_id}/place",
+    response_model=OrderRead,
+    dependencies=[Depends(requirement(Switch.CHECKOUT))],
+)
 async def place_order(body: PlaceOrder, call: Call) -> OrderRead:
     """Reserve the stock, charge the payment method (or test card) and place the order.
 

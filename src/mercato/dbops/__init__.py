@@ -1,0 +1,1 @@
+"""Database operations beside the migrations: schema compatibility, lint, backup and restore."""
