@@ -12,11 +12,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from mercato import migrate
-from mercato.app import create_app
+from mercato.migrations import migrate
 from mercato.migrations.compat import OLDEST_SCHEMA
 from mercato.platform.connect import create_database
 from mercato.platform.lifecycle import DRAINING, Lifecycle
+from mercato.web.app import create_app
 from tests.conftest import make_settings
 from tests.e2e.helpers import register
 

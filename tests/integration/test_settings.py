@@ -326,7 +326,7 @@ def test_production_sends_the_stripe_key_over_https_only(monkeypatch: pytest.Mon
 
 
 def test_the_trusted_proxies_reach_the_server_that_reads_forwarded_client_addresses() -> None:
-    from mercato.serve import server_config
+    from mercato.web.serve import server_config
 
     settings = Settings(forwarded_allow_ips="10.0.0.0/8,192.168.1.10")
 

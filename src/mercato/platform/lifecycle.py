@@ -9,7 +9,7 @@
 * **draining**: SIGTERM arrived (:func:`drain_process`). ``/readyz`` answers 503 at once, every
   response carries ``Connection: close`` so clients reconnect elsewhere, and whatever waits for
   something that may take long ends early (see below). The server keeps accepting for the drain
-  delay, then stops listening and finishes in-flight requests (``mercato.serve``).
+  delay, then stops listening and finishes in-flight requests (``mercato.web.serve``).
 
 Long polls and event streams (issue 4) plug in here. A handler that waits for a change also
 waits for ``lifecycle.draining`` and, when that fires first, ends with a reconnect hint::

@@ -60,7 +60,7 @@ from mercato.platform.lifecycle import drain_process
 
 log = logging.getLogger("mercato.serve")
 
-APP = "mercato.app:create_app_from_env"
+APP = "mercato.web.app:create_app_from_env"
 EXIT_FORCED = 1
 SETTLE_MAX_S = 5.0  # how long just-accepted connections may take to send their request
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -313,7 +313,7 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 256 * 1024
     shutdown_drain_s: Annotated[float, Field(ge=0, le=300)] = 0.0
     shutdown_grace_s: Annotated[float, Field(gt=0, le=600)] = 10.0
-    # How each serving process runs Python's garbage collector (mercato.serve.GcPolicy).
+    # How each serving process runs Python's garbage collector (mercato.web.serve.GcPolicy).
     gc_freeze: bool = True
     gc_threshold: Annotated[int, Field(ge=100, le=10_000_000)] = 50_000
 

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mercato import __version__, telemetry
+from mercato import __version__
+from mercato.bootstrap import business_metrics
 from mercato.catalog import CatalogService
 from mercato.config import Feature, PaymentProviderName, Settings
 from mercato.customers import CustomersService
@@ -154,7 +155,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
     runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
     transact.after_commit(lambda events: runner.wake(relay.name))
-    transact.after_commit(telemetry.events_recorder(metrics))
+    transact.after_commit(business_metrics.events_recorder(metrics))
     transact.on_retry(metrics.retried)
     metrics.on_scrape(lambda: _sample_outbox(db, metrics))
     switches = Switches(db, registry=metrics.registry)

@@ -14,7 +14,7 @@ from mercato.bootstrap import Container, build
 from mercato.catalog.routes import router as catalog_router
 from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
-from mercato.migrate import SchemaCheck
+from mercato.migrations.migrate import SchemaCheck
 from mercato.orders import realtime as orders_realtime
 from mercato.orders.routes import router as orders_router
 from mercato.platform import health, instrumentation, problems, switches_routes

@@ -19,7 +19,7 @@ from mercato.platform.db import Database, DatabaseError, sql, sqlalchemy_url
 
 log = logging.getLogger("mercato.migrate")
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent
 
 
 def alembic_config(database_url: str) -> Config:

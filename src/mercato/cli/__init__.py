@@ -14,10 +14,10 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
 from mercato import __version__
+from mercato.cli.db.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
+from mercato.cli.rollout import command as rollout
+from mercato.cli.switches import add_switch_command
 from mercato.config import ConfigurationError, Settings, explain
-from mercato.dbops.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
-from mercato.rollout import command as rollout
-from mercato.switchctl import add_switch_command
 
 EXIT_CONFIG = 2
 
@@ -34,7 +34,7 @@ def _settings() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the HTTP API: drains on SIGTERM, then stops within the grace period."""
-    from mercato.serve import metrics_port_of, serve
+    from mercato.web.serve import metrics_port_of, serve
 
     settings = _settings()
     os.environ.setdefault("MERCATO_DATABASE_URL", settings.database_url)
@@ -69,7 +69,7 @@ def _metrics_dir(settings: Settings, workers: int) -> Iterator[None]:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Migrations: upgrade, downgrade, current, history."""
-    from mercato import migrate
+    from mercato.migrations import migrate
 
     url = _settings().database_url
     if args.action == "upgrade":
@@ -89,7 +89,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Load the demo staff account, demo customer and products (skips what exists)."""
-    from mercato.demo import load_demo_data
+    from mercato.cli.demo import load_demo_data
 
     report = asyncio.run(load_demo_data(_settings()))
     print(report)
@@ -98,7 +98,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_create_staff(args: argparse.Namespace) -> int:
     """Create a staff account."""
-    from mercato.demo import create_staff
+    from mercato.cli.demo import create_staff
 
     password = os.environ.get("MERCATO_STAFF_PASSWORD") or args.password
     if password is None:
@@ -119,7 +119,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from mercato.bootstrap import build
     from mercato.platform.instrumentation import MetricsPortApp
     from mercato.platform.logging import configure
-    from mercato.serve import metrics_server
+    from mercato.web.serve import metrics_server
 
     settings = _settings()
     configure(level=settings.log_level, fmt=settings.log_format)
@@ -167,7 +167,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     """Check a deployed instance end to end; non-zero with a report when anything fails."""
-    from mercato.smoke import run_smoke
+    from mercato.cli.smoke import run_smoke
 
     email = os.environ.get("MERCATO_SMOKE_STAFF_EMAIL")
     password = os.environ.get("MERCATO_SMOKE_STAFF_PASSWORD")
@@ -183,7 +183,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_loadcheck(args: argparse.Namespace) -> int:
     """A short read-only load test; non-zero when the thresholds are not met."""
-    from mercato.loadcheck import run_loadcheck
+    from mercato.cli.loadcheck import run_loadcheck
 
     passed = run_loadcheck(
         args.base_url,
