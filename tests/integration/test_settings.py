@@ -53,7 +53,6 @@ def test_each_profile_brings_its_defaults_and_says_so(monkeypatch: pytest.Monkey
     dev, production = PROFILES[Profile.DEV], PROFILES[Profile.PRODUCTION]
     assert (dev["debug"], dev["log_level"]) == (True, "DEBUG")
     assert (production["debug"], production["log_level"]) == (False, "WARNING")
-    assert [PROFILES[p]["replicas_hint"] for p in Profile if p is not Profile.TEST] == [1, 3, 10]
 
 
 def test_every_setting_can_be_overridden_and_precedence_holds(

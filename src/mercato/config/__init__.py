@@ -86,7 +86,6 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "debug": True,
         "log_level": "DEBUG",
         "log_format": "console",
-        "replicas_hint": 1,
         "shutdown_drain_s": 0.0,
         "shutdown_grace_s": 10.0,
         "feature_api_docs": True,
@@ -96,7 +95,6 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "debug": False,
         "log_level": "INFO",
         "log_format": "console",
-        "replicas_hint": 1,
         "shutdown_drain_s": 0.0,
         "shutdown_grace_s": 10.0,
         "feature_api_docs": True,
@@ -108,7 +106,6 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "log_format": "json",
         "host": "0.0.0.0",  # in a container the pod network is the boundary
         "metrics_port": 9100,  # metrics are never served on the public API port
-        "replicas_hint": 3,
         "shutdown_drain_s": 5.0,
         "shutdown_grace_s": 20.0,
         "feature_api_docs": True,
@@ -120,7 +117,6 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "log_format": "json",
         "host": "0.0.0.0",
         "metrics_port": 9100,
-        "replicas_hint": 10,
         "shutdown_drain_s": 5.0,
         "shutdown_grace_s": 20.0,
         "feature_api_docs": False,
@@ -304,7 +300,6 @@ class Settings(BaseSettings):
     # connection the server is just closing and its client gets a 502.
     keepalive_s: Annotated[int, Field(ge=1, le=3600)] = 75
     workers: Annotated[int, Field(ge=1, le=64)] = 1
-    replicas_hint: Annotated[int, Field(ge=1, le=1000)] = 1
     run_workers: bool = True
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
