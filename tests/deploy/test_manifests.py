@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mercato.config import PROFILES, ConfigurationError, Profile, Settings
+from mercato.config import ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
