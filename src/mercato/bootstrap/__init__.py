@@ -64,24 +64,20 @@ class Container:
     started: bool = field(default=False)
 
     async def start(self, *, workers: bool | None = None) -> None:
-        """Connect to the database and (unless told otherwise) start the background workers."""
-        await self.db.connect()
-        self.start_services()
-        if self.settings.run_workers if workers is None else workers:
-            self.runner.start()
-        self.started = True
+        """Start this process: metric sampling and the waiting-client hub, the database, then
+        the background workers when ``workers`` (by default: when the settings run them).
 
-    def start_services(self) -> None:
-        """Start what serves requests in this process: metric sampling, the waiting-client hub.
-
-        Neither needs the database to be up now: both retry until it is.
+        Sampling and the hub need no database (both retry until it is up), so they run even
+        when connecting raises ``DatabaseUnavailable``. Starting again starts only what is not
+        running yet: the application starts once with ``workers=False`` and once more when its
+        start-up checks pass. ``started`` says the workers were decided on.
         """
         self.metrics.start()
         self.notifier.start()
-
-    def start_workers(self) -> None:
-        """Start the background workers if the settings ask for them (after start-up checks)."""
-        if self.settings.run_workers and not self.started:
+        await self.db.connect()
+        if workers is False:
+            return
+        if (self.settings.run_workers if workers is None else workers) and not self.started:
             self.runner.start()
         self.started = True
 
