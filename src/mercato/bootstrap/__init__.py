@@ -96,13 +96,7 @@ class Container:
 
 def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Container:
     """Wire the application (no I/O happens here; :meth:`Container.start` connects)."""
-    tracing = Tracing.create(
-        endpoint=settings.otlp_endpoint,
-        service_name=settings.otel_service_name,
-        version=__version__,
-        sample_ratio=settings.trace_sample_ratio,
-        environment=settings.env.value,
-    )
+    tracing = _tracing(settings)
     db = tracing.wrap(
         create_database(
             settings.database_url,
@@ -112,15 +106,9 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     )
     metrics = Metrics()
     transact = Transactor(db)
-    bus = EventBus()
     tokens = TokenService(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
-    hashing = PasswordHashing(
-        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
-    )
     throttle = Throttle(db, secret=settings.token_secret.get_secret_value())
-    customers = CustomersService(
-        transact, hashing=hashing, tokens=tokens, login_guard=_login_guard(settings, throttle)
-    )
+    customers = _customers(settings, transact, tokens, throttle)
     auth = Authenticator(tokens, customers.account)
     # an account changed by this process is in force here at once, elsewhere within a second
     transact.after_commit(_forget_changed_accounts(auth))
@@ -129,40 +117,13 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     payments = PaymentsService(
         transact, provider=provider or _payment_provider(settings, metrics, closers)
     )
-    pricing, shipping = pricing_rules(settings)
-    orders = OrdersService(
-        transact,
-        catalog=catalog,
-        customers=customers,
-        payments=payments,
-        pricing=pricing,
-        shipping=shipping,
-        currency=settings.currency,
-        reservation_ttl_s=settings.reservation_ttl_s,
-    )
+    orders = _orders(settings, transact, catalog, customers, payments)
+    bus = EventBus()
     bus.subscribe("OrderCancelled", payments.on_order_cancelled)
-    relay = OutboxRelay(db, bus)
-    reconciler = CheckoutReconciler(orders, payments, grace_s=settings.checkout_grace_s)
-    idempotency = IdempotencyStore(
-        db, lease_s=settings.idempotency_lease_s, wait_s=settings.idempotency_wait_s
-    )
-    purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
-    sweeper = ReservationSweeper(orders, catalog, payments)
-    workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
-    runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
-    transact.after_commit(lambda events: runner.wake(relay.name))
-    transact.after_commit(business_metrics.events_recorder(metrics))
-    transact.on_retry(metrics.retried)
-    metrics.on_scrape(lambda: _sample_outbox(db, metrics))
-    switches = Switches(db, registry=metrics.registry)
-    metrics.on_scrape(switches.refresh)
-    metrics.on_scrape(backup_age_sampler(db, metrics.registry))
+    background = _background(settings, db, bus, orders, catalog, payments, throttle, metrics)
     notifier = _notifier(settings, db)
-    metrics.on_flush(
-        lambda: metrics.set_waiting(long_polls=notifier.waiting, streams=notifier.streams)
-    )
-    metrics.on_flush(connection_sampler(db, notifier.listener, metrics))
-    transact.after_commit(lambda events: notifier.wake())
+    switches = Switches(db, registry=metrics.registry)
+    _observe(db, transact, metrics, background, notifier, switches)
     return Container(
         settings=settings,
         db=db,
@@ -174,17 +135,112 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         catalog=catalog,
         payments=payments,
         orders=orders,
-        relay=relay,
-        reconciler=reconciler,
-        idempotency=idempotency,
+        relay=background.relay,
+        reconciler=background.reconciler,
+        idempotency=background.idempotency,
         discount_guard=_discount_guard(settings, throttle),
-        runner=runner,
+        runner=background.runner,
         metrics=metrics,
         tracing=tracing,
         notifier=notifier,
         switches=switches,
         closers=closers,
     )
+
+
+def _tracing(settings: Settings) -> Tracing:
+    return Tracing.create(
+        endpoint=settings.otlp_endpoint,
+        service_name=settings.otel_service_name,
+        version=__version__,
+        sample_ratio=settings.trace_sample_ratio,
+        environment=settings.env.value,
+    )
+
+
+def _customers(
+    settings: Settings, transact: Transactor, tokens: TokenService, throttle: Throttle
+) -> CustomersService:
+    hashing = PasswordHashing(
+        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+    )
+    login_guard = _login_guard(settings, throttle)
+    return CustomersService(transact, hashing=hashing, tokens=tokens, login_guard=login_guard)
+
+
+def _orders(
+    settings: Settings,
+    transact: Transactor,
+    catalog: CatalogService,
+    customers: CustomersService,
+    payments: PaymentsService,
+) -> OrdersService:
+    pricing, shipping = pricing_rules(settings)
+    return OrdersService(
+        transact,
+        catalog=catalog,
+        customers=customers,
+        payments=payments,
+        pricing=pricing,
+        shipping=shipping,
+        currency=settings.currency,
+        reservation_ttl_s=settings.reservation_ttl_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Background:
+    """The background workers, and the runner that runs them."""
+
+    relay: OutboxRelay
+    reconciler: CheckoutReconciler
+    idempotency: IdempotencyStore
+    runner: WorkerRunner
+
+
+def _background(
+    settings: Settings,
+    db: Database,
+    bus: EventBus,
+    orders: OrdersService,
+    catalog: CatalogService,
+    payments: PaymentsService,
+    throttle: Throttle,
+    metrics: Metrics,
+) -> _Background:
+    relay = OutboxRelay(db, bus)
+    reconciler = CheckoutReconciler(orders, payments, grace_s=settings.checkout_grace_s)
+    idempotency = IdempotencyStore(
+        db, lease_s=settings.idempotency_lease_s, wait_s=settings.idempotency_wait_s
+    )
+    purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
+    sweeper = ReservationSweeper(orders, catalog, payments)
+    workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
+    runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
+    return _Background(relay, reconciler, idempotency, runner)
+
+
+def _observe(
+    db: Database,
+    transact: Transactor,
+    metrics: Metrics,
+    background: _Background,
+    notifier: Notifier,
+    switches: Switches,
+) -> None:
+    """What happens after a commit, and what a scrape or a flush of the metrics samples."""
+    relay, runner = background.relay, background.runner
+    transact.after_commit(lambda events: runner.wake(relay.name))
+    transact.after_commit(business_metrics.events_recorder(metrics))
+    transact.on_retry(metrics.retried)
+    metrics.on_scrape(lambda: _sample_outbox(db, metrics))
+    metrics.on_scrape(switches.refresh)
+    metrics.on_scrape(backup_age_sampler(db, metrics.registry))
+    metrics.on_flush(
+        lambda: metrics.set_waiting(long_polls=notifier.waiting, streams=notifier.streams)
+    )
+    metrics.on_flush(connection_sampler(db, notifier.listener, metrics))
+    transact.after_commit(lambda events: notifier.wake())
 
 
 def _payment_provider(

@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from mercato import __version__
 from mercato.cli.db.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
@@ -233,7 +234,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mercato {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(sub)
+    _add_db(sub)
+    _add_accounts(sub)
+    add_switch_command(sub, _settings)
+    _add_config(sub)
+    _add_checks(sub)
+    rollout.register(sub)
+    return parser
 
+
+def _add_serve(sub: Any) -> None:
     serve = sub.add_parser("serve", help="serve the HTTP API", description=cmd_serve.__doc__)
     serve.add_argument("--host", help="interface to bind (default: MERCATO_HOST or 127.0.0.1)")
     serve.add_argument(
@@ -244,6 +255,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
+
+def _add_db(sub: Any) -> None:
     db = sub.add_parser("db", help="database migrations", description=cmd_db.__doc__)
     db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
@@ -259,6 +272,9 @@ def _parser() -> argparse.ArgumentParser:
     add_dbops_commands(db_sub)
     db.set_defaults(func=cmd_db)
 
+
+def _add_accounts(sub: Any) -> None:
+    """demo-data, users and worker."""
     demo = sub.add_parser(
         "demo-data", help="load demo accounts and products", description=cmd_demo_data.__doc__
     )
@@ -281,8 +297,9 @@ def _parser() -> argparse.ArgumentParser:
         "worker", help="run background workers only", description=cmd_worker.__doc__
     )
     worker.set_defaults(func=cmd_worker)
-    add_switch_command(sub, _settings)
 
+
+def _add_config(sub: Any) -> None:
     config = sub.add_parser(
         "config", help="inspect configuration", description="Inspect configuration."
     )
@@ -296,6 +313,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_config_show)
 
+
+def _add_checks(sub: Any) -> None:
+    """smoke and loadcheck: checks of a deployed instance."""
     smoke = sub.add_parser(
         "smoke",
         help="check a deployed instance end to end",
@@ -323,8 +343,6 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--max-error-ratio", type=float, default=0.01, help="default 0.01")
     load.add_argument("--max-p95-ms", type=_positive, default=500.0, help="default 500")
     load.set_defaults(func=cmd_loadcheck)
-    rollout.register(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
