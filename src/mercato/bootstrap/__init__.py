@@ -97,26 +97,14 @@ class Container:
 def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Container:
     """Wire the application (no I/O happens here; :meth:`Container.start` connects)."""
     tracing = _tracing(settings)
-    db = tracing.wrap(
-        create_database(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            timeout=settings.database_timeout_s,
-        )
-    )
-    metrics = Metrics()
-    transact = Transactor(db)
-    tokens = TokenService(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
-    throttle = Throttle(db, secret=settings.token_secret.get_secret_value())
-    customers = _customers(settings, transact, tokens, throttle)
-    auth = Authenticator(tokens, customers.account)
-    # an account changed by this process is in force here at once, elsewhere within a second
-    transact.after_commit(_forget_changed_accounts(auth))
+    db = tracing.wrap(_database(settings))
+    metrics, transact = Metrics(), Transactor(db)
+    secret = settings.token_secret.get_secret_value()
+    tokens, throttle = TokenService(secret, ttl_s=settings.token_ttl_s), Throttle(db, secret=secret)
+    customers, auth = _accounts(settings, transact, tokens, throttle)
     catalog = CatalogService(transact)
     closers: list[Callable[[], Awaitable[None]]] = []
-    payments = PaymentsService(
-        transact, provider=provider or _payment_provider(settings, metrics, closers)
-    )
+    payments = _payments(settings, transact, metrics, closers, provider)
     orders = _orders(settings, transact, catalog, customers, payments)
     bus = EventBus()
     bus.subscribe("OrderCancelled", payments.on_order_cancelled)
@@ -148,6 +136,14 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     )
 
 
+def _database(settings: Settings) -> Database:
+    return create_database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout_s,
+    )
+
+
 def _tracing(settings: Settings) -> Tracing:
     return Tracing.create(
         endpoint=settings.otlp_endpoint,
@@ -158,14 +154,31 @@ def _tracing(settings: Settings) -> Tracing:
     )
 
 
-def _customers(
+def _accounts(
     settings: Settings, transact: Transactor, tokens: TokenService, throttle: Throttle
-) -> CustomersService:
+) -> tuple[CustomersService, Authenticator]:
+    """The customers module, and the authenticator that asks it who may act."""
     hashing = PasswordHashing(
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
     )
     login_guard = _login_guard(settings, throttle)
-    return CustomersService(transact, hashing=hashing, tokens=tokens, login_guard=login_guard)
+    customers = CustomersService(transact, hashing=hashing, tokens=tokens, login_guard=login_guard)
+    auth = Authenticator(tokens, customers.account)
+    # an account changed by this process is in force here at once, elsewhere within a second
+    transact.after_commit(_forget_changed_accounts(auth))
+    return customers, auth
+
+
+def _payments(
+    settings: Settings,
+    transact: Transactor,
+    metrics: Metrics,
+    closers: list[Callable[[], Awaitable[None]]],
+    provider: PaymentProvider | None,
+) -> PaymentsService:
+    return PaymentsService(
+        transact, provider=provider or _payment_provider(settings, metrics, closers)
+    )
 
 
 def _orders(
