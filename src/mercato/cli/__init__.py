@@ -1,4 +1,5 @@
-"""The ``mercato`` command line: serve, migrate, load demo data, manage staff, run workers."""
+"""The ``mercato`` command line and its commands: serve, db, demo data, users, workers, switches,
+config, smoke and load checks, rollout analysis."""
 
 from __future__ import annotations
 

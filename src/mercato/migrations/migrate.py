@@ -1,4 +1,4 @@
-"""Database migrations through Alembic's command API, for the CLI and the tests."""
+"""Database migrations through Alembic's API (the CLI, the start-up schema check, the tests)."""
 
 from __future__ import annotations
 

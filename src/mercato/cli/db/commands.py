@@ -1,4 +1,4 @@
-"""The ``mercato db`` actions beside Alembic's: check (and later lint, backup, restore)."""
+"""The ``mercato db`` actions beside Alembic's: check, lint, backup and restore."""
 
 from __future__ import annotations
 
