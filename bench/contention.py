@@ -31,7 +31,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.common import BENCH, OUT, SECRET, WrkResult, free_port, machine, need, serve, wrk
-from mercato import migrate
+from mercato.migrations import migrate
 from mercato.platform.security import Principal, Role, TokenService
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/mercato_bench"

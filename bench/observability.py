@@ -17,7 +17,7 @@ The overhead (1 - on/off) must stay under 5 %; the exit status says whether it d
 
 ``--control`` adds a second *off* server (how far apart two identical servers measure);
 ``--gc`` adds *on* with Python's default garbage-collector settings instead of the policy
-``mercato serve`` applies (:class:`mercato.serve.GcPolicy`), to show what that policy is worth.
+``mercato serve`` applies (:class:`mercato.web.serve.GcPolicy`), to show what that policy is worth.
 """
 
 from __future__ import annotations

@@ -750,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"open-file limit {limit} is too low for {max(args.sizes)} connections")
     about = machine()
     print(f"nproc {about['nproc']}\n{about['free']}{about['lscpu']}\n", flush=True)
-    from mercato import migrate
+    from mercato.migrations import migrate
 
     migrate.upgrade(args.database_url)
     runs = asyncio.run(main_async(args))

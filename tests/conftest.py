@@ -19,10 +19,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from mercato import migrate
-from mercato.app import create_app
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
+from mercato.migrations import migrate
+from mercato.web.app import create_app
 
 PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
 REQUIRE_PG = os.environ.get("MERCATO_TEST_REQUIRE_POSTGRES") == "1"

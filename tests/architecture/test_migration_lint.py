@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mercato import migrate
-from mercato.dbops import lint
-from mercato.dbops.commands import upgrade_target
+from mercato.cli.db import lint
+from mercato.cli.db.commands import upgrade_target
+from mercato.migrations import migrate
 
 REVISION = '''"""{title}"""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from mercato import migrate
+from mercato.migrations import migrate
 
 
 def test_the_migrations_describe_exactly_the_tables_in_the_code(database_url: str) -> None:

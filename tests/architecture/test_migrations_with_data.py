@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mercato import migrate
+from mercato.migrations import migrate
 from mercato.platform.db import sqlalchemy_url
 from tests.e2e.scratch import scratch_database
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from mercato.rollout.analyze import Plan
+from mercato.cli.rollout.analyze import Plan
 from tests.deploy.test_manifests import DEPLOY, one, render
 
 VALIDATOR = DEPLOY / "validate-custom-resources"

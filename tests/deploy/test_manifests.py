@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mercato.config import PROFILES, ConfigurationError, Profile, Settings
+from mercato.config import ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -84,8 +84,6 @@ def test_each_overlay_runs_its_profile_with_the_replicas_of_the_matrix(
     assert {d["metadata"].get("namespace") for d in docs} == {overlay}
     config = config_of(docs)
     assert config["MERCATO_ENV"] == overlay
-    assert PROFILES[Profile(overlay)]["replicas_hint"] == replicas
-    assert int(config["MERCATO_REPLICAS_HINT"]) == replicas
     # the autoscaler owns the count: a replicas field would reset a scaled-out Deployment to
     # its minimum on every apply, in the middle of a deploy
     assert "replicas" not in one(docs, "Deployment")["spec"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, expect
 
-from mercato.demo import CUSTOMER_EMAIL, CUSTOMER_PASSWORD, STAFF_EMAIL, STAFF_PASSWORD
+from mercato.cli.demo import CUSTOMER_EMAIL, CUSTOMER_PASSWORD, STAFF_EMAIL, STAFF_PASSWORD
 from tests.e2e.browser import Api, Tab, chromium, new_context, open_tab, sign_in
 from tests.e2e.server import running_server, server_env
 

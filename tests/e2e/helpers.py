@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from mercato.app import create_app
 from mercato.bootstrap import Container
 from mercato.customers import Role
+from mercato.migrations.schema import metadata
 from mercato.platform.db import sql
-from mercato.schema import metadata
+from mercato.web.app import create_app
 from tests.conftest import make_settings, unique
 
 SUCCESS_CARD = "4242 4242 4242 4242"

@@ -13,8 +13,8 @@ import orjson
 import uvicorn
 from fastapi import FastAPI
 
-from mercato.app import create_app
 from mercato.config import Settings
+from mercato.web.app import create_app
 from tests.conftest import make_settings
 from tests.e2e.helpers import SUCCESS_CARD, User, create_product, draft, register, staff_user
 from tests.e2e.server import free_port

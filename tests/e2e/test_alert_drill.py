@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mercato import migrate
 from mercato.customers import Role
+from mercato.migrations import migrate
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
 from tests.conftest import make_settings, running

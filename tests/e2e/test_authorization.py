@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from mercato.bootstrap import Container
+from mercato.migrations.schema import metadata
 from mercato.platform.db import sql
 from mercato.platform.security import ACCOUNT_CACHE_S
-from mercato.schema import metadata
 from tests.conftest import TEST_SECRET
 from tests.e2e.helpers import (
     PROBLEM_JSON,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 
-from mercato import migrate
+from mercato.migrations import migrate
+from mercato.migrations.schema import metadata
 from mercato.platform.connect import create_database
 from mercato.platform.db import sql
-from mercato.schema import metadata
 from tests.e2e.scratch import scratch_database
 from tests.e2e.server import running_server, server_env
 

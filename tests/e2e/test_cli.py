@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mercato import migrate
+from mercato.migrations import migrate
 from tests.conftest import TEST_SECRET
 
 

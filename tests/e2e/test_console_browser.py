@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from mercato.demo import create_staff
+from mercato.cli.demo import create_staff
 from tests.conftest import make_settings, unique
 from tests.e2e.browser import PASSWORD, Api, Tab, chromium, new_context, open_tab, sign_in
 from tests.e2e.server import Server, running_server

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from mercato import migrate
+from mercato.migrations import migrate
 from tests.conftest import REQUIRE_PG
 from tests.e2e.pgcluster import Cluster, postgres_bin, private_cluster
 from tests.e2e.server import Server, start_server, stop_server, wait_ready

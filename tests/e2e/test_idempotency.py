@@ -20,7 +20,6 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from mercato.app import create_app
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
 from mercato.kernel.money import Money
@@ -30,6 +29,7 @@ from mercato.platform.db import sql
 from mercato.platform.idempotency import idempotency_keys
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
+from mercato.web.app import create_app
 from tests.conftest import make_settings, unique
 from tests.e2e.helpers import (
     ERROR_CARD,

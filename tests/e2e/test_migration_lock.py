@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mercato import migrate
+from mercato.migrations import migrate
 from tests.conftest import REQUIRE_PG
 from tests.e2e.pgcluster import postgres_bin, private_cluster
 from tests.e2e.server import server_env

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mercato import migrate
+from mercato.migrations import migrate
 from tests.conftest import REQUIRE_PG
 from tests.e2e import monitoring as mon
 from tests.e2e.pgcluster import Cluster, postgres_bin, private_cluster

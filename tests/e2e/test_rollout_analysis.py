@@ -26,8 +26,8 @@ import httpx
 import pytest
 import yaml
 
-from mercato import migrate
 from mercato.customers import Role
+from mercato.migrations import migrate
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
 from tests.conftest import make_settings, running

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from alembic import command
 
-from mercato import migrate
+from mercato.migrations import migrate
 from tests.e2e.scratch import scratch_database
 from tests.e2e.server import running_server, server_env
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mercato import migrate
+from mercato.migrations import migrate
 from tests.e2e.server import Server, free_port, running_server, server_env
 
 DEMO_STAFF = ("staff@mercato.example", "staff-demo-password")

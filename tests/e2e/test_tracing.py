@@ -22,9 +22,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from mercato.app import create_app
 from mercato.platform import logging as mlog
 from mercato.platform.tracing import TracedDatabase
+from mercato.web.app import create_app
 from tests.conftest import make_settings
 from tests.e2e.server import free_port
 

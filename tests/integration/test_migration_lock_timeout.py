@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from alembic import command
 
-from mercato import migrate
+from mercato.migrations import migrate
 from tests.conftest import PG_URL, REQUIRE_PG
 from tests.e2e.scratch import scratch_database
 

@@ -53,7 +53,6 @@ def test_each_profile_brings_its_defaults_and_says_so(monkeypatch: pytest.Monkey
     dev, production = PROFILES[Profile.DEV], PROFILES[Profile.PRODUCTION]
     assert (dev["debug"], dev["log_level"]) == (True, "DEBUG")
     assert (production["debug"], production["log_level"]) == (False, "WARNING")
-    assert [PROFILES[p]["replicas_hint"] for p in Profile if p is not Profile.TEST] == [1, 3, 10]
 
 
 def test_every_setting_can_be_overridden_and_precedence_holds(
@@ -326,7 +325,7 @@ def test_production_sends_the_stripe_key_over_https_only(monkeypatch: pytest.Mon
 
 
 def test_the_trusted_proxies_reach_the_server_that_reads_forwarded_client_addresses() -> None:
-    from mercato.serve import server_config
+    from mercato.web.serve import server_config
 
     settings = Settings(forwarded_allow_ips="10.0.0.0/8,192.168.1.10")
 

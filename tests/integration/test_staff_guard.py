@@ -15,11 +15,11 @@ import asyncpg
 import httpx
 import pytest
 
-from mercato import migrate
-from mercato.app import create_app
 from mercato.bootstrap import Container
 from mercato.customers import Role
 from mercato.customers.domain import CannotDeactivateSelf, LastActiveStaff
+from mercato.migrations import migrate
+from mercato.web.app import create_app
 from tests.conftest import make_settings, running, unique
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""The garbage-collector policy of a serving process (mercato.serve.GcPolicy)."""
+"""The garbage-collector policy of a serving process (mercato.web.serve.GcPolicy)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from mercato.config import Settings
-from mercato.serve import GcPolicy
+from mercato.web.serve import GcPolicy
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from mercato.rollout.record import VERSIONS, classify, record
+from mercato.cli.rollout.record import VERSIONS, classify, record
 
 EXPAND = """
 def upgrade() -> None:

@@ -8,9 +8,9 @@ import io
 import pytest
 
 from mercato.cli import main
-from mercato.rollout.analyze import Plan, analyze
-from mercato.rollout.prometheus import Prometheus, Scope, queries
-from mercato.rollout.rules import Limits, Look, Outcome, Tally, Track, Verdict, judge
+from mercato.cli.rollout.analyze import Plan, analyze
+from mercato.cli.rollout.prometheus import Prometheus, Scope, queries
+from mercato.cli.rollout.rules import Limits, Look, Outcome, Tally, Track, Verdict, judge
 
 LIMITS = Limits()
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mercato.schema import metadata
+from mercato.migrations.schema import metadata
 
 config = context.config
 target_metadata = metadata

@@ -3,7 +3,8 @@
 Every dependency is ``async def``: FastAPI runs plain ``def`` dependencies in a worker thread,
 and a thread hop per dependency was most of the cost of a product read. Who the caller is, and
 whether their account may act, is decided by the application's
-:class:`~mercato.platform.security.Authenticator` (``app.state.auth``) and nowhere else.
+:class:`~mercato.platform.security.Authenticator` (``platform_state(app).auth``) and nowhere
+else.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPBearer
 
 from mercato.kernel.errors import InvalidValue, PermissionDenied
+from mercato.platform.appstate import platform_state
 from mercato.platform.schemas import Text
 from mercato.platform.security import Authenticator, Principal
 
@@ -23,8 +25,7 @@ _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v
 
 def authenticator(request: Request) -> Authenticator:
     """The application's authenticator."""
-    auth: Authenticator = request.app.state.auth
-    return auth
+    return platform_state(request).auth
 
 
 async def _principal(request: Request, _: Annotated[object, Depends(_bearer)]) -> Principal:

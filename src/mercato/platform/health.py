@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from mercato.platform.lifecycle import lifecycle_of
+from mercato.platform.appstate import platform_state
 
 router = APIRouter(tags=["health"], include_in_schema=True)
 
@@ -41,11 +41,11 @@ async def livez() -> Response:
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     """The process should receive traffic: started, not draining, database reachable."""
-    return _answer(*await lifecycle_of(request).readiness())
+    return _answer(*await platform_state(request).lifecycle.readiness())
 
 
 @router.get("/startupz")
 async def startupz(request: Request) -> Response:
     """Start-up has completed: settings valid, database reachable, schema migrated."""
-    lifecycle = lifecycle_of(request)
+    lifecycle = platform_state(request).lifecycle
     return _answer(lifecycle.started, {"settings": "ok", **lifecycle.startup_results})

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from mercato.platform.appstate import platform_state
 from mercato.platform.deps import StaffUser
 from mercato.platform.schemas import Text
 from mercato.platform.switches import Switch, Switches, SwitchState
@@ -44,8 +45,7 @@ class SwitchUpdate(BaseModel):
 
 
 def _switches(request: Request) -> Switches:
-    switches: Switches = request.app.state.switches
-    return switches
+    return platform_state(request).switches
 
 
 @router.get("", response_model=list[SwitchRead])

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from mercato.rollout.analyze import Plan, analyze
-from mercato.rollout.prometheus import Prometheus, Scope
-from mercato.rollout.rules import Limits
+from mercato.cli.rollout.analyze import Plan, analyze
+from mercato.cli.rollout.prometheus import Prometheus, Scope
+from mercato.cli.rollout.rules import Limits
 
 DURATION = re.compile(r"^[1-9][0-9]{0,4}(s|m|h)$")
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
@@ -41,7 +41,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Print what a release changes in the database and the rollback decision it implies."""
-    from mercato.rollout.record import record
+    from mercato.cli.rollout.record import record
 
     try:
         found = record(args.previous, args.release)

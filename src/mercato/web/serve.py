@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -57,13 +57,12 @@ from uvicorn.config import STARTUP_FAILURE
 
 from mercato.config import Settings
 from mercato.platform.lifecycle import drain_process
+from mercato.web.supervisor import EXIT_FORCED, STOP_SIGNALS, Supervisor, stop_when_orphaned
 
 log = logging.getLogger("mercato.serve")
 
-APP = "mercato.app:create_app_from_env"
-EXIT_FORCED = 1
+APP = "mercato.web.app:create_app_from_env"
 SETTLE_MAX_S = 5.0  # how long just-accepted connections may take to send their request
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -241,10 +240,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         return server.exit_code
     supervisor = Supervisor(
         config,
+        # each worker process runs this with the sockets and the supervisor's pid
+        target=functools.partial(
+            _worker_main, config, settings.shutdown_drain_s, GcPolicy.of(settings)
+        ),
         workers=workers,
         drain_s=settings.shutdown_drain_s,
         grace_s=settings.shutdown_grace_s,
-        gc_policy=GcPolicy.of(settings),
         also_listen=also_listen,
     )
     return supervisor.run()
@@ -280,22 +282,22 @@ def metrics_server(settings: Settings, app: Any) -> MetricsServer | None:
 def _ignore_late_signals() -> None:
     """uvicorn restores the handlers it found once it has stopped; a signal that arrives after
     that, while the process exits, must not turn a clean exit into death by signal."""
-    for sig in _STOP_SIGNALS:
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda signum, frame: None)
 
 
 def _worker_main(
     config: uvicorn.Config,
     drain_s: float,
+    gc_policy: GcPolicy | None,
     sockets: list[socket.socket],
-    gc_policy: GcPolicy | None = None,
     supervisor_pid: int | None = None,
 ) -> None:
     _ignore_late_signals()
     if supervisor_pid is not None:
         limit = drain_s + (config.timeout_graceful_shutdown or 0) + 10
         threading.Thread(
-            target=_stop_when_orphaned,
+            target=stop_when_orphaned,
             args=(supervisor_pid, limit),
             name="orphan-watch",
             daemon=True,
@@ -303,129 +305,3 @@ def _worker_main(
     server = GracefulServer(config, drain_s=drain_s, supervised=True, gc_policy=gc_policy)
     server.run(sockets=sockets)
     sys.exit(server.exit_code)
-
-
-def _stop_when_orphaned(supervisor_pid: int, limit_s: float, *, every_s: float = 0.5) -> None:
-    """Stop this worker as on SIGTERM (drain, then exit) once its supervisor has died.
-
-    If it is still running ``limit_s`` later (the signal came before the server installed its
-    handlers, or draining hangs), it exits at once.
-    """
-    while os.getppid() == supervisor_pid:
-        time.sleep(every_s)
-    log.error("supervisor [%d] is gone; worker [%d] stops", supervisor_pid, os.getpid())
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(limit_s)
-    os._exit(EXIT_FORCED)
-
-
-def _forget_metrics_of(pid: int | None) -> None:
-    """A dead worker's live gauges must stop counting (prometheus-client multiprocess mode)."""
-    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
-class Supervisor:
-    """Runs N worker processes on one listening socket (see the module docstring)."""
-
-    RESTARTS_PER_MINUTE = 10
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        *,
-        workers: int,
-        drain_s: float,
-        grace_s: float,
-        gc_policy: GcPolicy | None = None,
-        also_listen: list[uvicorn.Config] | None = None,
-    ) -> None:
-        self.config = config
-        self.also_listen = also_listen or []
-        self.workers = workers
-        self.drain_s = drain_s
-        self.grace_s = grace_s
-        self.gc_policy = gc_policy
-        self.children: list[multiprocessing.process.BaseProcess] = []
-        self._signals: list[int] = []
-        self._wake = threading.Event()
-        self._restarts: list[float] = []
-        self._context = multiprocessing.get_context("spawn")
-
-    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        self._signals.append(sig)
-        self._wake.set()
-
-    def _spawn(self, sockets: list[socket.socket]) -> multiprocessing.process.BaseProcess:
-        child = self._context.Process(
-            target=_worker_main,
-            args=(self.config, self.drain_s, sockets, self.gc_policy, os.getpid()),
-            daemon=False,
-        )
-        child.start()
-        return child
-
-    def run(self) -> int:
-        """Serve until a stop signal; the exit status."""
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, self._on_signal)
-        sockets = [config.bind_socket() for config in (self.config, *self.also_listen)]
-        log.info("supervisor [%d] starting %d workers", os.getpid(), self.workers)
-        self.children = [self._spawn(sockets) for _ in range(self.workers)]
-        status = self._supervise(sockets)
-        if status is not None:
-            self._stop_all(sockets, forced=True)
-            return status
-        return self._stop_all(sockets, forced=False)
-
-    def _supervise(self, sockets: list[socket.socket]) -> int | None:
-        """Keep the workers running until a signal (None) or a hopeless failure (a status)."""
-        while not self._signals:
-            self._wake.wait(0.2)
-            self._wake.clear()
-            for index, child in enumerate(self.children):
-                if child.is_alive() or self._signals:
-                    continue
-                if child.exitcode == STARTUP_FAILURE:
-                    log.error("worker [%s] failed to start; stopping", child.pid)
-                    return STARTUP_FAILURE
-                now = time.monotonic()
-                self._restarts = [t for t in self._restarts if now - t < 60] + [now]
-                if len(self._restarts) > self.RESTARTS_PER_MINUTE:
-                    log.error("workers keep dying; stopping")
-                    return EXIT_FORCED
-                log.error("worker [%s] died with %s; restarting", child.pid, child.exitcode)
-                _forget_metrics_of(child.pid)
-                self.children[index] = self._spawn(sockets)
-        return None
-
-    def _stop_all(self, sockets: list[socket.socket], *, forced: bool) -> int:
-        for sock in sockets:
-            sock.close()  # the workers keep their copies until each has drained
-        self._forward(signal.SIGTERM)
-        if forced:
-            self._forward(signal.SIGTERM)
-        forwarded = len(self._signals)
-        deadline = time.monotonic() + self.drain_s + self.grace_s + 10
-        while any(c.is_alive() for c in self.children) and time.monotonic() < deadline:
-            if len(self._signals) > forwarded:  # a second signal: make the workers hurry
-                forwarded = len(self._signals)
-                forced = True
-                self._forward(signal.SIGTERM)
-            self._wake.wait(0.1)
-            self._wake.clear()
-        for child in self.children:
-            if child.is_alive():
-                log.error("worker [%s] did not stop in time; killing it", child.pid)
-                child.kill()
-                forced = True
-            child.join()
-        clean = all(c.exitcode == 0 for c in self.children)
-        return 0 if clean and not forced else EXIT_FORCED
-
-    def _forward(self, sig: int) -> None:
-        for child in self.children:
-            if child.is_alive() and child.pid is not None:
-                os.kill(child.pid, sig)

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from alembic.script import ScriptDirectory
 
-from mercato import migrate
+from mercato.migrations import migrate
 from mercato.migrations.compat import Verdict, assess
 
 EXIT_OK = 0

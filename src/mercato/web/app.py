@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.middleware import Middleware
+from starlette.types import Lifespan
 
 from mercato import __version__, console
 from mercato.bootstrap import Container, build
 from mercato.catalog.routes import router as catalog_router
 from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
-from mercato.migrate import SchemaCheck
+from mercato.migrations.migrate import SchemaCheck
 from mercato.orders import realtime as orders_realtime
 from mercato.orders.routes import router as orders_router
 from mercato.platform import health, instrumentation, problems, switches_routes
@@ -24,6 +26,7 @@ from mercato.platform.http import BodyLimitMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
+from mercato.web.state import AppState
 
 NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
     "tracing": False,
@@ -50,44 +53,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     """The application for these settings (read from the environment when not given)."""
     settings = settings or Settings()
     container = container or build(settings)
-
-    lifecycle = Lifecycle(
-        startup_checks={
-            "database": container.db.ping,
-            "schema": SchemaCheck.for_database(container.db),
-        },
-        readiness_checks={"database": container.db.ping},
-        # streams end with a reconnect event and long polls answer at once
-        on_drain=[container.notifier.shutdown],
-    )
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Start-up never migrates (``mercato db upgrade`` is its own step) and never fails the
-        # process: while the database is unreachable or behind, /startupz says why and the
-        # checks are retried; the workers start once they pass.
-        lifecycle_registry.register(lifecycle)
-        container.start_services()
-        try:
-            with contextlib.suppress(DatabaseUnavailable):
-                await container.db.connect()
-            await lifecycle.start(_start_workers)
-            yield
-        finally:
-            await lifecycle.close()
-            lifecycle_registry.unregister(lifecycle)
-            await container.stop()
-
-    async def _start_workers() -> None:
-        await container.db.connect()  # no-op when connected; SQLite may have failed above
-        container.start_workers()
-
+    lifecycle = _lifecycle(container)
     docs = settings.enabled(Feature.API_DOCS)
     app = FastAPI(
         title="mercato",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(container, lifecycle),
         debug=settings.debug,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
@@ -98,34 +70,83 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # and otherwise looks up three environment variables on every request to find out.
         telemetry=NO_FRAMEWORK_TELEMETRY,
     )
-    app.state.container = container
-    app.state.settings = settings
-    app.state.customers = container.customers
-    app.state.catalog = container.catalog
-    app.state.orders = container.orders
-    app.state.notifier = container.notifier
-    app.state.auth = container.auth  # the one place a token becomes a principal
-    app.state.lifecycle = lifecycle
-    app.state.switches = container.switches  # kill switches (platform.switches)
-
+    app.state = AppState(container, lifecycle)
     problems.install(app)
+    _include_routes(app)
+    # add_middleware puts each outside those added before it: the list goes in innermost first
+    for layer in reversed(middleware(container, lifecycle)):
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
+    _instrument(app, container)
+    return app
+
+
+def middleware(container: Container, lifecycle: Lifecycle) -> list[Middleware]:
+    """The application's middleware, outermost first.
+
+    Outside all of these sits the instrumentation (request id, metrics, access log, traces,
+    and fault injection where enabled: :func:`_instrument`); inside them, in front of the
+    routes, the real-time gate and long poll (``orders.realtime.install``).
+    """
+    settings = container.settings
+    return [
+        Middleware(LifecycleMiddleware, lifecycle=lifecycle),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(problems.MiddlewareErrorsMiddleware),
+        Middleware(
+            IdempotencyMiddleware,
+            store=container.idempotency,
+            tokens=container.tokens,
+            secret=settings.token_secret.get_secret_value(),
+        ),
+    ]
+
+
+def _lifecycle(container: Container) -> Lifecycle:
+    return Lifecycle(
+        startup_checks={
+            "database": container.db.ping,
+            "schema": SchemaCheck.for_database(container.db),
+        },
+        readiness_checks={"database": container.db.ping},
+        # streams end with a reconnect event and long polls answer at once
+        on_drain=[container.notifier.shutdown],
+    )
+
+
+def _lifespan(container: Container, lifecycle: Lifecycle) -> Lifespan[FastAPI]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Start-up never migrates (``mercato db upgrade`` is its own step) and never fails the
+        # process: while the database is unreachable or behind, /startupz says why and the
+        # checks are retried; the workers start once they pass (the container's second start).
+        lifecycle_registry.register(lifecycle)
+        try:
+            with contextlib.suppress(DatabaseUnavailable):
+                await container.start(workers=False)
+            await lifecycle.start(container.start)
+            yield
+        finally:
+            await lifecycle.close()
+            lifecycle_registry.unregister(lifecycle)
+            await container.stop()
+
+    return lifespan
+
+
+def _include_routes(app: FastAPI) -> None:
     # Routes are matched in order: the catalog reads, the busiest requests, come first.
     app.include_router(catalog_router)
     app.include_router(orders_router)
     app.include_router(customers_router)
     app.include_router(health.router)
     app.include_router(switches_routes.router)
-    orders_realtime.install(app)  # before the middleware below, so it sits innermost
+    orders_realtime.install(app)  # before the application's middleware, so it sits innermost
     app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
-    app.add_middleware(
-        IdempotencyMiddleware,
-        store=container.idempotency,
-        tokens=container.tokens,
-        secret=settings.token_secret.get_secret_value(),
-    )
-    app.add_middleware(problems.MiddlewareErrorsMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(LifecycleMiddleware, lifecycle=lifecycle)
+
+
+def _instrument(app: FastAPI, container: Container) -> None:
+    """Metrics, logs and traces: added last, so their middleware runs outside the others."""
+    settings = container.settings
     instrumentation.install(
         app,
         metrics=container.metrics,
@@ -135,7 +156,6 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         tracer=container.tracing.tracer,
         fault_injection=settings.fault_injection,  # never in production: Settings refuses it
     )
-    return app
 
 
 def create_app_from_env() -> FastAPI:

@@ -29,7 +29,7 @@ from typing import TextIO
 from alembic import command
 from alembic.script import Script, ScriptDirectory
 
-from mercato import migrate
+from mercato.migrations import migrate
 
 PG_VERSION = "16"
 

@@ -1,4 +1,5 @@
-"""The ``mercato`` command line: serve, migrate, load demo data, manage staff, run workers."""
+"""The ``mercato`` command line and its commands: serve, db, demo data, users, workers, switches,
+config, smoke and load checks, rollout analysis."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from mercato import __version__
+from mercato.cli.db.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
+from mercato.cli.rollout import command as rollout
+from mercato.cli.switches import add_switch_command
 from mercato.config import ConfigurationError, Settings, explain
-from mercato.dbops.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
-from mercato.rollout import command as rollout
-from mercato.switchctl import add_switch_command
 
 EXIT_CONFIG = 2
 
@@ -34,7 +36,7 @@ def _settings() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the HTTP API: drains on SIGTERM, then stops within the grace period."""
-    from mercato.serve import metrics_port_of, serve
+    from mercato.web.serve import metrics_port_of, serve
 
     settings = _settings()
     os.environ.setdefault("MERCATO_DATABASE_URL", settings.database_url)
@@ -69,7 +71,7 @@ def _metrics_dir(settings: Settings, workers: int) -> Iterator[None]:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Migrations: upgrade, downgrade, current, history."""
-    from mercato import migrate
+    from mercato.migrations import migrate
 
     url = _settings().database_url
     if args.action == "upgrade":
@@ -89,7 +91,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Load the demo staff account, demo customer and products (skips what exists)."""
-    from mercato.demo import load_demo_data
+    from mercato.cli.demo import load_demo_data
 
     report = asyncio.run(load_demo_data(_settings()))
     print(report)
@@ -98,7 +100,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_create_staff(args: argparse.Namespace) -> int:
     """Create a staff account."""
-    from mercato.demo import create_staff
+    from mercato.cli.demo import create_staff
 
     password = os.environ.get("MERCATO_STAFF_PASSWORD") or args.password
     if password is None:
@@ -119,7 +121,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from mercato.bootstrap import build
     from mercato.platform.instrumentation import MetricsPortApp
     from mercato.platform.logging import configure
-    from mercato.serve import metrics_server
+    from mercato.web.serve import metrics_server
 
     settings = _settings()
     configure(level=settings.log_level, fmt=settings.log_format)
@@ -167,7 +169,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     """Check a deployed instance end to end; non-zero with a report when anything fails."""
-    from mercato.smoke import run_smoke
+    from mercato.cli.smoke import run_smoke
 
     email = os.environ.get("MERCATO_SMOKE_STAFF_EMAIL")
     password = os.environ.get("MERCATO_SMOKE_STAFF_PASSWORD")
@@ -183,7 +185,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_loadcheck(args: argparse.Namespace) -> int:
     """A short read-only load test; non-zero when the thresholds are not met."""
-    from mercato.loadcheck import run_loadcheck
+    from mercato.cli.loadcheck import run_loadcheck
 
     passed = run_loadcheck(
         args.base_url,
@@ -233,7 +235,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mercato {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(sub)
+    _add_db(sub)
+    _add_accounts(sub)
+    add_switch_command(sub, _settings)
+    _add_config(sub)
+    _add_checks(sub)
+    rollout.register(sub)
+    return parser
 
+
+def _add_serve(sub: Any) -> None:
     serve = sub.add_parser("serve", help="serve the HTTP API", description=cmd_serve.__doc__)
     serve.add_argument("--host", help="interface to bind (default: MERCATO_HOST or 127.0.0.1)")
     serve.add_argument(
@@ -244,6 +256,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
+
+def _add_db(sub: Any) -> None:
     db = sub.add_parser("db", help="database migrations", description=cmd_db.__doc__)
     db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="apply migrations (default: to the newest)")
@@ -259,6 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     add_dbops_commands(db_sub)
     db.set_defaults(func=cmd_db)
 
+
+def _add_accounts(sub: Any) -> None:
+    """demo-data, users and worker."""
     demo = sub.add_parser(
         "demo-data", help="load demo accounts and products", description=cmd_demo_data.__doc__
     )
@@ -281,8 +298,9 @@ def _parser() -> argparse.ArgumentParser:
         "worker", help="run background workers only", description=cmd_worker.__doc__
     )
     worker.set_defaults(func=cmd_worker)
-    add_switch_command(sub, _settings)
 
+
+def _add_config(sub: Any) -> None:
     config = sub.add_parser(
         "config", help="inspect configuration", description="Inspect configuration."
     )
@@ -296,6 +314,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_config_show)
 
+
+def _add_checks(sub: Any) -> None:
+    """smoke and loadcheck: checks of a deployed instance."""
     smoke = sub.add_parser(
         "smoke",
         help="check a deployed instance end to end",
@@ -323,8 +344,6 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--max-error-ratio", type=float, default=0.01, help="default 0.01")
     load.add_argument("--max-p95-ms", type=_positive, default=500.0, help="default 500")
     load.set_defaults(func=cmd_loadcheck)
-    rollout.register(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

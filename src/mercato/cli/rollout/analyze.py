@@ -1,7 +1,7 @@
 """``mercato rollout analyze``: look at the canary every ``interval`` until a verdict.
 
 Each look asks Prometheus for both tracks over the window and applies the rules
-(:mod:`mercato.rollout.rules`); the tally decides as Flagger does. The report is printed for a
+(:mod:`mercato.cli.rollout.rules`); the tally decides as Flagger does. The report is printed for a
 person as it goes (one line per look) and, with ``--json``, as one JSON document at the end.
 A Prometheus that cannot be asked gives a look without data, never a pass.
 """
@@ -15,8 +15,8 @@ from typing import TextIO
 
 import orjson
 
-from mercato.rollout.prometheus import Prometheus, PrometheusError, Scope
-from mercato.rollout.rules import Check, Limits, Look, Outcome, Tally, Track, Verdict, judge
+from mercato.cli.rollout.prometheus import Prometheus, PrometheusError, Scope
+from mercato.cli.rollout.rules import Check, Limits, Look, Outcome, Tally, Track, Verdict, judge
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The canary rules: what one look at the canary and the stable pods says, and what a series of
-looks adds up to. Pure: the numbers come from :mod:`mercato.rollout.prometheus`.
+looks adds up to. Pure: the numbers come from :mod:`mercato.cli.rollout.prometheus`.
 
 One look (an *iteration*) compares the canary with the stable pods over the same window:
 

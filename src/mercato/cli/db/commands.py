@@ -1,4 +1,4 @@
-"""The ``mercato db`` actions beside Alembic's: check (and later lint, backup, restore)."""
+"""The ``mercato db`` actions beside Alembic's: check, lint, backup and restore."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ def _seconds(text: str) -> float:
 
 def run_check(args: argparse.Namespace, url: str) -> int:
     """Whether this build may serve the database; 0 yes, 1 schema refused, 3 unreachable."""
-    from mercato.dbops.check import check
+    from mercato.cli.db.check import check
 
     return check(url, wait_s=args.wait, out=sys.stdout)
 
 
 def run_backup(args: argparse.Namespace, url: str) -> int:
     """Back the database up into a folder with a checksum; keep the newest --keep backups."""
-    from mercato.dbops.backup import BackupError, backup
+    from mercato.cli.db.backup import BackupError, backup
 
     try:
         made = backup(url, Path(args.dir), keep=args.keep, label=args.label, out=sys.stderr)
@@ -43,7 +43,7 @@ def run_backup(args: argparse.Namespace, url: str) -> int:
 
 def run_restore(args: argparse.Namespace, url: str) -> int:
     """Restore a backup into the database (empty unless --replace), checksum verified first."""
-    from mercato.dbops.backup import BackupError, restore
+    from mercato.cli.db.backup import BackupError, restore
 
     try:
         digest = restore(Path(args.file), url, replace=args.replace, out=sys.stderr)
@@ -66,7 +66,7 @@ def _count(text: str) -> int:
 
 def run_lint(args: argparse.Namespace, url: str) -> int:
     """Lint the migrations: destructive operations outside post-deploy ones, and squawk."""
-    from mercato.dbops.lint import run
+    from mercato.cli.db.lint import run
 
     return run(sys.stdout)
 
@@ -78,8 +78,8 @@ def upgrade_target(url: str, *, pre_deploy: bool, script_location: Path | None =
         return "head"
     from alembic.script import ScriptDirectory
 
-    from mercato import migrate
-    from mercato.dbops.lint import is_post_deploy
+    from mercato.cli.db.lint import is_post_deploy
+    from mercato.migrations import migrate
 
     config = migrate.alembic_config(url)
     config.set_main_option("script_location", str(script_location or migrate.MIGRATIONS))

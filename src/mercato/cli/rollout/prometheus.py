@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from mercato.rollout.rules import Track
+from mercato.cli.rollout.rules import Track
 
 NOT_TRAFFIC = 'route!~"/metrics|/livez|/readyz|/startupz"'
 

@@ -56,8 +56,8 @@ def demo_products() -> list[dict[str, object]]:
 async def create_staff(settings: Settings, *, email: str, name: str, password: str) -> str:
     """Create a staff account and return its id."""
     container = build(settings)
-    await container.start(workers=False)
     try:
+        await container.start(workers=False)
         staff = await container.customers.register(
             email=email, password=password, name=name, role=Role.STAFF
         )
@@ -69,9 +69,9 @@ async def create_staff(settings: Settings, *, email: str, name: str, password: s
 async def load_demo_data(settings: Settings) -> str:
     """Create what is missing of the demo data; returns a one-line report."""
     container = build(settings)
-    await container.start(workers=False)
     created = {"accounts": 0, "products": 0}
     try:
+        await container.start(workers=False)
         staff_id = ""
         for email, password, name, role in (
             (STAFF_EMAIL, STAFF_PASSWORD, "Demo Staff", Role.STAFF),

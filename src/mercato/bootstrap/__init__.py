@@ -7,7 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mercato import __version__, telemetry
+from mercato import __version__
+from mercato.bootstrap import business_metrics
 from mercato.catalog import CatalogService
 from mercato.config import Feature, PaymentProviderName, Settings
 from mercato.customers import CustomersService
@@ -63,24 +64,20 @@ class Container:
     started: bool = field(default=False)
 
     async def start(self, *, workers: bool | None = None) -> None:
-        """Connect to the database and (unless told otherwise) start the background workers."""
-        await self.db.connect()
-        self.start_services()
-        if self.settings.run_workers if workers is None else workers:
-            self.runner.start()
-        self.started = True
+        """Start this process: metric sampling and the waiting-client hub, the database, then
+        the background workers when ``workers`` (by default: when the settings run them).
 
-    def start_services(self) -> None:
-        """Start what serves requests in this process: metric sampling, the waiting-client hub.
-
-        Neither needs the database to be up now: both retry until it is.
+        Sampling and the hub need no database (both retry until it is up), so they run even
+        when connecting raises ``DatabaseUnavailable``. Starting again starts only what is not
+        running yet: the application starts once with ``workers=False`` and once more when its
+        start-up checks pass. ``started`` says the workers were decided on.
         """
         self.metrics.start()
         self.notifier.start()
-
-    def start_workers(self) -> None:
-        """Start the background workers if the settings ask for them (after start-up checks)."""
-        if self.settings.run_workers and not self.started:
+        await self.db.connect()
+        if workers is False:
+            return
+        if (self.settings.run_workers if workers is None else workers) and not self.started:
             self.runner.start()
         self.started = True
 
@@ -99,73 +96,22 @@ class Container:
 
 def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Container:
     """Wire the application (no I/O happens here; :meth:`Container.start` connects)."""
-    tracing = Tracing.create(
-        endpoint=settings.otlp_endpoint,
-        service_name=settings.otel_service_name,
-        version=__version__,
-        sample_ratio=settings.trace_sample_ratio,
-        environment=settings.env.value,
-    )
-    db = tracing.wrap(
-        create_database(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            timeout=settings.database_timeout_s,
-        )
-    )
-    metrics = Metrics()
-    transact = Transactor(db)
-    bus = EventBus()
-    tokens = TokenService(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
-    hashing = PasswordHashing(
-        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
-    )
-    throttle = Throttle(db, secret=settings.token_secret.get_secret_value())
-    customers = CustomersService(
-        transact, hashing=hashing, tokens=tokens, login_guard=_login_guard(settings, throttle)
-    )
-    auth = Authenticator(tokens, customers.account)
-    # an account changed by this process is in force here at once, elsewhere within a second
-    transact.after_commit(_forget_changed_accounts(auth))
+    tracing = _tracing(settings)
+    db = tracing.wrap(_database(settings))
+    metrics, transact = Metrics(), Transactor(db)
+    secret = settings.token_secret.get_secret_value()
+    tokens, throttle = TokenService(secret, ttl_s=settings.token_ttl_s), Throttle(db, secret=secret)
+    customers, auth = _accounts(settings, transact, tokens, throttle)
     catalog = CatalogService(transact)
     closers: list[Callable[[], Awaitable[None]]] = []
-    payments = PaymentsService(
-        transact, provider=provider or _payment_provider(settings, metrics, closers)
-    )
-    pricing, shipping = pricing_rules(settings)
-    orders = OrdersService(
-        transact,
-        catalog=catalog,
-        customers=customers,
-        payments=payments,
-        pricing=pricing,
-        shipping=shipping,
-        currency=settings.currency,
-        reservation_ttl_s=settings.reservation_ttl_s,
-    )
+    payments = _payments(settings, transact, metrics, closers, provider)
+    orders = _orders(settings, transact, catalog, customers, payments)
+    bus = EventBus()
     bus.subscribe("OrderCancelled", payments.on_order_cancelled)
-    relay = OutboxRelay(db, bus)
-    reconciler = CheckoutReconciler(orders, payments, grace_s=settings.checkout_grace_s)
-    idempotency = IdempotencyStore(
-        db, lease_s=settings.idempotency_lease_s, wait_s=settings.idempotency_wait_s
-    )
-    purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
-    sweeper = ReservationSweeper(orders, catalog, payments)
-    workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
-    runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
-    transact.after_commit(lambda events: runner.wake(relay.name))
-    transact.after_commit(telemetry.events_recorder(metrics))
-    transact.on_retry(metrics.retried)
-    metrics.on_scrape(lambda: _sample_outbox(db, metrics))
-    switches = Switches(db, registry=metrics.registry)
-    metrics.on_scrape(switches.refresh)
-    metrics.on_scrape(backup_age_sampler(db, metrics.registry))
+    background = _background(settings, db, bus, orders, catalog, payments, throttle, metrics)
     notifier = _notifier(settings, db)
-    metrics.on_flush(
-        lambda: metrics.set_waiting(long_polls=notifier.waiting, streams=notifier.streams)
-    )
-    metrics.on_flush(connection_sampler(db, notifier.listener, metrics))
-    transact.after_commit(lambda events: notifier.wake())
+    switches = Switches(db, registry=metrics.registry)
+    _observe(db, transact, metrics, background, notifier, switches)
     return Container(
         settings=settings,
         db=db,
@@ -177,17 +123,137 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         catalog=catalog,
         payments=payments,
         orders=orders,
-        relay=relay,
-        reconciler=reconciler,
-        idempotency=idempotency,
+        relay=background.relay,
+        reconciler=background.reconciler,
+        idempotency=background.idempotency,
         discount_guard=_discount_guard(settings, throttle),
-        runner=runner,
+        runner=background.runner,
         metrics=metrics,
         tracing=tracing,
         notifier=notifier,
         switches=switches,
         closers=closers,
     )
+
+
+def _database(settings: Settings) -> Database:
+    return create_database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout_s,
+    )
+
+
+def _tracing(settings: Settings) -> Tracing:
+    return Tracing.create(
+        endpoint=settings.otlp_endpoint,
+        service_name=settings.otel_service_name,
+        version=__version__,
+        sample_ratio=settings.trace_sample_ratio,
+        environment=settings.env.value,
+    )
+
+
+def _accounts(
+    settings: Settings, transact: Transactor, tokens: TokenService, throttle: Throttle
+) -> tuple[CustomersService, Authenticator]:
+    """The customers module, and the authenticator that asks it who may act."""
+    hashing = PasswordHashing(
+        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+    )
+    login_guard = _login_guard(settings, throttle)
+    customers = CustomersService(transact, hashing=hashing, tokens=tokens, login_guard=login_guard)
+    auth = Authenticator(tokens, customers.account)
+    # an account changed by this process is in force here at once, elsewhere within a second
+    transact.after_commit(_forget_changed_accounts(auth))
+    return customers, auth
+
+
+def _payments(
+    settings: Settings,
+    transact: Transactor,
+    metrics: Metrics,
+    closers: list[Callable[[], Awaitable[None]]],
+    provider: PaymentProvider | None,
+) -> PaymentsService:
+    return PaymentsService(
+        transact, provider=provider or _payment_provider(settings, metrics, closers)
+    )
+
+
+def _orders(
+    settings: Settings,
+    transact: Transactor,
+    catalog: CatalogService,
+    customers: CustomersService,
+    payments: PaymentsService,
+) -> OrdersService:
+    pricing, shipping = pricing_rules(settings)
+    return OrdersService(
+        transact,
+        catalog=catalog,
+        customers=customers,
+        payments=payments,
+        pricing=pricing,
+        shipping=shipping,
+        currency=settings.currency,
+        reservation_ttl_s=settings.reservation_ttl_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Background:
+    """The background workers, and the runner that runs them."""
+
+    relay: OutboxRelay
+    reconciler: CheckoutReconciler
+    idempotency: IdempotencyStore
+    runner: WorkerRunner
+
+
+def _background(
+    settings: Settings,
+    db: Database,
+    bus: EventBus,
+    orders: OrdersService,
+    catalog: CatalogService,
+    payments: PaymentsService,
+    throttle: Throttle,
+    metrics: Metrics,
+) -> _Background:
+    relay = OutboxRelay(db, bus)
+    reconciler = CheckoutReconciler(orders, payments, grace_s=settings.checkout_grace_s)
+    idempotency = IdempotencyStore(
+        db, lease_s=settings.idempotency_lease_s, wait_s=settings.idempotency_wait_s
+    )
+    purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
+    sweeper = ReservationSweeper(orders, catalog, payments)
+    workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
+    runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
+    return _Background(relay, reconciler, idempotency, runner)
+
+
+def _observe(
+    db: Database,
+    transact: Transactor,
+    metrics: Metrics,
+    background: _Background,
+    notifier: Notifier,
+    switches: Switches,
+) -> None:
+    """What happens after a commit, and what a scrape or a flush of the metrics samples."""
+    relay, runner = background.relay, background.runner
+    transact.after_commit(lambda events: runner.wake(relay.name))
+    transact.after_commit(business_metrics.events_recorder(metrics))
+    transact.on_retry(metrics.retried)
+    metrics.on_scrape(lambda: _sample_outbox(db, metrics))
+    metrics.on_scrape(switches.refresh)
+    metrics.on_scrape(backup_age_sampler(db, metrics.registry))
+    metrics.on_flush(
+        lambda: metrics.set_waiting(long_polls=notifier.waiting, streams=notifier.streams)
+    )
+    metrics.on_flush(connection_sampler(db, notifier.listener, metrics))
+    transact.after_commit(lambda events: notifier.wake())
 
 
 def _payment_provider(

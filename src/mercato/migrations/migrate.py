@@ -1,4 +1,4 @@
-"""Database migrations through Alembic's command API, for the CLI and the tests."""
+"""Database migrations through Alembic's API (the CLI, the start-up schema check, the tests)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mercato.platform.db import Database, DatabaseError, sql, sqlalchemy_url
 
 log = logging.getLogger("mercato.migrate")
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent
 
 
 def alembic_config(database_url: str) -> Config:

@@ -1,0 +1,1 @@
+"""The HTTP application (create_app) and serving it (uvicorn, the supervisor, the drain)."""
