@@ -17,7 +17,6 @@ from mercato.platform.streaming import (
     matches,
     parse_if_none_match,
     parse_last_event_id,
-    parse_wait,
 )
 
 pytestmark = pytest.mark.anyio
@@ -236,7 +235,3 @@ def test_request_values_are_parsed_strictly() -> None:
         with pytest.raises(InvalidValue) as refused:
             parse_last_event_id(bad)
         assert refused.value.field == "Last-Event-ID"
-
-    assert parse_wait("2.5") == 2.5
-    for bad in ("x", "-1", "nan", "inf", "", "٣"):
-        assert parse_wait(bad) is None

@@ -17,10 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mercato.console.session import COOKIE, SignInRequired, open_session
 from mercato.kernel.errors import AuthenticationFailed, PermissionDenied
 from mercato.platform import streaming
+from mercato.platform.http import header
 
 
 def _cookie(scope: Scope) -> str | None:
-    raw = streaming.header(scope, b"cookie")
+    raw = header(scope, b"cookie")
     if raw is None:
         return None
     jar: SimpleCookie = SimpleCookie()

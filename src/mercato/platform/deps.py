@@ -56,6 +56,9 @@ def parse_if_match(value: str | None) -> int | None:
     return int(cleaned)
 
 
+# For routes that read the token themselves (held responses): documents the scheme only.
+BEARER_SCHEME = Depends(_bearer)
+
 CurrentUser = Annotated[Principal, Depends(_principal)]
 StaffUser = Annotated[Principal, Depends(_staff)]
 MaybeUser = Annotated[Principal | None, Depends(optional_principal)]

@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import AuthenticationFailed
 from mercato.platform.db import Database, UniqueViolation, metadata, sql
+from mercato.platform.http import header
 from mercato.platform.security import TokenService, bearer_token
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -244,13 +245,6 @@ class IdempotencyPurger:
         return await self.store.purge(retention=self.retention)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _problem(scope: Scope, status: int, code: str, detail: str, headers: dict[str, str]) -> Stored:
     body = orjson.dumps(
         {
@@ -281,7 +275,7 @@ class IdempotencyMiddleware:
         self._fingerprint_key = hmac.digest(secret.encode(), b"mercato idempotency", "sha256")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
+        key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
         if key is None or scope["method"] not in UNSAFE:
             await self.app(scope, receive, send)
             return
@@ -323,7 +317,7 @@ class IdempotencyMiddleware:
         return hmac.new(self._fingerprint_key, message, hashlib.sha256).hexdigest()
 
     def _caller(self, scope: Scope) -> str | None:
-        auth = _header(scope, b"authorization")
+        auth = header(scope, b"authorization")
         if not auth:
             return "anonymous"
         try:  # the token's subject only scopes the key; the application judges the account

@@ -18,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 from starlette.requests import Request
@@ -31,6 +29,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mercato.kernel.errors import AuthenticationFailed, InvalidValue
+from mercato.platform.http import header
 from mercato.platform.metrics import LONG_LIVED
 from mercato.platform.notify import Change
 from mercato.platform.security import Authenticator, AuthError, Principal
@@ -47,20 +46,6 @@ SSE_HEADERS = [
 
 
 # -- reading requests ------------------------------------------------------------------------
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    """A request header (lower-case name), decoded; None when absent."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def query(scope: Scope) -> dict[str, list[str]]:
-    """The query string's parameters."""
-    raw: bytes = scope.get("query_string", b"")
-    return parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
 
 
 async def authenticate(
@@ -128,17 +113,6 @@ def parse_last_event_id(value: str | None, *, field: str = "Last-Event-ID") -> i
 def _digits(text: str) -> bool:
     # isdigit alone accepts "²", which a latin-1 header can carry and int() refuses
     return text.isascii() and text.isdigit()
-
-
-def parse_wait(value: str) -> float | None:
-    """Seconds from a ``wait`` parameter; None unless it is a finite number >= 0."""
-    if not value.isascii():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 # -- writing problems ------------------------------------------------------------------------

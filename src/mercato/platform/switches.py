@@ -24,12 +24,10 @@ import sqlalchemy as sa
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.dialects import postgresql
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import Unavailable
 from mercato.platform.db import Database, DatabaseError, metadata, run_in_transaction, sql
-from mercato.platform.streaming import send_error
 
 log = logging.getLogger("mercato.switches")
 
@@ -186,29 +184,6 @@ class Switches:
             "switch %s turned %s by %s: %s", switch, "on" if enabled else "off", actor, reason
         )
         return (await self.states(fresh=True))[switch]
-
-
-Predicate = Callable[[Scope], bool]
-
-
-class SwitchGate:
-    """Pure ASGI: refuses the requests a predicate picks while their switch is off."""
-
-    def __init__(self, app: ASGIApp, *, rules: list[tuple[Predicate, Switch]]) -> None:
-        self.app = app
-        self.rules = rules
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for picks, switch in self.rules:
-                if picks(scope):
-                    switches: Switches = scope["app"].state.switches
-                    try:
-                        await switches.require(switch)
-                    except SwitchedOff as exc:
-                        await send_error(scope, receive, send, exc)
-                        return
-        await self.app(scope, receive, send)
 
 
 def requirement(switch: Switch) -> Callable[..., Awaitable[None]]:
