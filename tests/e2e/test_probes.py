@@ -16,7 +16,6 @@ from mercato import migrate
 from mercato.app import create_app
 from mercato.migrations.compat import OLDEST_SCHEMA
 from mercato.platform.connect import create_database
-from mercato.platform.lifecycle import DRAINING, Lifecycle
 from tests.conftest import make_settings
 from tests.e2e.helpers import register
 
@@ -114,25 +113,6 @@ async def test_draining_fails_readiness_at_once_but_keeps_serving(
     assert served.headers["connection"] == "close"  # clients move to another replica
     assert (await client.get("/livez")).status_code == 200
     assert (await client.get("/startupz")).status_code == 200
-
-
-async def test_waiting_requests_end_early_when_draining_begins() -> None:
-    lifecycle = Lifecycle(startup_checks={}, readiness_checks={})
-    changed = asyncio.Event()
-
-    async def wait_for_change() -> str:
-        await changed.wait()
-        return "changed"
-
-    assert await lifecycle.wait_unless_draining(wait_for_change(), within=0.05) is None
-    changed.set()
-    assert await lifecycle.wait_unless_draining(wait_for_change(), within=1) == "changed"
-    changed.clear()
-    waiting = asyncio.create_task(lifecycle.wait_unless_draining(wait_for_change(), within=30))
-    await asyncio.sleep(0.05)
-    lifecycle.begin_draining()
-    with anyio.fail_after(1):
-        assert await waiting is DRAINING
 
 
 async def test_the_api_docs_flag_hides_the_interactive_docs(database_url: str) -> None:

@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from mercato.platform.lifecycle import lifecycle_of
+from mercato.platform.lifecycle import Lifecycle
 
 router = APIRouter(tags=["health"], include_in_schema=True)
 
@@ -32,6 +32,11 @@ def _answer(ok: bool, checks: dict[str, str]) -> Response:
     )
 
 
+def _lifecycle(request: Request) -> Lifecycle:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    return lifecycle
+
+
 @router.get("/livez")
 async def livez() -> Response:
     """The process and its event loop are alive (no dependency is checked)."""
@@ -41,11 +46,11 @@ async def livez() -> Response:
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     """The process should receive traffic: started, not draining, database reachable."""
-    return _answer(*await lifecycle_of(request).readiness())
+    return _answer(*await _lifecycle(request).readiness())
 
 
 @router.get("/startupz")
 async def startupz(request: Request) -> Response:
     """Start-up has completed: settings valid, database reachable, schema migrated."""
-    lifecycle = lifecycle_of(request)
+    lifecycle = _lifecycle(request)
     return _answer(lifecycle.started, {"settings": "ok", **lifecycle.startup_results})

@@ -11,18 +11,9 @@
   something that may take long ends early (see below). The server keeps accepting for the drain
   delay, then stops listening and finishes in-flight requests (``mercato.serve``).
 
-Long polls and event streams (issue 4) plug in here. A handler that waits for a change also
-waits for ``lifecycle.draining`` and, when that fires first, ends with a reconnect hint::
-
-    lifecycle = lifecycle_of(request)
-    changed = await lifecycle.wait_unless_draining(version_changed.wait(), within=30)
-    if changed is DRAINING:
-        # long poll: 503 problem ``shutting_down`` with ``Retry-After: 0`` (reconnect now,
-        # the load balancer picks another replica); event stream: send
-        # ``retry: {RECONNECT_AFTER_MS}`` and close the stream.
-        ...
-
-:data:`RECONNECT_AFTER_MS` and :func:`reconnect_headers` give the hint's values.
+Whatever holds a connection ends when draining begins: the lifecycle calls its ``on_drain``
+hooks (the notifier's shutdown: event streams end with a reconnect event, long polls answer at
+once) and :class:`LifecycleMiddleware` adds ``Connection: close`` to every response.
 """
 
 from __future__ import annotations
@@ -31,34 +22,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
 
 import orjson
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("mercato.lifecycle")
 
 Check = Callable[[], Awaitable[None]]
-T = TypeVar("T")
 
-RECONNECT_AFTER_MS: Final = 1000
 PROBE_PATHS: Final = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
 CHECK_TIMEOUT_S: Final = 2.0
-
-
-class _Draining:
-    def __repr__(self) -> str:
-        return "DRAINING"
-
-
-DRAINING: Final = _Draining()
-
-
-def reconnect_headers() -> dict[str, str]:
-    """Headers that tell a client to retry at once on another connection (and so replica)."""
-    return {"Retry-After": "0", "Connection": "close"}
 
 
 async def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
@@ -165,25 +140,6 @@ class Lifecycle:
                 await self._retrying
             self._retrying = None
 
-    async def wait_unless_draining(
-        self, waiting: Coroutine[Any, Any, T], *, within: float | None = None
-    ) -> T | _Draining | None:
-        """Await ``waiting`` until it finishes (its result), draining begins (:data:`DRAINING`),
-        or ``within`` seconds pass (None)."""
-        task = asyncio.ensure_future(waiting)
-        drain = asyncio.ensure_future(self.draining.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {task, drain}, timeout=within, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for pending in (task, drain):
-                if not pending.done():
-                    pending.cancel()
-        if task in done:
-            return task.result()
-        return DRAINING if drain in done else None
-
 
 # The lifecycles of the applications served by this process (one, in practice): the signal
 # handler of ``mercato serve`` drains them all.
@@ -209,12 +165,6 @@ def drain_process() -> None:
     _PROCESS_DRAINING.set()
     for lifecycle in list(_PROCESS):
         lifecycle.begin_draining()
-
-
-def lifecycle_of(connection: HTTPConnection) -> Lifecycle:
-    """The lifecycle of the application serving a request."""
-    found: Lifecycle = connection.app.state.lifecycle
-    return found
 
 
 class LifecycleMiddleware:
