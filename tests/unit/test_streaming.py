@@ -9,15 +9,9 @@ import pytest
 from starlette.responses import Response
 
 from mercato.kernel.errors import InvalidValue
-from mercato.platform.notify import Change
-from mercato.platform.streaming import (
-    HEARTBEAT,
-    EventStream,
-    LongPoll,
-    matches,
-    parse_if_none_match,
-    parse_last_event_id,
-)
+from mercato.platform.event_log import Change
+from mercato.platform.held import LongPoll, matches, parse_if_none_match
+from mercato.platform.streaming import HEARTBEAT, EventStream, parse_last_event_id
 
 pytestmark = pytest.mark.anyio
 

@@ -272,3 +272,13 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnstorableText, _unstorable)
     app.add_exception_handler(OutOfRange, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer with the application's own handler for this error (problem+json)."""
+    handlers: dict[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
+    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+    if handler is None:
+        raise exc
+    response: Response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)

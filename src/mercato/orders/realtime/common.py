@@ -6,7 +6,8 @@ from typing import Protocol
 
 from mercato.orders.events import OrderEvent
 from mercato.orders.service import OrdersService
-from mercato.platform.notify import Change, Notifier
+from mercato.platform.event_log import Change
+from mercato.platform.notify import Notifier
 from mercato.platform.security import Authenticator
 from mercato.platform.switches import Switches
 

@@ -18,9 +18,10 @@ from mercato.kernel.errors import DomainError
 from mercato.orders.domain import Order
 from mercato.orders.realtime.common import AGGREGATE, State, conditional_headers, version
 from mercato.orders.routes import OrderRead
-from mercato.platform import streaming
+from mercato.platform import held
 from mercato.platform.http import header
 from mercato.platform.notify import ShuttingDown, TooManyWaiting
+from mercato.platform.problems import send_error
 from mercato.platform.security import Principal
 from mercato.platform.switches import Switch
 
@@ -57,12 +58,12 @@ class OrderLongPoll:
         self._state = state = scope["app"].state
         try:
             await state.switches.require(Switch.REALTIME)
-            self._who = await streaming.authenticate(scope, state.auth)
-            self._tags = streaming.parse_if_none_match(header(scope, b"if-none-match"))
+            self._who = await held.authenticate(scope, state.auth)
+            self._tags = held.parse_if_none_match(header(scope, b"if-none-match"))
         except DomainError as exc:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
             return
-        poll = streaming.LongPoll(scope, send, answer=self._answer)
+        poll = held.LongPoll(scope, send, answer=self._answer)
         notifier = state.notifier
         try:
             await notifier.follow(
@@ -72,22 +73,20 @@ class OrderLongPoll:
             await self._without_waiting(scope, receive, send, refused)
             return
         except Exception as exc:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
             return
         try:
             await self._hold(poll, scope, receive, send)
         except Exception as exc:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
         finally:
             notifier.unfollow(poll, aggregate_type=AGGREGATE, aggregate_id=self.order_id)
 
-    async def _hold(
-        self, poll: streaming.LongPoll, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _hold(self, poll: held.LongPoll, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer at once when the client is behind, else wait for news or the deadline."""
         orders = self._state.orders
         seen = self._seen = (await orders.head(self._who, self.order_id)).version
-        if not streaming.matches(self._tags, seen):
+        if not held.matches(self._tags, seen):
             await _order_response(await orders.get(self._who, self.order_id))(scope, receive, send)
             return
         wait = min(self.wait, self._state.settings.realtime_max_wait_s)
@@ -101,7 +100,7 @@ class OrderLongPoll:
         orders = self._state.orders
         if reason == "timeout":
             current = await orders.head(self._who, self.order_id)
-            if streaming.matches(self._tags, current.version):
+            if held.matches(self._tags, current.version):
                 return _not_modified(current.version)
         return _order_response(await orders.get(self._who, self.order_id))
 
@@ -113,13 +112,13 @@ class OrderLongPoll:
         try:
             order = await self._state.orders.get(self._who, self.order_id)
         except Exception as exc:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
             return
-        if not streaming.matches(self._tags, order.version):
+        if not held.matches(self._tags, order.version):
             response = _order_response(order, close=closing)
         elif closing:
             response = _not_modified(order.version, close=True)
         else:
-            await streaming.send_error(scope, receive, send, refused)
+            await send_error(scope, receive, send, refused)
             return
         await response(scope, receive, send)

@@ -21,9 +21,9 @@ from mercato.orders.realtime.common import conditional_headers
 from mercato.orders.realtime.longpoll import OrderLongPoll
 from mercato.orders.routes import OrderRead, Service
 from mercato.platform.deps import CurrentUser, ResourceId
+from mercato.platform.held import matches, parse_if_none_match
 from mercato.platform.http import header, last_query_value
 from mercato.platform.routing import Handoff, HeldRoute
-from mercato.platform.streaming import matches, parse_if_none_match
 
 PATH = "/v1/orders/{order_id}"
 

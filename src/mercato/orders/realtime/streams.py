@@ -33,9 +33,10 @@ from mercato.orders.realtime.common import (
     State,
 )
 from mercato.orders.service import OrderHead
-from mercato.platform import notify, streaming
+from mercato.platform import event_log, held, streaming
+from mercato.platform.event_log import Change
 from mercato.platform.http import header, query
-from mercato.platform.notify import Change
+from mercato.platform.problems import send_error
 from mercato.platform.security import Principal
 from mercato.platform.switches import Switch
 
@@ -110,13 +111,13 @@ async def _serve(scope: Scope, receive: Receive, send: Send, who: Principal, spe
             stream, aggregate_type=AGGREGATE, aggregate_id=spec.order_id, stream=True
         )
     except Exception as exc:
-        await streaming.send_error(scope, receive, send, exc)
+        await send_error(scope, receive, send, exc)
         return
     try:
         await _run(state, spec, stream, horizon, receive, send)
     except Exception as exc:
         if not stream.started:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
         else:  # the history could not be read: the client resumes from what it got
             log.warning("event stream ended early: %s", type(exc).__name__)
             with contextlib.suppress(Exception):
@@ -149,7 +150,7 @@ async def _run(
 
 
 async def _history(state: State, spec: _Stream, after: int, horizon: int) -> list[Change]:
-    return await notify.history(
+    return await event_log.history(
         state.notifier.db,
         aggregate_type=AGGREGATE,
         aggregate_id=spec.order_id,
@@ -166,7 +167,7 @@ async def _replay(
     while page:
         if not await stream.replay(page):
             return False
-        if len(page) < notify.HISTORY_PAGE:
+        if len(page) < event_log.HISTORY_PAGE:
             break
         page = await _history(state, spec, page[-1].seq, horizon)
     return True
@@ -194,10 +195,10 @@ class _Events:
         try:
             if self.gated:
                 await state.switches.require(Switch.REALTIME)
-            who = await streaming.authenticate(scope, state.auth, params=params)
+            who = await held.authenticate(scope, state.auth, params=params)
             spec = await self.spec(scope, state, params, who)
         except Exception as exc:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
             return
         await _serve(scope, receive, send, who, spec)
 

@@ -1,0 +1,125 @@
+"""Which outbox sequence numbers a process has seen: the highest, the open gaps, the horizon.
+
+Sequence order is not commit order (see :mod:`mercato.platform.notify`); this is the pure
+bookkeeping that copes with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from mercato.platform.event_log import Change
+
+log = logging.getLogger("mercato.notify")
+
+
+class SeqTracker:
+    """The seen part of the outbox log: the highest seq, open gaps, and the complete horizon.
+
+    Pure bookkeeping (no I/O, no clock of its own), so the ordering rules in the module
+    docstring can be tested directly.
+    """
+
+    MAX_HELD = 100_000  # past this many rows waiting behind a gap, the oldest gap is given up
+
+    def __init__(self, *, gap_timeout: float) -> None:
+        self.gap_timeout = gap_timeout
+        self.top = 0
+        self.horizon = 0
+        self._gaps: list[list[float]] = []  # [first, last, noticed at] runs of unseen numbers
+        self._held: dict[int, Change] = {}  # seen, above the horizon, not yet released
+        self._abandoned: deque[int] = deque(maxlen=1024)
+
+    def reset(self, visible: Sequence[tuple[int, float]], *, window_start: int) -> None:
+        """Start from the log as it is: complete up to the first hole that may still fill.
+
+        ``visible`` holds the rows after ``window_start`` as (seq, seconds since it was
+        written). A row is written after every smaller number was handed out, so a hole below
+        a row older than ``gap_timeout`` belongs to a transaction that has run longer than that:
+        it is given up at once, like any gap that outlived the timeout. Otherwise the log is
+        complete only below the hole; the rows above it are read again by the first pull.
+        """
+        expected = window_start + 1
+        for seq, age in visible:
+            if seq != expected:
+                if age < self.gap_timeout:
+                    break
+                self._abandoned.extend(range(expected, min(seq, expected + 64)))
+            expected = seq + 1
+        self.top = self.horizon = expected - 1
+        self._gaps.clear()
+        self._held.clear()
+
+    def wants(self, seq: int) -> bool:
+        """Whether a row with this number would be news."""
+        return seq > self.top or self._gap_of(seq) is not None
+
+    def was_abandoned(self, seq: int) -> bool:
+        """Whether this number was given up as never committed (it committed late after all)."""
+        return seq in self._abandoned
+
+    def gap_runs(self) -> list[tuple[int, int]]:
+        """The open gaps as inclusive ranges, for re-reading."""
+        return [(int(first), int(last)) for first, last, _ in self._gaps]
+
+    def next_expiry(self) -> float | None:
+        """When the oldest open gap will be given up (None without gaps)."""
+        return (
+            min(noticed for _, _, noticed in self._gaps) + self.gap_timeout if self._gaps else None
+        )
+
+    def absorb(self, changes: Iterable[Change], now: float) -> tuple[list[Change], list[Change]]:
+        """Take freshly read rows; returns (new ones in seq order, ones the horizon passed)."""
+        fresh: list[Change] = []
+        for change in sorted(changes, key=lambda c: c.seq):
+            seq = change.seq
+            if seq > self.top:
+                if seq > self.top + 1:
+                    self._gaps.append([self.top + 1, seq - 1, now])
+                self.top = seq
+            elif not self._fill(seq):
+                continue
+            fresh.append(change)
+            self._held[seq] = change
+        return fresh, self.advance(now)
+
+    def advance(self, now: float) -> list[Change]:
+        """Give up expired gaps, move the horizon, and return the rows it passed, in order."""
+        expired = [run for run in self._gaps if run[2] + self.gap_timeout <= now]
+        if len(self._held) > self.MAX_HELD and self._gaps:
+            expired.append(self._gaps[0])
+        for run in expired:
+            if run in self._gaps:
+                self._give_up(run)
+        self.horizon = int(self._gaps[0][0]) - 1 if self._gaps else self.top
+        passed = sorted(seq for seq in self._held if seq <= self.horizon)
+        return [self._held.pop(seq) for seq in passed]
+
+    def _give_up(self, run: list[float]) -> None:
+        first, last = int(run[0]), int(run[1])
+        log.warning(
+            "outbox rows %d..%d were not committed within %.1f s; streams go on without them",
+            first,
+            last,
+            self.gap_timeout,
+        )
+        self._abandoned.extend(range(first, min(last, first + 64) + 1))
+        self._gaps.remove(run)
+
+    def _gap_of(self, seq: int) -> list[float] | None:
+        for run in self._gaps:
+            if run[0] <= seq <= run[1]:
+                return run
+        return None
+
+    def _fill(self, seq: int) -> bool:
+        run = self._gap_of(seq)
+        if run is None:
+            return False
+        first, last, noticed = run
+        index = self._gaps.index(run)
+        pieces = [[first, seq - 1, noticed], [seq + 1, last, noticed]]
+        self._gaps[index : index + 1] = [p for p in pieces if p[0] <= p[1]]
+        return True
