@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(customers_router)
     app.include_router(health.router)
     app.include_router(switches_routes.router)
-    orders_realtime.install(app)  # GET /v1/orders/{id} (long polls) and the event streams
+    orders_realtime.install(app)  # before the middleware below, so it sits innermost
     app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
     app.add_middleware(
         IdempotencyMiddleware,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -101,6 +101,13 @@ class FaultInjectionMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def install(app: FastAPI) -> None:
+    """Add the fault switch (``/_faults``) and the middleware that applies its fault."""
+    app.state.faults = FaultInjector()
+    app.include_router(router)
+    app.add_middleware(FaultInjectionMiddleware, injector=app.state.faults)
 
 
 router = APIRouter(prefix="/_faults", tags=["faults"], include_in_schema=False)
