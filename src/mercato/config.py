@@ -38,6 +38,7 @@ from pydantic_settings import (
 )
 
 from mercato.kernel.money import Currency
+from mercato.platform.compat import ForwardingSource
 
 DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -248,22 +249,12 @@ class ProfileSource(PydanticBaseSettingsSource):
         return dict(PROFILES[profile])
 
 
-class _Recorded(PydanticBaseSettingsSource):
+class _Recorded(ForwardingSource):
     """Wraps a source and notes which settings it supplied first (sources run by priority)."""
 
     def __init__(self, inner: PydanticBaseSettingsSource, source: Source) -> None:
-        super().__init__(inner.settings_cls)
-        self.inner = inner
+        super().__init__(inner)
         self.source = source
-
-    def _set_current_state(self, state: dict[str, Any]) -> None:
-        self.inner._set_current_state(state)
-
-    def _set_settings_sources_data(self, states: dict[str, dict[str, Any]]) -> None:
-        self.inner._set_settings_sources_data(states)
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self.inner.get_field_value(field, field_name)
 
     def __call__(self) -> dict[str, Any]:
         values = self.inner()

@@ -26,7 +26,6 @@ content type as well.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import os
@@ -48,6 +47,7 @@ from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.metrics import disable_created_metrics
 
 from mercato.kernel.clock import utcnow
+from mercato.platform.compat import observe_many
 
 log = logging.getLogger("mercato.metrics")
 
@@ -264,7 +264,7 @@ class Metrics:
         for (method, route, status), count in counts.items():
             self.requests.labels(method, route, str(status)).inc(count)
         for (method, route), values in timings.items():
-            _observe_all(self.duration.labels(method, route), values)
+            observe_many(self.duration.labels(method, route), values)
         self.in_flight.set(self._in_flight_now)
         for sample in self._samplers:
             sample()
@@ -392,23 +392,6 @@ class Metrics:
         """Forget this process's live gauges (multiprocess mode), at a clean shutdown."""
         if self.multiprocess_dir is not None:
             _multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
-
-
-def _observe_all(histogram: Any, values: list[float]) -> None:
-    """Observe many values in one update per bucket (not three memory-mapped writes each)."""
-    try:
-        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
-    except AttributeError:  # another prometheus-client layout: the public, slower way
-        for value in values:
-            histogram.observe(value)
-        return
-    counts = [0] * len(bounds)
-    for value in values:
-        counts[bisect.bisect_left(bounds, value)] += 1
-    for bucket, count in zip(buckets, counts, strict=True):
-        if count:
-            bucket.inc(count)
-    total.inc(sum(values))
 
 
 def prepare_multiprocess_dir(path: str) -> None:
