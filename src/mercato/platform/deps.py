@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPBearer
 
 from mercato.kernel.errors import InvalidValue, PermissionDenied
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.schemas import Text
 from mercato.platform.security import Authenticator, Principal
 
@@ -33,7 +34,7 @@ async def _principal(request: Request, _: Annotated[object, Depends(_bearer)]) -
 
 async def _staff(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if not principal.is_staff:
-        raise PermissionDenied("staff_only", "only staff may do this")
+        raise PermissionDenied(ErrorCode.STAFF_ONLY, "only staff may do this")
     return principal
 
 
@@ -51,7 +52,7 @@ def parse_if_match(value: str | None) -> int | None:
     # isdigit alone accepts "²", which a latin-1 header can carry and int() refuses
     if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 12:
         raise InvalidValue(
-            "invalid_if_match", 'If-Match must be a version tag like "3"', field="If-Match"
+            ErrorCode.INVALID_IF_MATCH, 'If-Match must be a version tag like "3"', field="If-Match"
         )
     return int(cleaned)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.metrics import Metrics
 from mercato.platform.problems import problem
 
@@ -44,10 +45,13 @@ class MetricsPortApp:
         if scope["type"] != "http":
             return  # no lifespan and no websockets here
         if scope["path"] != "/metrics":
-            response = problem(404, "not_found", "This port serves GET /metrics only.")
+            response = problem(404, ErrorCode.NOT_FOUND, "This port serves GET /metrics only.")
         elif scope["method"] not in ("GET", "HEAD"):
             response = problem(
-                405, "method_not_allowed", "GET /metrics only.", headers={"Allow": "GET, HEAD"}
+                405,
+                ErrorCode.METHOD_NOT_ALLOWED,
+                "GET /metrics only.",
+                headers={"Allow": "GET, HEAD"},
             )
         else:
             scope["route"] = METRICS_ROUTE

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mercato.platform.deps import StaffUser
+from mercato.platform.error_codes import ErrorCode
 
 log = logging.getLogger("mercato.faults")
 
@@ -85,7 +86,7 @@ class FaultInjectionMiddleware:
                 "title": "Injected fault",
                 "status": fault.status,
                 "detail": "This error was injected on purpose (MERCATO_FAULT_INJECTION).",
-                "code": "injected_fault",
+                "code": ErrorCode.INJECTED_FAULT,
                 "instance": scope["path"],
                 "request_id": scope.get("state", {}).get("request_id"),
             }

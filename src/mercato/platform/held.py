@@ -21,11 +21,12 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mercato.kernel.errors import AuthenticationFailed, InvalidValue
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.event_log import Change
 from mercato.platform.http import header
 from mercato.platform.metrics import LONG_LIVED
 from mercato.platform.problems import send_error
-from mercato.platform.security import Authenticator, AuthError, Principal
+from mercato.platform.security import Authenticator, Principal
 
 log = logging.getLogger("mercato.streaming")
 
@@ -45,7 +46,7 @@ async def authenticate(
     given = (params or {}).get("access_token")
     if given:
         return await auth.verify(given[-1])
-    raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
+    raise AuthenticationFailed(ErrorCode.UNAUTHENTICATED, "a bearer token is required")
 
 
 def parse_if_none_match(value: str | None) -> frozenset[int] | None:
@@ -62,7 +63,7 @@ def parse_if_none_match(value: str | None) -> frozenset[int] | None:
         tag = part.strip().removeprefix("W/").strip('"')
         if not digits(tag) or len(tag) > 12:
             raise InvalidValue(
-                "invalid_if_none_match",
+                ErrorCode.INVALID_IF_NONE_MATCH,
                 'If-None-Match must be version tags like "3" (or *)',
                 field="If-None-Match",
             )

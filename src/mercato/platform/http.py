@@ -11,6 +11,8 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mercato.platform.error_codes import ErrorCode
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 RESPONSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -100,7 +102,7 @@ class BodyLimitMiddleware:
                 "title": "Request body too large",
                 "status": 413,
                 "detail": f"The request body exceeds {self.max_bytes} bytes.",
-                "code": "body_too_large",
+                "code": ErrorCode.BODY_TOO_LARGE,
                 "instance": scope.get("path", ""),
                 "request_id": scope.get("state", {}).get("request_id"),
             }

@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import AuthenticationFailed
 from mercato.platform.db import Database, UniqueViolation, metadata, sql
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.http import header
 from mercato.platform.security import TokenService, bearer_token
 
@@ -166,7 +167,7 @@ class IdempotencyStore:
             if asyncio.get_running_loop().time() >= deadline:
                 raise IdempotencyError(
                     409,
-                    "idempotency_in_progress",
+                    ErrorCode.IDEMPOTENCY_IN_PROGRESS,
                     "a request with this Idempotency-Key is still being processed",
                     **{"Retry-After": "1"},
                 )
@@ -183,7 +184,7 @@ class IdempotencyStore:
         if row["fingerprint"] not in (fingerprint, UNKNOWN_FINGERPRINT):
             raise IdempotencyError(
                 422,
-                "idempotency_key_reused",
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was used for a different request",
             )
         if row["state"] == "done":
@@ -285,7 +286,7 @@ class IdempotencyMiddleware:
                 _problem(
                     scope,
                     422,
-                    "invalid_idempotency_key",
+                    ErrorCode.INVALID_IDEMPOTENCY_KEY,
                     "Idempotency-Key must be 1-255 printable characters",
                     {},
                 ),

@@ -28,6 +28,8 @@ from typing import Final
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mercato.platform.error_codes import ErrorCode
+
 log = logging.getLogger("mercato.lifecycle")
 
 Check = Callable[[], Awaitable[None]]
@@ -180,7 +182,9 @@ class LifecycleMiddleware:
             await self.app(scope, receive, send)
             return
         if not self.lifecycle.started and scope.get("path") not in PROBE_PATHS:
-            await _problem(send, "starting", "The service is starting; retry shortly.", retry="2")
+            await _problem(
+                send, ErrorCode.STARTING, "The service is starting; retry shortly.", retry="2"
+            )
             return
 
         started = False
@@ -201,7 +205,10 @@ class LifecycleMiddleware:
             # 500 the server would send, and tell the client to retry elsewhere at once
             if self.lifecycle.is_draining and not started:
                 await _problem(
-                    send, "shutting_down", "The server is shutting down; retry now.", retry="0"
+                    send,
+                    ErrorCode.SHUTTING_DOWN,
+                    "The server is shutting down; retry now.",
+                    retry="0",
                 )
             raise
 

@@ -62,6 +62,7 @@ import sqlalchemy as sa
 
 from mercato.kernel.errors import Unavailable
 from mercato.platform.db import Database, sql
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.event_log import COLUMNS, Change
 from mercato.platform.open_files import allow_open_files
 from mercato.platform.outbox import outbox
@@ -87,7 +88,7 @@ class Subscriber(Protocol):
 class TooManyWaiting(Unavailable):
     def __init__(self, limit: int) -> None:
         super().__init__(
-            "too_many_waiting",
+            ErrorCode.TOO_MANY_WAITING,
             f"this server already holds {limit} waiting requests; retry shortly",
             retry_after=2,
         )
@@ -95,7 +96,9 @@ class TooManyWaiting(Unavailable):
 
 class ShuttingDown(Unavailable):
     def __init__(self) -> None:
-        super().__init__("shutting_down", "this server is shutting down; retry", retry_after=1)
+        super().__init__(
+            ErrorCode.SHUTTING_DOWN, "this server is shutting down; retry", retry_after=1
+        )
 
 
 class Listener(Protocol):

@@ -21,6 +21,7 @@ import orjson
 from starlette.types import Receive, Send
 
 from mercato.kernel.errors import InvalidValue
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.event_log import Change
 from mercato.platform.held import Held, digits
 
@@ -45,7 +46,7 @@ def parse_last_event_id(value: str | None, *, field: str = "Last-Event-ID") -> i
     cleaned = value.strip()
     if not digits(cleaned) or len(cleaned) > 18:
         raise InvalidValue(
-            "invalid_last_event_id",
+            ErrorCode.INVALID_LAST_EVENT_ID,
             f"{field} must be the id of an event from this stream",
             field=field,
         )

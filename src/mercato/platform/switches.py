@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import Unavailable
 from mercato.platform.db import Database, DatabaseError, metadata, run_in_transaction, sql
+from mercato.platform.error_codes import ErrorCode
 
 log = logging.getLogger("mercato.switches")
 
@@ -160,7 +161,7 @@ class Switches:
         if not state.enabled:
             self._refused.labels(switch.value).inc()
             raise SwitchedOff(
-                "switched_off",
+                ErrorCode.SWITCHED_OFF,
                 f"{switch.value} is switched off for now"
                 + (f": {state.reason}" if state.reason else ""),
                 switch=switch.value,
