@@ -1,7 +1,21 @@
 """Which outbox sequence numbers a process has seen: the highest, the open gaps, the horizon.
 
-Sequence order is not commit order (see :mod:`mercato.platform.notify`); this is the pure
-bookkeeping that copes with it.
+**Ordering: sequence order is not commit order.** On PostgreSQL ``seq`` is taken from a sequence
+when the row is inserted, but rows become visible when their transaction commits: a transaction
+holding seq 41 may commit after another one holding seq 42. A reader that simply remembered "I
+have seen up to 42" would never see 41. The notifier therefore tracks *gaps* (:class:`SeqTracker`):
+numbers below the highest seen that were not visible yet. Each pull re-reads the open gaps; a gap
+is filled when its row commits, or given up after ``gap_timeout`` (its transaction rolled back;
+sequences never hand a number out twice, so an abandoned number stays a hole forever). The
+*horizon* is the highest number below which nothing is open any more.
+
+* Followers of **one aggregate** get a row as soon as it is visible. That is safe because every
+  event of one aggregate is written by a transaction that holds the aggregate's row lock (the
+  versioned ``UPDATE``), so an aggregate's rows commit in ``seq`` order and nothing of the same
+  aggregate can still appear below a visible one.
+* Followers of **a whole type** get rows in ``seq`` order and only up to the horizon, so a client
+  that resumes "after event 42" can never have missed 41 for good. The price is that one slow or
+  rolled-back transaction delays these streams by up to ``gap_timeout``.
 """
 
 from __future__ import annotations
