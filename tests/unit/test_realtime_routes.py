@@ -29,14 +29,14 @@ def test_a_positive_wait_on_a_valid_request_is_held() -> None:
     held = read.long_poll_of(scope("wait=2.5"))
 
     assert isinstance(held, OrderLongPoll)
-    assert (held.order_id, held.wait) == (ORDER, 2.5)
+    assert (held.order_id, held.seconds) == (ORDER, 2.5)
 
 
 def test_the_last_wait_given_counts_as_fastapi_reads_it() -> None:
     held = read.long_poll_of(scope("wait=x&wait=7"))
 
     assert isinstance(held, OrderLongPoll)
-    assert held.wait == 7
+    assert held.seconds == 7
     assert read.long_poll_of(scope("wait=7&wait=x")) is None
 
 

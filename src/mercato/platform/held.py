@@ -131,36 +131,54 @@ class LongPoll(Held):
 
     __slots__ = ("_accept", "_answer", "_early", "_responder", "_scope", "_send")
 
-    def __init__(self, scope: Scope, send: Send, *, answer: Answer) -> None:
+    def __init__(
+        self, scope: Scope | None = None, send: Send | None = None, *, answer: Answer | None = None
+    ) -> None:
         super().__init__()
+        self._answer = answer
+        self._accept: Callable[[Change], bool] | None = None
+        self._early: list[Change | None] | None = None  # before arming: changes, None: shutdown
+        self._responder: asyncio.Task[None] | None = None
+        if scope is not None and send is not None:
+            self.bind(scope, send)
+
+    def bind(self, scope: Scope, send: Send) -> None:
+        """The request this long poll answers (when it was not given to the constructor)."""
         scope.setdefault("state", {})[LONG_LIVED] = True  # its wait is not latency (metrics.py)
         self._scope = scope
         self._send = send
-        self._answer = answer
-        self._accept: Callable[[Change], bool] | None = None
-        self._early: list[Change | None] = []  # before arming: changes, None for shutdown
-        self._responder: asyncio.Task[None] | None = None
+
+    async def answer(self, reason: str) -> Response:
+        """The response for ``reason``: the constructor's ``answer``, unless a subclass says."""
+        if self._answer is None:
+            raise TypeError(f"{type(self).__name__} has no answer")
+        return await self._answer(reason)
 
     def deliver(self, change: Change) -> None:
         """A change of the followed resource: answer if the client has not seen it."""
         if self._accept is None:
-            self._early.append(change)
+            self._keep(change)
         elif self._accept(change):
             self._respond("changed")
 
     def end(self) -> None:
         """The server is shutting down: answer now."""
         if self._accept is None:
-            self._early.append(None)
+            self._keep(None)
         else:
             self._respond("shutdown")
+
+    def _keep(self, early: Change | None) -> None:
+        if self._early is None:
+            self._early = []
+        self._early.append(early)
 
     async def wait(
         self, receive: Receive, seconds: float, *, accept: Callable[[Change], bool]
     ) -> None:
         """Hold the request for at most ``seconds``; ``accept`` says which changes are news."""
         self._accept = accept
-        early, self._early = self._early, []
+        early, self._early = self._early or [], None
         if None in early:
             self._respond("shutdown")
         elif any(accept(change) for change in early if change is not None):
@@ -184,7 +202,7 @@ class LongPoll(Held):
 
         try:
             try:
-                response = await self._answer(reason)
+                response = await self.answer(reason)
             except Exception as exc:
                 await send_error(self._scope, nothing, self._send, exc)
                 return

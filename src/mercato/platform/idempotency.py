@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -76,11 +77,15 @@ class IdempotencyMiddleware:
         # a key of its own, derived from the server secret, for fingerprints only
         self._fingerprint_key = hmac.digest(secret.encode(), b"mercato idempotency", "sha256")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         key = header(scope, b"idempotency-key") if scope["type"] == "http" else None
         if key is None or scope["method"] not in UNSAFE:
-            await self.app(scope, receive, send)
-            return
+            # handed on, not awaited here: no frame of this layer stays alive while the
+            # request runs (a held long poll or stream keeps every frame it passes)
+            return self.app(scope, receive, send)
+        return self._keyed(scope, receive, send, key)
+
+    async def _keyed(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
         if not 1 <= len(key) <= 255 or not key.isprintable():
             await _send(
                 send,

@@ -8,7 +8,7 @@ request id and is logged once, with no stack trace in the body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import orjson
@@ -237,6 +237,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DATABASE_ERRORS = (
     (DatabaseUnavailable, _database_unavailable),
     (TransientError, _transient),
@@ -246,15 +247,22 @@ _DATABASE_ERRORS = (
 
 class MiddlewareErrorsMiddleware:
     """Renders database errors raised by middleware (the idempotency store works outside the
-    routes' exception handlers) as the same problems the handlers give, instead of a 500."""
+    routes' exception handlers) as the same problems the handlers give, instead of a 500.
+
+    The store serves unsafe requests only, so safe ones are handed on untouched.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] != "http" or scope["method"] in _SAFE_METHODS:
+            # handed on, not awaited here: no frame of this layer stays alive while the
+            # request runs (a held long poll or stream keeps every frame it passes)
+            return self.app(scope, receive, send)
+        return self._tracked(scope, receive, send)
+
+    async def _tracked(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking(message: Message) -> None:

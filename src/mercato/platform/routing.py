@@ -32,12 +32,15 @@ class HeldRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], *, hold: Hold, **kwargs: Any):
         super().__init__(path, endpoint, **kwargs)
         self.hold = hold
-        self.handler = self.app  # FastAPI's: dependencies, validation, the endpoint
-        self.app = self._answer
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        held = self.hold(scope)
-        await (self.handler if held is None else held)(scope, receive, send)
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # In place of the route's handle rather than around it: a held request keeps every
+        # frame it passes alive while it waits.
+        held = self.hold(scope) if scope["method"] in (self.methods or ()) else None
+        if held is None:
+            await super().handle(scope, receive, send)  # FastAPI's handler and its validation
+        else:
+            await held(scope, receive, send)
 
 
 class Handoff(Response):

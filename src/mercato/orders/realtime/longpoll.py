@@ -19,6 +19,7 @@ from mercato.orders.domain import Order
 from mercato.orders.realtime.common import AGGREGATE, State, conditional_headers, version
 from mercato.orders.routes import OrderRead
 from mercato.platform import held
+from mercato.platform.event_log import Change
 from mercato.platform.http import header
 from mercato.platform.notify import ShuttingDown, TooManyWaiting
 from mercato.platform.problems import send_error
@@ -41,33 +42,31 @@ def _not_modified(version: int, *, close: bool = False) -> Response:
     return Response(status_code=304, headers=headers)
 
 
-class OrderLongPoll:
-    """One long poll of one order, from its order id and (positive) wait in seconds."""
+class OrderLongPoll(held.LongPoll):
+    """One long poll of one order, from its order id and (positive) wait in seconds.
 
-    __slots__ = ("_seen", "_state", "_tags", "_who", "order_id", "wait")
+    It is its own ASGI app, and the notifier's subscriber: one small object per held request.
+    """
+
+    __slots__ = ("_seen", "_state", "_tags", "_who", "order_id", "seconds")
 
     def __init__(self, order_id: str, wait: float) -> None:
+        super().__init__()
         self.order_id = order_id
-        self.wait = wait
+        self.seconds = wait
         self._state: State
         self._who: Principal
         self._tags: frozenset[int] | None = None
-        self._seen: int | None = None  # the version read before waiting
+        self._seen = -1  # the version read before waiting (-1: not read yet)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._state = state = scope["app"].state
-        try:
-            await state.switches.require(Switch.REALTIME)
-            self._who = await held.authenticate(scope, state.auth)
-            self._tags = held.parse_if_none_match(header(scope, b"if-none-match"))
-        except DomainError as exc:
-            await send_error(scope, receive, send, exc)
+        self.bind(scope, send)
+        if not await self._admitted(scope, receive, send):
             return
-        poll = held.LongPoll(scope, send, answer=self._answer)
-        notifier = state.notifier
+        notifier = self._state.notifier
         try:
             await notifier.follow(
-                poll, aggregate_type=AGGREGATE, aggregate_id=self.order_id, stream=False
+                self, aggregate_type=AGGREGATE, aggregate_id=self.order_id, stream=False
             )
         except (TooManyWaiting, ShuttingDown) as refused:
             await self._without_waiting(scope, receive, send, refused)
@@ -76,25 +75,41 @@ class OrderLongPoll:
             await send_error(scope, receive, send, exc)
             return
         try:
-            await self._hold(poll, scope, receive, send)
+            if await self._current(scope, receive, send):
+                limit = self._state.settings.realtime_max_wait_s
+                await self.wait(receive, min(self.seconds, limit), accept=self._is_news)
         except Exception as exc:
             await send_error(scope, receive, send, exc)
         finally:
-            notifier.unfollow(poll, aggregate_type=AGGREGATE, aggregate_id=self.order_id)
+            notifier.unfollow(self, aggregate_type=AGGREGATE, aggregate_id=self.order_id)
 
-    async def _hold(self, poll: held.LongPoll, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer at once when the client is behind, else wait for news or the deadline."""
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Whether following is switched on and the caller may ask (else refused)."""
+        self._state = state = scope["app"].state
+        try:
+            await state.switches.require(Switch.REALTIME)
+            self._who = await held.authenticate(scope, state.auth)
+            self._tags = held.parse_if_none_match(header(scope, b"if-none-match"))
+        except DomainError as exc:
+            await send_error(scope, receive, send, exc)
+            return False
+        return True
+
+    async def _current(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Whether the client's version is current (so it waits); else it gets the order now."""
         orders = self._state.orders
-        seen = self._seen = (await orders.head(self._who, self.order_id)).version
-        if not held.matches(self._tags, seen):
-            await _order_response(await orders.get(self._who, self.order_id))(scope, receive, send)
-            return
-        wait = min(self.wait, self._state.settings.realtime_max_wait_s)
-        await poll.wait(receive, wait, accept=lambda change: version(change) > seen)
+        self._seen = (await orders.head(self._who, self.order_id)).version
+        if held.matches(self._tags, self._seen):
+            return True
+        await _order_response(await orders.get(self._who, self.order_id))(scope, receive, send)
+        return False
 
-    async def _answer(self, reason: str) -> Response:
+    def _is_news(self, change: Change) -> bool:
+        return version(change) > self._seen
+
+    async def answer(self, reason: str) -> Response:
         """The answer when the wait ends: ``changed``, ``timeout`` or ``shutdown``."""
-        if reason == "shutdown" and self._seen is not None:
+        if reason == "shutdown" and self._seen >= 0:
             return _not_modified(self._seen, close=True)
         await self._state.auth.check(self._who)  # the account may have changed meanwhile
         orders = self._state.orders

@@ -80,9 +80,10 @@ def long_poll_of(scope: Scope) -> ASGIApp | None:
     if b"wait=" not in scope.get("query_string", b""):
         return None  # a plain read: the common case, decided without parsing
     given = last_query_value(scope, "wait")
+    order_id: str = scope["path_params"]["order_id"]
     try:
         wait = _WAIT.validate_python(given) if given is not None else 0.0
-        order_id = _ORDER_ID.validate_python(scope["path_params"]["order_id"])
+        _ORDER_ID.validate_python(order_id)  # kept as given: valid means unchanged
         _IF_NONE_MATCH.validate_python(header(scope, b"if-none-match"))
     except ValidationError:
         return None
