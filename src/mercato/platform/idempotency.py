@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -133,38 +132,50 @@ class IdempotencyMiddleware:
             return None
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, claim: Claim) -> None:
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": []}
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
-
+        captured = _Captured()
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, receive, captured.send)
         except Exception:
             # The error handler has logged it and (usually) rendered a 500: free the key for a
             # retry, and still answer.
             await self.store.release(claim)
-            if captured["body"]:
-                await _send(
-                    send,
-                    Stored(captured["status"], captured["headers"], b"".join(captured["body"])),
-                )
+            if captured.body:
+                await _send(send, captured.stored())
                 return
             raise
         except BaseException:
             await self.store.release(claim)
             raise
-        body = b"".join(captured["body"])
-        if final(captured["status"], captured["headers"]):
-            kept = [(k, v) for k, v in captured["headers"] if k.lower() in _KEPT_HEADERS]
-            await self.store.complete(claim, Stored(captured["status"], kept, body))
+        answer = captured.stored()
+        if final(answer.status, answer.headers):
+            kept = [(k, v) for k, v in answer.headers if k.lower() in _KEPT_HEADERS]
+            await self.store.complete(claim, Stored(answer.status, kept, answer.body))
         else:
             await self.store.release(claim)
-        await _send(send, Stored(captured["status"], captured["headers"], body))
+        await _send(send, answer)
+
+
+class _Captured:
+    """The response of a keyed request as the application sends it, kept to store and send."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        """The ``send`` the application is given: keeps what it sends."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            self.body.append(message.get("body", b""))
+
+    def stored(self) -> Stored:
+        """The response as it would be stored (all of it)."""
+        return Stored(self.status, self.headers, b"".join(self.body))
 
 
 def final(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
