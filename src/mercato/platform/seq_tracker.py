@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from mercato.platform.event_log import Change
 
@@ -42,7 +43,7 @@ class SeqTracker:
         self.gap_timeout = gap_timeout
         self.top = 0
         self.horizon = 0
-        self._gaps: list[list[float]] = []  # [first, last, noticed at] runs of unseen numbers
+        self._gaps: list[_Gap] = []  # runs of unseen numbers, oldest first
         self._held: dict[int, Change] = {}  # seen, above the horizon, not yet released
         self._abandoned: deque[int] = deque(maxlen=1024)
 
@@ -76,13 +77,13 @@ class SeqTracker:
 
     def gap_runs(self) -> list[tuple[int, int]]:
         """The open gaps as inclusive ranges, for re-reading."""
-        return [(int(first), int(last)) for first, last, _ in self._gaps]
+        return [(gap.first, gap.last) for gap in self._gaps]
 
     def next_expiry(self) -> float | None:
         """When the oldest open gap will be given up (None without gaps)."""
-        return (
-            min(noticed for _, _, noticed in self._gaps) + self.gap_timeout if self._gaps else None
-        )
+        if not self._gaps:
+            return None
+        return min(gap.noticed for gap in self._gaps) + self.gap_timeout
 
     def absorb(self, changes: Iterable[Change], now: float) -> tuple[list[Change], list[Change]]:
         """Take freshly read rows; returns (new ones in seq order, ones the horizon passed)."""
@@ -91,7 +92,7 @@ class SeqTracker:
             seq = change.seq
             if seq > self.top:
                 if seq > self.top + 1:
-                    self._gaps.append([self.top + 1, seq - 1, now])
+                    self._gaps.append(_Gap(self.top + 1, seq - 1, now))
                 self.top = seq
             elif not self._fill(seq):
                 continue
@@ -101,18 +102,18 @@ class SeqTracker:
 
     def advance(self, now: float) -> list[Change]:
         """Give up expired gaps, move the horizon, and return the rows it passed, in order."""
-        expired = [run for run in self._gaps if run[2] + self.gap_timeout <= now]
+        expired = [gap for gap in self._gaps if gap.noticed + self.gap_timeout <= now]
         if len(self._held) > self.MAX_HELD and self._gaps:
             expired.append(self._gaps[0])
-        for run in expired:
-            if run in self._gaps:
-                self._give_up(run)
-        self.horizon = int(self._gaps[0][0]) - 1 if self._gaps else self.top
+        for gap in expired:
+            if gap in self._gaps:
+                self._give_up(gap)
+        self.horizon = self._gaps[0].first - 1 if self._gaps else self.top
         passed = sorted(seq for seq in self._held if seq <= self.horizon)
         return [self._held.pop(seq) for seq in passed]
 
-    def _give_up(self, run: list[float]) -> None:
-        first, last = int(run[0]), int(run[1])
+    def _give_up(self, gap: _Gap) -> None:
+        first, last = gap.first, gap.last
         log.warning(
             "outbox rows %d..%d were not committed within %.1f s; streams go on without them",
             first,
@@ -120,20 +121,28 @@ class SeqTracker:
             self.gap_timeout,
         )
         self._abandoned.extend(range(first, min(last, first + 64) + 1))
-        self._gaps.remove(run)
+        self._gaps.remove(gap)
 
-    def _gap_of(self, seq: int) -> list[float] | None:
-        for run in self._gaps:
-            if run[0] <= seq <= run[1]:
-                return run
+    def _gap_of(self, seq: int) -> _Gap | None:
+        for gap in self._gaps:
+            if gap.first <= seq <= gap.last:
+                return gap
         return None
 
     def _fill(self, seq: int) -> bool:
-        run = self._gap_of(seq)
-        if run is None:
+        gap = self._gap_of(seq)
+        if gap is None:
             return False
-        first, last, noticed = run
-        index = self._gaps.index(run)
-        pieces = [[first, seq - 1, noticed], [seq + 1, last, noticed]]
-        self._gaps[index : index + 1] = [p for p in pieces if p[0] <= p[1]]
+        index = self._gaps.index(gap)
+        pieces = [_Gap(gap.first, seq - 1, gap.noticed), _Gap(seq + 1, gap.last, gap.noticed)]
+        self._gaps[index : index + 1] = [p for p in pieces if p.first <= p.last]
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Gap:
+    """A run of numbers below the top not seen yet, and when it was noticed."""
+
+    first: int
+    last: int
+    noticed: float
