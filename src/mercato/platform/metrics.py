@@ -11,16 +11,10 @@ long polls and open streams are summed over live processes; the outbox gauges ta
 recent value written. With one process the values stay in memory (cheaper) and the process
 collector adds CPU, memory and file-descriptor metrics.
 
-For the long-poll and streaming endpoints::
-
-    with request.app.state.metrics.long_poll(request.scope):   # counts it as waiting
-        ...
-    with request.app.state.metrics.stream(request.scope):      # counts it as open
-        ...
-
-Both also mark the request as long-lived, so its duration stays out of the latency histogram
-(a 30 s long poll is not a slow request). Server-Sent Events responses are recognised by their
-content type as well.
+Long polls and streams are counted by the notifier (:meth:`Metrics.set_waiting`, sampled at
+every flush). A long poll marks its request long-lived (``LONG_LIVED`` in the scope's state), so
+its duration stays out of the latency histogram (a 30 s long poll is not a slow request);
+Server-Sent Events responses are recognised by their content type.
 """
 
 from __future__ import annotations
@@ -29,9 +23,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -77,8 +70,7 @@ class Metrics(MetricFamilies):
         self._refreshers: list[Refresher] = []
         self._samplers: list[Callable[[], None]] = []
         self._settlers: list[Callable[[], None]] = []
-        self._held = {"polls": 0, "streams": 0}
-        self._waiting_elsewhere = (0, 0)
+        self._waiting = (0, 0)
         self._listener_connects = 0
         self.register(self.registry)
         if self.multiprocess_dir is None:
@@ -124,9 +116,9 @@ class Metrics(MetricFamilies):
         self.in_flight.set(self._in_flight_now)
         for sample in self._samplers:
             sample()
-        polls, streams = self._waiting_elsewhere
-        self.waiting_long_polls.set(polls + self._held["polls"])
-        self.open_streams.set(streams + self._held["streams"])
+        polls, streams = self._waiting
+        self.waiting_long_polls.set(polls)
+        self.open_streams.set(streams)
 
     def before_flush(self, settle: Callable[[], None]) -> None:
         """Call ``settle`` first at every flush: for requests that reach :meth:`observe_request`
@@ -152,9 +144,8 @@ class Metrics(MetricFamilies):
 
     def set_waiting(self, *, long_polls: int, streams: int) -> None:
         """How many long polls wait and streams are open in this process (the notifier's
-        counts, sampled at each flush; added to those of :meth:`long_poll` and :meth:`stream`).
-        """
-        self._waiting_elsewhere = (long_polls, streams)
+        counts, sampled at each flush)."""
+        self._waiting = (long_polls, streams)
 
     def start(self) -> None:
         """Flush every ``flush_interval_s`` in the background (call inside the event loop)."""
@@ -190,28 +181,6 @@ class Metrics(MetricFamilies):
     def domain_error(self, code: str) -> None:
         """A business rule refused a request (called by the problem handler)."""
         self.domain_errors.labels(code).inc()
-
-    @contextlib.contextmanager
-    def long_poll(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
-        """Count a long poll as waiting while the block runs; keep it out of latency."""
-        with self._long_lived(scope, "polls"):
-            yield
-
-    @contextlib.contextmanager
-    def stream(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
-        """Count a stream as open while the block runs; keep it out of latency."""
-        with self._long_lived(scope, "streams"):
-            yield
-
-    @contextlib.contextmanager
-    def _long_lived(self, scope: MutableMapping[str, Any] | None, kind: str) -> Iterator[None]:
-        if scope is not None:
-            scope.setdefault("state", {})[LONG_LIVED] = True
-        self._held[kind] += 1  # reported at the next flush, like everything per request
-        try:
-            yield
-        finally:
-            self._held[kind] -= 1
 
     def set_outbox_backlog(self, count: int, oldest: datetime | None) -> None:
         """Record the outbox backlog sampled at scrape time."""
