@@ -304,7 +304,7 @@ async def seed(url: str, count: int) -> Fixture:
     from mercato.customers import Role
     from mercato.kernel.values import Address
     from mercato.orders import NewLine
-    from mercato.platform import notify
+    from mercato.platform import event_log
     from mercato.platform.security import Principal
     from mercato.platform.security import Role as TokenRole
 
@@ -360,7 +360,7 @@ async def seed(url: str, count: int) -> Fixture:
             staff_id=staff.id,
             product_id=product.id,
             orders=orders,
-            last_seq=await notify.last_seq(container.db),
+            last_seq=await event_log.last_seq(container.db),
         )
     finally:
         await container.stop()

@@ -26,7 +26,7 @@ from mercato.kernel.money import Money
 from mercato.orders.service import CheckoutReconciler
 from mercato.payments import ChargeResult, Outcome, SandboxProvider
 from mercato.platform.db import sql
-from mercato.platform.idempotency import idempotency_keys
+from mercato.platform.idempotency_store import idempotency_keys
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
 from mercato.web.app import create_app

@@ -9,7 +9,7 @@ from mercato.bootstrap import Container
 from mercato.customers import Role
 from mercato.kernel.values import Address
 from mercato.orders import NewLine, Order
-from mercato.platform.notify import Change
+from mercato.platform.event_log import Change
 from mercato.platform.security import Principal
 from mercato.platform.security import Role as TokenRole
 from tests.conftest import unique

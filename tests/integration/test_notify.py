@@ -10,7 +10,7 @@ import pytest
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
 from mercato.orders.events import OrderConfirmed
-from mercato.platform import notify, outbox
+from mercato.platform import event_log, outbox
 from mercato.platform.notify import ShuttingDown, TooManyWaiting
 from tests.conftest import make_settings, running
 from tests.integration.follow import Recorder, customer, eventually, placed_orders, staff
@@ -45,7 +45,7 @@ async def test_a_follower_of_an_order_hears_of_changes_committed_in_this_process
     (change,) = await recorder.wait_for(1, within=2)
     assert (change.event_type, change.aggregate_id) == ("OrderConfirmed", order.id)
     assert change.payload["version"] == confirmed.version
-    assert await notify.last_seq(container.db) == change.seq
+    assert await event_log.last_seq(container.db) == change.seq
     container.notifier.unfollow(recorder, aggregate_type="order", aggregate_id=order.id)
     assert container.notifier.waiting == 0
 
@@ -83,17 +83,17 @@ async def test_history_replays_one_order_or_all_orders_after_a_sequence_number(
     clerk, owner = await staff(container), await customer(container)
     first, second = await placed_orders(container, owner, clerk, count=2)
     await container.orders.confirm(clerk, first.id)
-    top = await notify.last_seq(container.db)
+    top = await event_log.last_seq(container.db)
 
-    mine = await notify.history(
+    mine = await event_log.history(
         container.db, aggregate_type="order", aggregate_id=first.id, after=0, upto=top
     )
     assert [c.event_type for c in mine] == ["OrderPlaced", "OrderConfirmed"]
-    later = await notify.history(
+    later = await event_log.history(
         container.db, aggregate_type="order", aggregate_id=first.id, after=mine[0].seq, upto=top
     )
     assert later == mine[1:]
-    everyone = await notify.history(
+    everyone = await event_log.history(
         container.db, aggregate_type="order", aggregate_id=None, after=mine[0].seq - 1, upto=top
     )
     assert [(c.aggregate_id, c.event_type) for c in everyone] == [

@@ -160,13 +160,3 @@ async def test_stop_cancels_a_run_that_outlasts_the_grace_period() -> None:
     with anyio.fail_after(2):
         await runner.stop(grace=0.05)
     assert (worker.runs, worker.finished) == (1, 0)
-
-
-async def test_run_until_stopped_returns_once_stopped() -> None:
-    worker = QueueWorker()
-    runner = WorkerRunner([worker], idle=30)
-    running = asyncio.create_task(runner.run_until_stopped())
-    await eventually(lambda: worker.runs == 1)
-    await runner.stop()
-    with anyio.fail_after(1):
-        await running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import resource
 
-from mercato.platform.notify import allow_open_files
+from mercato.platform.open_files import allow_open_files
 
 
 def test_the_open_file_limit_is_raised_towards_what_the_cap_needs() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mercato.platform.notify import Change, SeqTracker
+from mercato.platform.event_log import Change
+from mercato.platform.seq_tracker import SeqTracker
 
 
 def change(seq: int, aggregate_id: str = "a") -> Change:

@@ -9,16 +9,9 @@ import pytest
 from starlette.responses import Response
 
 from mercato.kernel.errors import InvalidValue
-from mercato.platform.notify import Change
-from mercato.platform.streaming import (
-    HEARTBEAT,
-    EventStream,
-    LongPoll,
-    matches,
-    parse_if_none_match,
-    parse_last_event_id,
-    parse_wait,
-)
+from mercato.platform.event_log import Change
+from mercato.platform.held import LongPoll, matches, parse_if_none_match
+from mercato.platform.streaming import HEARTBEAT, EventStream, parse_last_event_id
 
 pytestmark = pytest.mark.anyio
 
@@ -236,7 +229,3 @@ def test_request_values_are_parsed_strictly() -> None:
         with pytest.raises(InvalidValue) as refused:
             parse_last_event_id(bad)
         assert refused.value.field == "Last-Event-ID"
-
-    assert parse_wait("2.5") == 2.5
-    for bad in ("x", "-1", "nan", "inf", "", "٣"):
-        assert parse_wait(bad) is None

@@ -22,7 +22,7 @@ from mercato.platform.backups import backup_age_sampler
 from mercato.platform.connect import create_database
 from mercato.platform.connection_metrics import connection_sampler
 from mercato.platform.db import Database, is_postgres_url
-from mercato.platform.idempotency import IdempotencyPurger, IdempotencyStore
+from mercato.platform.idempotency_store import IdempotencyPurger, IdempotencyStore
 from mercato.platform.metrics import Metrics
 from mercato.platform.notify import OUTBOX_CHANNEL, Notifier
 from mercato.platform.notify_postgres import PgListener

@@ -119,7 +119,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run the background workers without the HTTP API, until SIGTERM or SIGINT. With
     MERCATO_METRICS_PORT (staging, production) their metrics are served on that port."""
     from mercato.bootstrap import build
-    from mercato.platform.instrumentation import MetricsPortApp
+    from mercato.platform.exposition import MetricsPortApp
     from mercato.platform.logging import configure
     from mercato.web.serve import metrics_server
 

@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
 from mercato.config.profiles import PROFILES, Profile
+from mercato.platform.compat import ForwardingSource
 
 PREFIX = "MERCATO_"
 
@@ -155,22 +156,12 @@ class ProfileSource(PydanticBaseSettingsSource):
         return dict(PROFILES[profile])
 
 
-class Recorded(PydanticBaseSettingsSource):
+class Recorded(ForwardingSource):
     """Wraps a source and notes which settings it supplied first (sources run by priority)."""
 
     def __init__(self, inner: PydanticBaseSettingsSource, source: Source) -> None:
-        super().__init__(inner.settings_cls)
-        self.inner = inner
+        super().__init__(inner)
         self.source = source
-
-    def _set_current_state(self, state: dict[str, Any]) -> None:
-        self.inner._set_current_state(state)
-
-    def _set_settings_sources_data(self, states: dict[str, dict[str, Any]]) -> None:
-        self.inner._set_settings_sources_data(states)
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self.inner.get_field_value(field, field_name)
 
     def __call__(self) -> dict[str, Any]:
         values = self.inner()

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from mercato.console.views import FormSession, StaffSession, errors_of, parent, render
 from mercato.kernel.errors import Conflict, DomainError, InvalidValue
 from mercato.orders import Order, OrderNotFound, Status
-from mercato.platform import notify
+from mercato.platform import event_log
 from mercato.platform.pagination import decode_cursor
 from mercato.platform.schemas import Text
 from mercato.platform.security import Principal
@@ -91,7 +91,7 @@ async def _page(
     order: Order = await state.orders.get(session.principal, order_id)
     customer = await state.customers.get(order.customer_id)
     payments = await state.orders.payments(session.principal, order_id)
-    history = await notify.history(
+    history = await event_log.history(
         state.notifier.db, aggregate_type="order", aggregate_id=order_id, after=0, upto=2**62
     )
     return render(

@@ -16,11 +16,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mercato.console.session import COOKIE, SignInRequired, open_session
 from mercato.kernel.errors import AuthenticationFailed, PermissionDenied
-from mercato.platform import streaming
+from mercato.platform.http import header
+from mercato.platform.problems import send_error
 
 
 def _cookie(scope: Scope) -> str | None:
-    raw = streaming.header(scope, b"cookie")
+    raw = header(scope, b"cookie")
     if raw is None:
         return None
     jar: SimpleCookie = SimpleCookie()
@@ -51,7 +52,7 @@ class ConsoleEvents:
                 if exc.refused
                 else AuthenticationFailed("unauthenticated", "sign in to the console")
             )
-            await streaming.send_error({**scope, "app": application}, receive, send, error)
+            await send_error({**scope, "app": application}, receive, send, error)
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"authorization", b"cookie")]
         headers.append((b"authorization", f"Bearer {session.token}".encode()))

@@ -5,7 +5,7 @@ from mercato.customers import store as _customers_store  # noqa: F401
 from mercato.orders import store as _orders_store  # noqa: F401
 from mercato.payments import store as _payments_store  # noqa: F401
 from mercato.platform import backups as _backups  # noqa: F401
-from mercato.platform import idempotency as _idempotency  # noqa: F401
+from mercato.platform import idempotency_store as _idempotency  # noqa: F401
 from mercato.platform import outbox as _outbox  # noqa: F401
 from mercato.platform import switches as _switches  # noqa: F401
 from mercato.platform import throttle as _throttle  # noqa: F401

@@ -16,6 +16,7 @@ from fastapi.security import HTTPBearer
 
 from mercato.kernel.errors import InvalidValue, PermissionDenied
 from mercato.platform.appstate import platform_state
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.schemas import Text
 from mercato.platform.security import Authenticator, Principal
 
@@ -34,7 +35,7 @@ async def _principal(request: Request, _: Annotated[object, Depends(_bearer)]) -
 
 async def _staff(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if not principal.is_staff:
-        raise PermissionDenied("staff_only", "only staff may do this")
+        raise PermissionDenied(ErrorCode.STAFF_ONLY, "only staff may do this")
     return principal
 
 
@@ -52,10 +53,13 @@ def parse_if_match(value: str | None) -> int | None:
     # isdigit alone accepts "²", which a latin-1 header can carry and int() refuses
     if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 12:
         raise InvalidValue(
-            "invalid_if_match", 'If-Match must be a version tag like "3"', field="If-Match"
+            ErrorCode.INVALID_IF_MATCH, 'If-Match must be a version tag like "3"', field="If-Match"
         )
     return int(cleaned)
 
+
+# For routes that read the token themselves (held responses): documents the scheme only.
+BEARER_SCHEME = Depends(_bearer)
 
 CurrentUser = Annotated[Principal, Depends(_principal)]
 StaffUser = Annotated[Principal, Depends(_staff)]

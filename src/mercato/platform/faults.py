@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mercato.platform.deps import StaffUser
+from mercato.platform.error_codes import ErrorCode
 
 log = logging.getLogger("mercato.faults")
 
@@ -85,7 +86,7 @@ class FaultInjectionMiddleware:
                 "title": "Injected fault",
                 "status": fault.status,
                 "detail": "This error was injected on purpose (MERCATO_FAULT_INJECTION).",
-                "code": "injected_fault",
+                "code": ErrorCode.INJECTED_FAULT,
                 "instance": scope["path"],
                 "request_id": scope.get("state", {}).get("request_id"),
             }
@@ -101,6 +102,13 @@ class FaultInjectionMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def install(app: FastAPI) -> None:
+    """Add the fault switch (``/_faults``) and the middleware that applies its fault."""
+    app.state.faults = FaultInjector()
+    app.include_router(router)
+    app.add_middleware(FaultInjectionMiddleware, injector=app.state.faults)
 
 
 router = APIRouter(prefix="/_faults", tags=["faults"], include_in_schema=False)

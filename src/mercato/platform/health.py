@@ -15,10 +15,12 @@ seconds by every kubelet and would drown real traffic.
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
 from mercato.platform.appstate import platform_state
+from mercato.platform.lifecycle import Lifecycle
+from mercato.platform.metrics import Metrics
 
 router = APIRouter(tags=["health"], include_in_schema=True)
 
@@ -49,3 +51,17 @@ async def startupz(request: Request) -> Response:
     """Start-up has completed: settings valid, database reachable, schema migrated."""
     lifecycle = platform_state(request).lifecycle
     return _answer(lifecycle.started, {"settings": "ok", **lifecycle.startup_results})
+
+
+def gauge_readiness(app: FastAPI, metrics: Metrics) -> None:
+    """Set ``mercato_ready`` at every scrape as /readyz would answer then (for the flapping
+    alert)."""
+
+    async def sample() -> None:
+        lifecycle: Lifecycle | None = getattr(app.state, "lifecycle", None)
+        ready = False
+        if lifecycle is not None:
+            ready, _ = await lifecycle.readiness()
+        metrics.ready.set(1 if ready else 0)
+
+    metrics.on_scrape(sample)

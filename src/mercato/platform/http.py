@@ -1,14 +1,17 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware): request ids, headers every response carries,
-and a request body size cap."""
+"""Plain ASGI requests and middleware (no BaseHTTPMiddleware): reading headers and the query,
+request ids, headers every response carries, and a request body size cap."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mercato.platform.error_codes import ErrorCode
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -21,6 +24,26 @@ RESPONSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 outermost middleware, :class:`mercato.platform.instrumentation.InstrumentationMiddleware`."""
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header (lower-case name), decoded; None when absent."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def query(scope: Scope) -> dict[str, list[str]]:
+    """The query string's parameters."""
+    raw: bytes = scope.get("query_string", b"")
+    return parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
+
+
+def last_query_value(scope: Scope, name: str) -> str | None:
+    """A query parameter's last value (as FastAPI reads a single parameter); None if absent."""
+    values = query(scope).get(name)
+    return values[-1] if values else None
+
+
 def assign_request_id(scope: Scope) -> str:
     """The request's id: its ``X-Request-ID`` when that is sane, else a new one.
 
@@ -28,11 +51,7 @@ def assign_request_id(scope: Scope) -> str:
     middleware (:class:`mercato.platform.instrumentation.InstrumentationMiddleware`) calls it
     and echoes the id in the response's ``X-Request-ID``.
     """
-    incoming = ""
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            incoming = value.decode("latin-1")
-            break
+    incoming = header(scope, b"x-request-id") or ""
     request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
     scope.setdefault("state", {})["request_id"] = request_id
     return request_id
@@ -49,10 +68,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, send)
-                return
+        length = header(scope, b"content-length")
+        if (
+            length is not None
+            and length.isascii()
+            and length.isdigit()
+            and int(length) > self.max_bytes
+        ):
+            await self._refuse(scope, send)
+            return
         received = 0
         too_large = False
 
@@ -78,7 +102,7 @@ class BodyLimitMiddleware:
                 "title": "Request body too large",
                 "status": 413,
                 "detail": f"The request body exceeds {self.max_bytes} bytes.",
-                "code": "body_too_large",
+                "code": ErrorCode.BODY_TOO_LARGE,
                 "instance": scope.get("path", ""),
                 "request_id": scope.get("state", {}).get("request_id"),
             }

@@ -27,61 +27,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mercato.platform import faults
+from mercato.platform import exposition, faults, health
 from mercato.platform import logging as mlog
 from mercato.platform.http import RESPONSE_HEADERS, assign_request_id
 from mercato.platform.metrics import LONG_LIVED, UNMATCHED, Metrics
-from mercato.platform.problems import problem
-
-router = APIRouter(include_in_schema=False)
 
 # Scraped and probed every few seconds: logged only when they fail.
 QUIET_ROUTES = frozenset({"/metrics", "/livez", "/readyz", "/startupz"})
-
-
-@router.get("/metrics")
-async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus exposition of every metric (all worker processes added up)."""
-    return await _exposition(request.app.state.metrics)
-
-
-async def _exposition(metrics: Metrics) -> Response:
-    body, content_type = await metrics.render()
-    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
-
-
-METRICS_ROUTE = router.routes[0]  # the route a scrape on the metrics port is counted under
-
-
-class MetricsPortApp:
-    """What the metrics port serves: ``GET /metrics`` and nothing else (404 or 405 as
-    problem+json). The API server hands it the requests that arrive on that port; ``mercato
-    worker`` serves it alone."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return  # no lifespan and no websockets here
-        if scope["path"] != "/metrics":
-            response = problem(404, "not_found", "This port serves GET /metrics only.")
-        elif scope["method"] not in ("GET", "HEAD"):
-            response = problem(
-                405, "method_not_allowed", "GET /metrics only.", headers={"Allow": "GET, HEAD"}
-            )
-        else:
-            scope["route"] = METRICS_ROUTE
-            response = await _exposition(self.metrics)
-        await response(scope, receive, send)
 
 
 def _local_port(scope: Scope) -> int | None:
@@ -135,22 +94,17 @@ def install(
     tracer: Tracer | None = None,
     fault_injection: bool = False,
 ) -> None:
-    """Add /metrics, the readiness gauge, the fault switch (when enabled) and the middleware.
+    """Add the metrics exposition (:mod:`.exposition`), the readiness gauge (:mod:`.health`),
+    the fault switch when enabled (:mod:`.faults`) and, outside them all, this middleware.
 
-    ``/metrics`` is a route of the API when ``metrics_port`` is 0; otherwise only requests that
-    arrive on ``metrics_port`` (a listener ``mercato serve`` opens) reach it, and the API
-    answers 404. Call it after the application's own middleware, so this middleware runs
-    outside the others.
+    Call it after the application's own middleware, so this middleware runs outside the others.
     """
     app.state.metrics = metrics  # for the problem handler and long-lived endpoints
     if expose_metrics:
-        if not metrics_port:
-            app.include_router(router)
-        metrics.on_scrape(lambda: _sample_readiness(app, metrics))
+        exposition.install(app, port=metrics_port)
+        health.gauge_readiness(app, metrics)
     if fault_injection:
-        app.state.faults = faults.FaultInjector()
-        app.include_router(faults.router)
-        app.add_middleware(faults.FaultInjectionMiddleware, injector=app.state.faults)
+        faults.install(app)
     app.add_middleware(
         InstrumentationMiddleware,
         openapi=app.openapi,
@@ -162,39 +116,33 @@ def install(
     )
 
 
-async def _sample_readiness(app: FastAPI, metrics: Metrics) -> None:
-    """Set ``mercato_ready`` as /readyz would answer now (for the flapping alert)."""
-    lifecycle = getattr(app.state, "lifecycle", None)
-    ready = False
-    if lifecycle is not None:
-        ready, _ = await lifecycle.readiness()
-    metrics.ready.set(1 if ready else 0)
+class Outcome:
+    """What a request's answer was, noted while it is sent. ``untimed``: an event stream or a
+    long poll, whose wait is not latency."""
+
+    __slots__ = ("replayed", "started", "status", "untimed")
+
+    def __init__(self) -> None:
+        self.status = 500  # unless a response starts: an exception ends in a 500 outside
+        self.started = False
+        self.untimed = False
+        self.replayed = False
 
 
-# What a request's answer was, noted while it is sent (a list: cheaper than an object per
-# request). UNTIMED: an event stream or a long poll, whose wait is not latency.
-STATUS, STARTED, UNTIMED, REPLAYED = range(4)
-
-
-def _response() -> list[Any]:
-    # 500 unless a response starts: an exception ends in a 500 outside
-    return [500, False, False, False]
-
-
-def _observing(send: Send, response: list[Any], echoed: tuple[bytes, bytes]) -> Send:
+def _observing(send: Send, response: Outcome, echoed: tuple[bytes, bytes]) -> Send:
     """``send``, adding the request id and noting in ``response`` the status, that it started,
     and whether it is an event stream or an idempotent replay."""
 
     async def observed_send(message: Message) -> None:
         if message["type"] == "http.response.start":
-            response[STATUS] = message["status"]
-            response[STARTED] = True
+            response.status = message["status"]
+            response.started = True
             headers = message.get("headers", ())
             for name, value in headers:
                 if name == b"idempotent-replayed":
-                    response[REPLAYED] = True
+                    response.replayed = True
                 elif name == b"content-type" and value.startswith(b"text/event-stream"):
-                    response[UNTIMED] = True
+                    response.untimed = True
             message["headers"] = [*headers, echoed, *RESPONSE_HEADERS]
         await send(message)
 
@@ -203,7 +151,7 @@ def _observing(send: Send, response: list[Any], echoed: tuple[bytes, bytes]) -> 
 
 # One answered request: (route, method, path, response, seconds, ids, ended at in ns since the
 # epoch). ``route`` is the matched route object (or None); its template is looked up in the batch.
-Answered = tuple[Any, str, str, list[Any], float, dict[str, str], int]
+Answered = tuple[Any, str, str, Outcome, float, dict[str, str], int]
 BATCH = 64  # answered requests counted and logged at once
 
 
@@ -243,11 +191,11 @@ class RequestJournal:
         lines: list[mlog.AccessRecord] = []
         replays = 0
         for route, method, path, response, seconds, ids, ended_ns in records:
-            status: int = response[STATUS]
+            status = response.status
             name = template(route, path, method)
             if metrics is not None:
-                metrics.observe_request(method, name, status, seconds, timed=not response[UNTIMED])
-                replays += response[REPLAYED]
+                metrics.observe_request(method, name, status, seconds, timed=not response.untimed)
+                replays += response.replayed
             if log and (status >= 400 or name not in QUIET_ROUTES):
                 level = logging.ERROR if status >= 500 else logging.INFO
                 duration_ms = int(seconds * 1_000_000) / 1000  # to the microsecond
@@ -279,7 +227,7 @@ class InstrumentationMiddleware:
     ) -> None:
         self.app = app
         self.metrics_port = metrics_port
-        self.metrics_app = MetricsPortApp(metrics)
+        self.metrics_app = exposition.MetricsPortApp(metrics)
         self.routes = RouteTable(openapi)
         self.journal = RequestJournal(
             self.routes, metrics, count_requests=count_requests, access_log=access_log
@@ -295,7 +243,7 @@ class InstrumentationMiddleware:
         app = self._app_for(scope)
         request_id = assign_request_id(scope)
         echoed = (b"x-request-id", request_id.encode())
-        response = _response()
+        response = Outcome()
         observed_send = _observing(send, response, echoed)
         if not self.active:
             await app(scope, receive, observed_send)
@@ -310,15 +258,15 @@ class InstrumentationMiddleware:
         try:
             await app(scope, receive, observed_send)
         except asyncio.CancelledError:
-            if not response[STARTED]:
-                response[STATUS] = 499  # the client went away first: not a server error
+            if not response.started:
+                response.status = 499  # the client went away first: not a server error
             raise
         finally:
             seconds = time.perf_counter() - start
             if scope["state"].get(LONG_LIVED):
-                response[UNTIMED] = True
+                response.untimed = True
             if span is not None:
-                self._end_span(span, scope, response[STATUS])
+                self._end_span(span, scope, response.status)
             if token is not None:
                 otel_context.detach(token)
             if self.journaled:

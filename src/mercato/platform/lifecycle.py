@@ -7,10 +7,13 @@
   needs no restart.
 * **serving**: start-up succeeded; background workers run; ``/readyz`` checks the database.
 * **draining**: SIGTERM arrived (:func:`drain_process`). ``/readyz`` answers 503 at once, every
-  response carries ``Connection: close`` so clients reconnect elsewhere, and the ``on_drain``
-  hooks run (the waiting-client hub ends long polls and streams with a reconnect hint). The
-  server keeps accepting for the drain delay, then stops listening and finishes in-flight
-  requests (``mercato.web.serve``).
+  response carries ``Connection: close`` so clients reconnect elsewhere, and whatever waits for
+  something that may take long ends early (see below). The server keeps accepting for the drain
+  delay, then stops listening and finishes in-flight requests (``mercato.web.serve``).
+
+Whatever holds a connection ends when draining begins: the lifecycle calls its ``on_drain``
+hooks (the notifier's shutdown: event streams end with a reconnect event, long polls answer at
+once) and :class:`LifecycleMiddleware` adds ``Connection: close`` to every response.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Final
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mercato.platform.error_codes import ErrorCode
 
 log = logging.getLogger("mercato.lifecycle")
 
@@ -177,7 +182,9 @@ class LifecycleMiddleware:
             await self.app(scope, receive, send)
             return
         if not self.lifecycle.started and scope.get("path") not in PROBE_PATHS:
-            await _problem(send, "starting", "The service is starting; retry shortly.", retry="2")
+            await _problem(
+                send, ErrorCode.STARTING, "The service is starting; retry shortly.", retry="2"
+            )
             return
 
         started = False
@@ -198,7 +205,10 @@ class LifecycleMiddleware:
             # 500 the server would send, and tell the client to retry elsewhere at once
             if self.lifecycle.is_draining and not started:
                 await _problem(
-                    send, "shutting_down", "The server is shutting down; retry now.", retry="0"
+                    send,
+                    ErrorCode.SHUTTING_DOWN,
+                    "The server is shutting down; retry now.",
+                    retry="0",
                 )
             raise
 

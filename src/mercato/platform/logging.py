@@ -244,34 +244,12 @@ def configure(
     """Route stdlib and structlog records through one formatter and a background writer
     that writes what was logged every ``write_interval`` seconds."""
     global _writer, _render
-    shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        merge_request_context,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-    ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(serializer=_json)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False, event_key="message")
     )
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            structlog.processors.EventRenamer("message"),
-            redact,
-            renderer,
-        ],
-    )
+    formatter = _configure_structlog(renderer)
     shutdown()
     # orjson's bytes as str at once: its output buffers are larger than the small-object
     # allocator's, and keeping a batch of them alive until written cost 2 us per line
@@ -288,55 +266,83 @@ def configure(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _configure_structlog(renderer: structlog.types.Processor) -> logging.Formatter:
+    """Configure structlog; returns the formatter that renders stdlib records the same way."""
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        merge_request_context,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            redact,
+            renderer,
+        ],
+    )
+
+
 _LEVELS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
-_second: list[Any] = [0, ""]  # the last second formatted, and its formatted date and time
+
+
+class _Second:
+    """The last second an access line was stamped with, and its date and time formatted."""
+
+    __slots__ = ("date_time", "second")
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.date_time = ""
+
+    def stamp(self, now_ns: int) -> str:
+        """``now_ns`` as an ISO UTC timestamp to the microsecond (formatted once a second)."""
+        now_s, ns = divmod(now_ns, 1_000_000_000)
+        if now_s != self.second:
+            self.second = now_s
+            self.date_time = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(now_s))
+        return f"{self.date_time}{ns // 1000:06d}Z"
+
+
+_last_second = _Second()
 
 
 def access_lines(records: Iterable[AccessRecord]) -> None:
     """The access-log lines of a batch of answered requests, in their order.
 
     Every request logs one, so these skip the generic machinery (a stdlib record, the processor
-    chain, reading the context) but carry the same fields, timestamps like structlog's ISO UTC
-    ones, and the same redaction. The caller
-    (:class:`mercato.platform.instrumentation.RequestJournal`) hands them over in batches:
-    made one request at a time, a line cost the served product read about three times what it
-    costs in a tight loop, because per request the code and data it touches are no longer in
-    the CPU's caches. The records carry the request and trace ids, and the time the request
-    ended as the line's timestamp.
-
-    The fields are mercato's own except the path, the one that can carry client text (tokens
-    travel in headers and query strings, which are never logged): it is checked for card
-    numbers here (:func:`mask_path`).
+    chain, the context) but carry the same fields, structlog's ISO UTC timestamps and the same
+    redaction. :class:`mercato.platform.instrumentation.RequestJournal` hands them over in
+    batches: one request at a time, a line cost the product read about three times as much (the
+    code and data it touches fall out of the CPU's caches between requests). The records carry
+    the request and trace ids, and the time the request ended as the line's timestamp. The path
+    is the one field that can carry client text (tokens travel in headers and query strings,
+    never logged): :func:`mask_path` checks it for card numbers.
     """
     writer = _writer
     if writer is None:  # logging not configured: structlog's defaults
-        for _, level, method, route, path, status, duration_ms, ids in records:
-            structlog.get_logger("mercato.access").log(
-                level,
-                "request",
-                method=method,
-                route=route,
-                path=mask_path(path),
-                status=status,
-                duration_ms=duration_ms,
-                **ids,
-            )
+        _structlog_access_lines(records)
         return
     enabled: dict[int, bool] = {}  # per level, asked once per batch
-    second, date_time = _second
-    render, lines = _render, []
+    stamp, render, lines = _last_second.stamp, _render, []
     for now_ns, level, method, route, path, status, duration_ms, ids in records:
         on = enabled.get(level)
         if on is None:
             on = enabled[level] = _access.isEnabledFor(level)
         if not on:
             continue
-        now_s, ns = divmod(now_ns, 1_000_000_000)
-        if now_s != second:  # the date and time are formatted once per second
-            second = now_s
-            date_time = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(now_s))
         event = {
-            "timestamp": f"{date_time}{ns // 1000:06d}Z",
+            "timestamp": stamp(now_ns),
             "level": _LEVELS.get(level) or logging.getLevelName(level).lower(),
             "logger": "mercato.access",
             "message": "request",
@@ -349,8 +355,21 @@ def access_lines(records: Iterable[AccessRecord]) -> None:
         if ids:
             event.update(ids)
         lines.append(render(event))
-    _second[:] = (second, date_time)
     writer.pending.extend(lines)
+
+
+def _structlog_access_lines(records: Iterable[AccessRecord]) -> None:
+    for _, level, method, route, path, status, duration_ms, ids in records:
+        structlog.get_logger("mercato.access").log(
+            level,
+            "request",
+            method=method,
+            route=route,
+            path=mask_path(path),
+            status=status,
+            duration_ms=duration_ms,
+            **ids,
+        )
 
 
 def shutdown() -> None:

@@ -11,35 +11,24 @@ long polls and open streams are summed over live processes; the outbox gauges ta
 recent value written. With one process the values stay in memory (cheaper) and the process
 collector adds CPU, memory and file-descriptor metrics.
 
-For the long-poll and streaming endpoints::
-
-    with request.app.state.metrics.long_poll(request.scope):   # counts it as waiting
-        ...
-    with request.app.state.metrics.stream(request.scope):      # counts it as open
-        ...
-
-Both also mark the request as long-lived, so its duration stays out of the latency histogram
-(a 30 s long poll is not a slow request). Server-Sent Events responses are recognised by their
-content type as well.
+Long polls and streams are counted by the notifier (:meth:`Metrics.set_waiting`, sampled at
+every flush). A long poll marks its request long-lived (``LONG_LIVED`` in the scope's state), so
+its duration stays out of the latency histogram (a 30 s long poll is not a slow request);
+Server-Sent Events responses are recognised by their content type.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -48,18 +37,14 @@ from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.metrics import disable_created_metrics
 
 from mercato.kernel.clock import utcnow
+from mercato.platform.compat import observe_many
+from mercato.platform.metric_families import MetricFamilies
 
 log = logging.getLogger("mercato.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
 LONG_LIVED = "mercato.long_lived"
-
-# An API answers in milliseconds; the tail up to 10 s shows trouble. 0.5 is a bucket boundary
-# because the HighLatency alert compares the p95 with it.
-API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
-# Order values in major currency units (euros, not cents).
-ORDER_VALUE_BUCKETS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 Refresher = Callable[[], Awaitable[None]]
 
@@ -69,7 +54,7 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-class Metrics:
+class Metrics(MetricFamilies):
     """Every metric mercato exports, and how to render them."""
 
     def __init__(self, *, scrape_timeout_s: float = 2.0, flush_interval_s: float = 1.0) -> None:
@@ -85,149 +70,12 @@ class Metrics:
         self._refreshers: list[Refresher] = []
         self._samplers: list[Callable[[], None]] = []
         self._settlers: list[Callable[[], None]] = []
-        self._held = {"polls": 0, "streams": 0}
-        self._waiting_elsewhere = (0, 0)
+        self._waiting = (0, 0)
         self._listener_connects = 0
-        r = self.registry
-        self.requests = Counter(
-            "http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r
-        )
-        self.duration = Histogram(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request (long polls and streams excluded).",
-            ["method", "route"],
-            buckets=API_BUCKETS,
-            registry=r,
-        )
-        self.in_flight = Gauge(
-            "http_requests_in_flight",
-            "HTTP requests being answered now.",
-            multiprocess_mode="livesum",
-            registry=r,
-        )
-        self.process = Gauge(
-            "mercato_process_up",
-            "1 per live mercato server process (with a pid label in multiprocess mode).",
-            multiprocess_mode="liveall",
-            registry=r,
-        )
-        self.process.set(1)
-        self.ready = Gauge(
-            "mercato_ready",
-            "1 while the process would answer /readyz with 200 (sampled at scrape time).",
-            multiprocess_mode="livemostrecent",
-            registry=r,
-        )
-        self.orders = Counter(
-            "mercato_orders",
-            "Order state changes committed, by event (placed, confirmed, shipped, ...).",
-            ["event"],
-            registry=r,
-        )
-        self.order_value = Histogram(
-            "mercato_order_value",
-            "Total of each placed order in major currency units.",
-            ["currency"],
-            buckets=ORDER_VALUE_BUCKETS,
-            registry=r,
-        )
-        self.payments = Counter(
-            "mercato_payments",
-            "Payments settled, by outcome (captured, declined, failed, refunded).",
-            ["outcome"],
-            registry=r,
-        )
-        self.domain_errors = Counter(
-            "mercato_domain_errors",
-            "Requests refused by a business rule, by error code (out_of_stock, ...).",
-            ["code"],
-            registry=r,
-        )
-        self.reservations_expired = Counter(
-            "mercato_reservations_expired",
-            "Stock reservations released because their checkout never settled.",
-            registry=r,
-        )
-        self.transaction_retries = Counter(
-            "mercato_transaction_retries",
-            "Transactions re-run after a deadlock, serialization failure or busy database.",
-            registry=r,
-        )
-        self.idempotent_replays = Counter(
-            "mercato_idempotent_replays",
-            "Responses replayed for a repeated Idempotency-Key.",
-            registry=r,
-        )
-        self.outbox_backlog = Gauge(
-            "mercato_outbox_backlog",
-            "Outbox events not yet published (sampled at scrape time).",
-            multiprocess_mode="livemostrecent",
-            registry=r,
-        )
-        self.outbox_oldest_age = Gauge(
-            "mercato_outbox_oldest_age_seconds",
-            "Age of the oldest unpublished outbox event; 0 when there is none.",
-            multiprocess_mode="livemostrecent",
-            registry=r,
-        )
-        self.scrape_errors = Counter(
-            "mercato_metrics_refresh_errors",
-            "Scrape-time samples (e.g. the outbox backlog) that could not be taken.",
-            registry=r,
-        )
-        self.waiting_long_polls = Gauge(
-            "mercato_waiting_long_polls",
-            "Long-poll requests waiting for a change now.",
-            multiprocess_mode="livesum",
-            registry=r,
-        )
-        self.open_streams = Gauge(
-            "mercato_open_streams",
-            "Server-Sent Events streams open now.",
-            multiprocess_mode="livesum",
-            registry=r,
-        )
-        self.sandbox_payments_override = Gauge(
-            "mercato_sandbox_payments_override",
-            "1 while the production profile takes test payments (the sandbox or a Stripe test "
-            "key) because MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION is set; 0 otherwise.",
-            multiprocess_mode="livemax",
-            registry=r,
-        )
-        self.worker_runs = Counter(
-            "mercato_worker_runs",
-            "Background worker batches, by worker and outcome (ok, failed).",
-            ["worker", "outcome"],
-            registry=r,
-        )
-        self.pool_connections = Gauge(
-            "mercato_db_pool_connections",
-            "PostgreSQL pool connections by state (in_use, idle, max), sampled every second.",
-            ["state"],
-            multiprocess_mode="livesum",
-            registry=r,
-        )
-        self.listener_state = Gauge(
-            "mercato_notify_listener_state",
-            "1 for the LISTEN connection's current state (PostgreSQL): connected; "
-            "disconnected (reconnecting: followers on other replicas are woken only by the "
-            "safety poll); idle (no follower waits, so nothing listens).",
-            ["state"],
-            multiprocess_mode="livemax",
-            registry=r,
-        )
-        self.listener_connects = Counter(
-            "mercato_notify_listener_connects",
-            "Connections the LISTEN connection made (the first and every reconnect).",
-            registry=r,
-        )
-        for outcome in ("captured", "declined", "failed", "refunded"):
-            self.payments.labels(outcome)
-        for event in ("placed", "confirmed", "shipped", "delivered", "cancelled"):
-            self.orders.labels(event)
+        self.register(self.registry)
         if self.multiprocess_dir is None:
-            ProcessCollector(registry=r)
-            PlatformCollector(registry=r)
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
 
     # -- recording --------------------------------------------------------------------------
 
@@ -264,13 +112,13 @@ class Metrics:
         for (method, route, status), count in counts.items():
             self.requests.labels(method, route, str(status)).inc(count)
         for (method, route), values in timings.items():
-            _observe_all(self.duration.labels(method, route), values)
+            observe_many(self.duration.labels(method, route), values)
         self.in_flight.set(self._in_flight_now)
         for sample in self._samplers:
             sample()
-        polls, streams = self._waiting_elsewhere
-        self.waiting_long_polls.set(polls + self._held["polls"])
-        self.open_streams.set(streams + self._held["streams"])
+        polls, streams = self._waiting
+        self.waiting_long_polls.set(polls)
+        self.open_streams.set(streams)
 
     def before_flush(self, settle: Callable[[], None]) -> None:
         """Call ``settle`` first at every flush: for requests that reach :meth:`observe_request`
@@ -296,9 +144,8 @@ class Metrics:
 
     def set_waiting(self, *, long_polls: int, streams: int) -> None:
         """How many long polls wait and streams are open in this process (the notifier's
-        counts, sampled at each flush; added to those of :meth:`long_poll` and :meth:`stream`).
-        """
-        self._waiting_elsewhere = (long_polls, streams)
+        counts, sampled at each flush)."""
+        self._waiting = (long_polls, streams)
 
     def start(self) -> None:
         """Flush every ``flush_interval_s`` in the background (call inside the event loop)."""
@@ -335,28 +182,6 @@ class Metrics:
         """A business rule refused a request (called by the problem handler)."""
         self.domain_errors.labels(code).inc()
 
-    @contextlib.contextmanager
-    def long_poll(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
-        """Count a long poll as waiting while the block runs; keep it out of latency."""
-        with self._long_lived(scope, "polls"):
-            yield
-
-    @contextlib.contextmanager
-    def stream(self, scope: MutableMapping[str, Any] | None = None) -> Iterator[None]:
-        """Count a stream as open while the block runs; keep it out of latency."""
-        with self._long_lived(scope, "streams"):
-            yield
-
-    @contextlib.contextmanager
-    def _long_lived(self, scope: MutableMapping[str, Any] | None, kind: str) -> Iterator[None]:
-        if scope is not None:
-            scope.setdefault("state", {})[LONG_LIVED] = True
-        self._held[kind] += 1  # reported at the next flush, like everything per request
-        try:
-            yield
-        finally:
-            self._held[kind] -= 1
-
     def set_outbox_backlog(self, count: int, oldest: datetime | None) -> None:
         """Record the outbox backlog sampled at scrape time."""
         self.outbox_backlog.set(count)
@@ -392,23 +217,6 @@ class Metrics:
         """Forget this process's live gauges (multiprocess mode), at a clean shutdown."""
         if self.multiprocess_dir is not None:
             _multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
-
-
-def _observe_all(histogram: Any, values: list[float]) -> None:
-    """Observe many values in one update per bucket (not three memory-mapped writes each)."""
-    try:
-        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
-    except AttributeError:  # another prometheus-client layout: the public, slower way
-        for value in values:
-            histogram.observe(value)
-        return
-    counts = [0] * len(bounds)
-    for value in values:
-        counts[bisect.bisect_left(bounds, value)] += 1
-    for bucket, count in zip(buckets, counts, strict=True):
-        if count:
-            bucket.inc(count)
-    total.inc(sum(values))
 
 
 def prepare_multiprocess_dir(path: str) -> None:

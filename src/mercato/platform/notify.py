@@ -22,22 +22,9 @@ woken
 The hub is *cold* (no listening connection, no queries) until someone follows something, and
 goes cold again a while after the last follower has gone.
 
-**Ordering: sequence order is not commit order.** On PostgreSQL ``seq`` is taken from a sequence
-when the row is inserted, but rows become visible when their transaction commits: a transaction
-holding seq 41 may commit after another one holding seq 42. A reader that simply remembered "I
-have seen up to 42" would never see 41. The hub therefore tracks *gaps* (:class:`SeqTracker`):
-numbers below the highest seen that were not visible yet. Each pull re-reads the open gaps; a gap
-is filled when its row commits, or given up after ``gap_timeout`` (its transaction rolled back;
-sequences never hand a number out twice, so an abandoned number stays a hole forever). The
-*horizon* is the highest number below which nothing is open any more.
-
-* Followers of **one aggregate** get a row as soon as it is visible. That is safe because every
-  event of one aggregate is written by a transaction that holds the aggregate's row lock (the
-  versioned ``UPDATE``), so an aggregate's rows commit in ``seq`` order and nothing of the same
-  aggregate can still appear below a visible one.
-* Followers of **a whole type** get rows in ``seq`` order and only up to the horizon, so a client
-  that resumes "after event 42" can never have missed 41 for good. The price is that one slow or
-  rolled-back transaction delays these streams by up to ``gap_timeout``.
+**Ordering.** Sequence order is not commit order: the hub hands rows out as
+:mod:`mercato.platform.seq_tracker` explains (followers of one aggregate as soon as a row is
+visible, followers of a whole type in ``seq`` order up to the *horizon*).
 
 **Capacity and shutdown.** At most ``max_waiting`` followers are held at once (past that,
 :class:`TooManyWaiting`, a 503 with Retry-After). :meth:`Notifier.shutdown` ends every follower
@@ -54,50 +41,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import resource
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
 import sqlalchemy as sa
 
 from mercato.kernel.errors import Unavailable
-from mercato.platform.db import Database, Row, sql
+from mercato.platform.db import Database, sql
+from mercato.platform.error_codes import ErrorCode
+from mercato.platform.event_log import COLUMNS, Change
+from mercato.platform.open_files import allow_open_files
 from mercato.platform.outbox import outbox
+from mercato.platform.seq_tracker import SeqTracker
 
 log = logging.getLogger("mercato.notify")
 
 OUTBOX_CHANNEL = "mercato_outbox"  # the trigger of migration 0003 notifies on this channel
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One outbox row as handed to followers; ``data`` is its payload plus ``occurred_at``."""
-
-    seq: int
-    aggregate_type: str
-    aggregate_id: str
-    event_type: str
-    payload: dict[str, Any]
-    data: bytes
-
-    @classmethod
-    def from_row(cls, row: Row) -> Change:
-        """Map an outbox row; the JSON handed to clients is rendered here, once per process."""
-        payload = orjson.loads(row["payload"])
-        occurred: datetime = row["occurred_at"]
-        return cls(
-            seq=int(row["seq"]),
-            aggregate_type=row["aggregate_type"],
-            aggregate_id=row["aggregate_id"],
-            event_type=row["event_type"],
-            payload=payload,
-            data=orjson.dumps({**payload, "occurred_at": occurred}),
-        )
 
 
 class Subscriber(Protocol):
@@ -115,7 +75,7 @@ class Subscriber(Protocol):
 class TooManyWaiting(Unavailable):
     def __init__(self, limit: int) -> None:
         super().__init__(
-            "too_many_waiting",
+            ErrorCode.TOO_MANY_WAITING,
             f"this server already holds {limit} waiting requests; retry shortly",
             retry_after=2,
         )
@@ -123,7 +83,9 @@ class TooManyWaiting(Unavailable):
 
 class ShuttingDown(Unavailable):
     def __init__(self) -> None:
-        super().__init__("shutting_down", "this server is shutting down; retry", retry_after=1)
+        super().__init__(
+            ErrorCode.SHUTTING_DOWN, "this server is shutting down; retry", retry_after=1
+        )
 
 
 class Listener(Protocol):
@@ -136,129 +98,13 @@ class Listener(Protocol):
     async def stop(self) -> None: ...
 
 
-# -- which sequence numbers have been seen -------------------------------------------------
-
-
-class SeqTracker:
-    """The seen part of the outbox log: the highest seq, open gaps, and the complete horizon.
-
-    Pure bookkeeping (no I/O, no clock of its own), so the ordering rules in the module
-    docstring can be tested directly.
-    """
-
-    MAX_HELD = 100_000  # past this many rows waiting behind a gap, the oldest gap is given up
-
-    def __init__(self, *, gap_timeout: float) -> None:
-        self.gap_timeout = gap_timeout
-        self.top = 0
-        self.horizon = 0
-        self._gaps: list[list[float]] = []  # [first, last, noticed at] runs of unseen numbers
-        self._held: dict[int, Change] = {}  # seen, above the horizon, not yet released
-        self._abandoned: deque[int] = deque(maxlen=1024)
-
-    def reset(self, visible: Sequence[tuple[int, float]], *, window_start: int) -> None:
-        """Start from the log as it is: complete up to the first hole that may still fill.
-
-        ``visible`` holds the rows after ``window_start`` as (seq, seconds since it was
-        written). A row is written after every smaller number was handed out, so a hole below
-        a row older than ``gap_timeout`` belongs to a transaction that has run longer than that:
-        it is given up at once, like any gap that outlived the timeout. Otherwise the log is
-        complete only below the hole; the rows above it are read again by the first pull.
-        """
-        expected = window_start + 1
-        for seq, age in visible:
-            if seq != expected:
-                if age < self.gap_timeout:
-                    break
-                self._abandoned.extend(range(expected, min(seq, expected + 64)))
-            expected = seq + 1
-        self.top = self.horizon = expected - 1
-        self._gaps.clear()
-        self._held.clear()
-
-    def wants(self, seq: int) -> bool:
-        """Whether a row with this number would be news."""
-        return seq > self.top or self._gap_of(seq) is not None
-
-    def was_abandoned(self, seq: int) -> bool:
-        """Whether this number was given up as never committed (it committed late after all)."""
-        return seq in self._abandoned
-
-    def gap_runs(self) -> list[tuple[int, int]]:
-        """The open gaps as inclusive ranges, for re-reading."""
-        return [(int(first), int(last)) for first, last, _ in self._gaps]
-
-    def next_expiry(self) -> float | None:
-        """When the oldest open gap will be given up (None without gaps)."""
-        return (
-            min(noticed for _, _, noticed in self._gaps) + self.gap_timeout if self._gaps else None
-        )
-
-    def absorb(self, changes: Iterable[Change], now: float) -> tuple[list[Change], list[Change]]:
-        """Take freshly read rows; returns (new ones in seq order, ones the horizon passed)."""
-        fresh: list[Change] = []
-        for change in sorted(changes, key=lambda c: c.seq):
-            seq = change.seq
-            if seq > self.top:
-                if seq > self.top + 1:
-                    self._gaps.append([self.top + 1, seq - 1, now])
-                self.top = seq
-            elif not self._fill(seq):
-                continue
-            fresh.append(change)
-            self._held[seq] = change
-        return fresh, self.advance(now)
-
-    def advance(self, now: float) -> list[Change]:
-        """Give up expired gaps, move the horizon, and return the rows it passed, in order."""
-        expired = [run for run in self._gaps if run[2] + self.gap_timeout <= now]
-        if len(self._held) > self.MAX_HELD and self._gaps:
-            expired.append(self._gaps[0])
-        for run in expired:
-            if run in self._gaps:
-                self._give_up(run)
-        self.horizon = int(self._gaps[0][0]) - 1 if self._gaps else self.top
-        passed = sorted(seq for seq in self._held if seq <= self.horizon)
-        return [self._held.pop(seq) for seq in passed]
-
-    def _give_up(self, run: list[float]) -> None:
-        first, last = int(run[0]), int(run[1])
-        log.warning(
-            "outbox rows %d..%d were not committed within %.1f s; streams go on without them",
-            first,
-            last,
-            self.gap_timeout,
-        )
-        self._abandoned.extend(range(first, min(last, first + 64) + 1))
-        self._gaps.remove(run)
-
-    def _gap_of(self, seq: int) -> list[float] | None:
-        for run in self._gaps:
-            if run[0] <= seq <= run[1]:
-                return run
-        return None
-
-    def _fill(self, seq: int) -> bool:
-        run = self._gap_of(seq)
-        if run is None:
-            return False
-        first, last, noticed = run
-        index = self._gaps.index(run)
-        pieces = [[first, seq - 1, noticed], [seq + 1, last, noticed]]
-        self._gaps[index : index + 1] = [p for p in pieces if p[0] <= p[1]]
-        return True
-
-
-# -- statements ------------------------------------------------------------------------------
-
 _o = outbox.c
-_COLUMNS = (_o.seq, _o.aggregate_type, _o.aggregate_id, _o.event_type, _o.payload, _o.occurred_at)
 _bind = sa.bindparam
 _AFTER = sql(
-    sa.select(*_COLUMNS).where(_o.seq > _bind("after")).order_by(_o.seq).limit(_bind("limit"))
+    sa.select(*COLUMNS).where(_o.seq > _bind("after")).order_by(_o.seq).limit(_bind("limit"))
 )
 _RANGE = sql(
-    sa.select(*_COLUMNS).where(_o.seq >= _bind("first"), _o.seq <= _bind("last")).order_by(_o.seq)
+    sa.select(*COLUMNS).where(_o.seq >= _bind("first"), _o.seq <= _bind("last")).order_by(_o.seq)
 )
 _RECENT = sql(
     sa.select(_o.seq, _o.occurred_at)
@@ -268,89 +114,8 @@ _RECENT = sql(
     )
     .order_by(_o.seq)
 )
-_HISTORY_OF_ONE = sql(
-    sa.select(*_COLUMNS)
-    .where(
-        _o.aggregate_id == _bind("aggregate_id"),
-        _o.aggregate_type == _bind("aggregate_type"),
-        _o.seq > _bind("after"),
-    )
-    .order_by(_o.seq)
-    .limit(_bind("limit"))
-)
-_HISTORY_OF_ALL = sql(
-    sa.select(*_COLUMNS)
-    .where(
-        _o.aggregate_type == _bind("aggregate_type"),
-        _o.seq > _bind("after"),
-        _o.seq <= _bind("upto"),
-    )
-    .order_by(_o.seq)
-    .limit(_bind("limit"))
-)
-_LAST_SEQ = sql(sa.select(sa.func.coalesce(sa.func.max(_o.seq), 0)))
-HISTORY_PAGE = 500
-
-
-async def history(
-    db: Database,
-    *,
-    aggregate_type: str,
-    aggregate_id: str | None,
-    after: int,
-    upto: int,
-    limit: int = HISTORY_PAGE,
-) -> list[Change]:
-    """Up to ``limit`` events after ``after`` (of one aggregate, or of all up to ``upto``)."""
-    async with db.connection() as conn:
-        if aggregate_id is not None:
-            rows = await conn.fetch(
-                _HISTORY_OF_ONE,
-                aggregate_type=aggregate_type,
-                aggregate_id=aggregate_id,
-                after=after,
-                limit=limit,
-            )
-        else:
-            rows = await conn.fetch(
-                _HISTORY_OF_ALL,
-                aggregate_type=aggregate_type,
-                after=after,
-                upto=upto,
-                limit=limit,
-            )
-    return [Change.from_row(row) for row in rows]
-
-
-async def last_seq(db: Database) -> int:
-    """The highest sequence number in the outbox (0 when it is empty)."""
-    async with db.connection() as conn:
-        return int(await conn.fetchval(_LAST_SEQ))
-
 
 # -- the hub -----------------------------------------------------------------------------------
-
-
-def allow_open_files(needed: int) -> int:
-    """Raise the soft open-file limit towards ``needed`` (within the hard limit); returns it.
-
-    Every held connection is an open file. Past the limit the server cannot accept at all,
-    where the capacity check would have answered 503, so warn when it stays too low.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        log.warning(
-            "open-file limit %d is below MERCATO_REALTIME_MAX_WAITING + 1024 (%d): raise it "
-            "(ulimit -n) or lower the cap",
-            soft,
-            needed,
-        )
-    return int(soft)
 
 
 def _forget(table: dict[Any, set[Subscriber]], key: Any, subscriber: Subscriber) -> None:

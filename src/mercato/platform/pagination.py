@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Generic, TypeVar
 
 from mercato.kernel.errors import InvalidValue
 from mercato.kernel.ids import is_id
+from mercato.platform.error_codes import ErrorCode
 
 T = TypeVar("T")
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
-
-
-class PageError(StrEnum):
-    INVALID_CURSOR = "invalid_cursor"
 
 
 def encode_cursor(last_id: str) -> str:
@@ -35,7 +31,7 @@ def decode_cursor(cursor: str | None) -> str | None:
     except (ValueError, UnicodeError):
         value = ""
     if not is_id(value):
-        raise InvalidValue(PageError.INVALID_CURSOR, "the cursor is not valid", field="cursor")
+        raise InvalidValue(ErrorCode.INVALID_CURSOR, "the cursor is not valid", field="cursor")
     return value
 
 

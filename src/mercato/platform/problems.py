@@ -8,7 +8,7 @@ request id and is logged once, with no stack trace in the body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import orjson
@@ -26,6 +26,7 @@ from mercato.platform.db import (
     UniqueViolation,
     UnstorableText,
 )
+from mercato.platform.error_codes import ErrorCode
 from mercato.platform.http import RESPONSE_HEADERS
 
 log = logging.getLogger("mercato.errors")
@@ -62,17 +63,17 @@ _TITLES = {
 }
 
 _CODES_BY_STATUS = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "validation_failed",
-    429: "too_many_requests",
-    503: "unavailable",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+    413: ErrorCode.BODY_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_FAILED,
+    429: ErrorCode.TOO_MANY_REQUESTS,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
@@ -146,14 +147,22 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             return problem(
-                400, "malformed_json", "The request body is not valid JSON.", request=request
+                400,
+                ErrorCode.MALFORMED_JSON,
+                "The request body is not valid JSON.",
+                request=request,
             )
         where, field = _field_path(tuple(err.get("loc", ())))
         errors.append({"field": field, "in": where, "reason": err.get("msg", "invalid")})
     first = errors[0] if errors else {"field": None, "reason": "invalid"}
     detail = f"{first['field']}: {first['reason']}" if first["field"] else str(first["reason"])
     return problem(
-        422, "validation_failed", detail, request=request, field=first["field"], errors=errors
+        422,
+        ErrorCode.VALIDATION_FAILED,
+        detail,
+        request=request,
+        field=first["field"],
+        errors=errors,
     )
 
 
@@ -163,9 +172,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         # FastAPI's answer to a body json.loads cannot read other than by a JSONDecodeError:
         # invalid UTF-8, nesting too deep, an integer too long
         return problem(
-            400, "malformed_json", "The request body is not valid JSON.", request=request
+            400, ErrorCode.MALFORMED_JSON, "The request body is not valid JSON.", request=request
         )
-    code = _CODES_BY_STATUS.get(exc.status_code, "error")
+    code = _CODES_BY_STATUS.get(exc.status_code, ErrorCode.ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
     return problem(exc.status_code, code, detail, request=request, headers=exc.headers)
 
@@ -174,7 +183,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable: %s", exc)
     return problem(
         503,
-        "database_unavailable",
+        ErrorCode.DATABASE_UNAVAILABLE,
         "The database is unavailable; try again shortly.",
         request=request,
         headers={"Retry-After": "2"},
@@ -184,7 +193,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 async def _transient(request: Request, exc: Exception) -> Response:
     return problem(
         503,
-        "retry_later",
+        ErrorCode.RETRY_LATER,
         "The request met concurrent updates; retry it.",
         request=request,
         headers={"Retry-After": "1"},
@@ -192,13 +201,15 @@ async def _transient(request: Request, exc: Exception) -> Response:
 
 
 async def _unique(request: Request, exc: Exception) -> Response:
-    return problem(409, "conflict", "The request conflicts with existing data.", request=request)
+    return problem(
+        409, ErrorCode.CONFLICT, "The request conflicts with existing data.", request=request
+    )
 
 
 async def _unstorable(request: Request, exc: Exception) -> Response:
     return problem(
         422,
-        "invalid_text",
+        ErrorCode.INVALID_TEXT,
         "The request contains a character that cannot be stored, such as NUL.",
         request=request,
     )
@@ -207,7 +218,7 @@ async def _unstorable(request: Request, exc: Exception) -> Response:
 async def _out_of_range(request: Request, exc: Exception) -> Response:
     return problem(
         422,
-        "value_out_of_range",
+        ErrorCode.VALUE_OUT_OF_RANGE,
         "The request would make a stored number larger than the database can hold.",
         request=request,
     )
@@ -219,13 +230,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     headers = {name.decode(): value.decode() for name, value in RESPONSE_HEADERS}
     return problem(
         500,
-        "internal_error",
+        ErrorCode.INTERNAL_ERROR,
         "An unexpected error occurred; it has been logged.",
         request=request,
         headers=headers,
     )
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DATABASE_ERRORS = (
     (DatabaseUnavailable, _database_unavailable),
     (TransientError, _transient),
@@ -235,15 +247,22 @@ _DATABASE_ERRORS = (
 
 class MiddlewareErrorsMiddleware:
     """Renders database errors raised by middleware (the idempotency store works outside the
-    routes' exception handlers) as the same problems the handlers give, instead of a 500."""
+    routes' exception handlers) as the same problems the handlers give, instead of a 500.
+
+    The store serves unsafe requests only, so safe ones are handed on untouched.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] != "http" or scope["method"] in _SAFE_METHODS:
+            # handed on, not awaited here: no frame of this layer stays alive while the
+            # request runs (a held long poll or stream keeps every frame it passes)
+            return self.app(scope, receive, send)
+        return self._tracked(scope, receive, send)
+
+    async def _tracked(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking(message: Message) -> None:
@@ -272,3 +291,13 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnstorableText, _unstorable)
     app.add_exception_handler(OutOfRange, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer with the application's own handler for this error (problem+json)."""
+    handlers: dict[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
+    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+    if handler is None:
+        raise exc
+    response: Response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)

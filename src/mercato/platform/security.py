@@ -21,20 +21,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import AuthenticationFailed, PermissionDenied
+from mercato.platform.error_codes import ErrorCode
 
 
 class Role(StrEnum):
     CUSTOMER = "customer"
     STAFF = "staff"
-
-
-class AuthError(StrEnum):
-    UNAUTHENTICATED = "unauthenticated"
-    INVALID_TOKEN = "invalid_token"
-    TOKEN_EXPIRED = "token_expired"
-    UNKNOWN_ACCOUNT = "unknown_account"
-    ACCOUNT_INACTIVE = "account_inactive"
-    ROLE_CHANGED = "role_changed"
 
 
 ACCOUNT_CACHE_S = 1.0
@@ -87,9 +79,9 @@ class TokenService:
             )
             return Principal(str(claims["sub"]), Role(claims["role"]), int(claims["exp"]))
         except jwt.ExpiredSignatureError:
-            raise AuthenticationFailed(AuthError.TOKEN_EXPIRED, "the token has expired") from None
+            raise AuthenticationFailed(ErrorCode.TOKEN_EXPIRED, "the token has expired") from None
         except (jwt.PyJWTError, KeyError, ValueError):
-            raise AuthenticationFailed(AuthError.INVALID_TOKEN, "the token is not valid") from None
+            raise AuthenticationFailed(ErrorCode.INVALID_TOKEN, "the token is not valid") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +105,7 @@ def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
+        raise AuthenticationFailed(ErrorCode.UNAUTHENTICATED, "a bearer token is required")
     return token
 
 
@@ -158,7 +150,7 @@ class Authenticator:
         """The caller named by an ``Authorization`` header value, which must be there."""
         principal = await self.principal(authorization)
         if principal is None:
-            raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
+            raise AuthenticationFailed(ErrorCode.UNAUTHENTICATED, "a bearer token is required")
         return principal
 
     async def verify(self, token: str) -> Principal:
@@ -172,13 +164,13 @@ class Authenticator:
         account = await self._account(principal.user_id)
         if account is None:
             raise AuthenticationFailed(
-                AuthError.UNKNOWN_ACCOUNT, "the token's account does not exist"
+                ErrorCode.UNKNOWN_ACCOUNT, "the token's account does not exist"
             )
         if not account.active:
-            raise PermissionDenied(AuthError.ACCOUNT_INACTIVE, "this account has been deactivated")
+            raise PermissionDenied(ErrorCode.ACCOUNT_INACTIVE, "this account has been deactivated")
         if account.role is not principal.role:
             raise PermissionDenied(
-                AuthError.ROLE_CHANGED, "this account's role has changed; log in again"
+                ErrorCode.ROLE_CHANGED, "this account's role has changed; log in again"
             )
 
     async def allowed(self, principal: Principal) -> bool:

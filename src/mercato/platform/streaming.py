@@ -1,11 +1,7 @@
-"""Held HTTP responses in plain ASGI: Server-Sent Events streams and long polls.
+"""Server-Sent Events streams in plain ASGI (a held response, see :mod:`mercato.platform.held`).
 
-Both are :class:`~mercato.platform.notify.Subscriber`\\ s of the process's notifier, written
-without FastAPI's request machinery or ``StreamingResponse`` because each held connection costs
-memory for as long as it is held: here an idle one is the request's own coroutine waiting on
-``receive()`` (which is how it learns that the client went away) plus one small object. Nothing
-else runs for it until there is something to write: the notifier calls :meth:`deliver`,
-:meth:`beat` or :meth:`end`, which queue bytes and start a short-lived writer task.
+The notifier calls :meth:`EventStream.deliver`, :meth:`~EventStream.beat` or
+:meth:`~EventStream.end`, which queue bytes and start a short-lived writer task.
 
 A stream whose client stops reading is dropped: it may fall at most ``max_queue`` writes behind,
 and a single write may block for at most ``write_timeout`` seconds; after that its request ends
@@ -16,24 +12,18 @@ held back meanwhile, because the notifier never waits for a follower.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Send
 
-from mercato.kernel.errors import AuthenticationFailed, InvalidValue
-from mercato.platform.metrics import LONG_LIVED
-from mercato.platform.notify import Change
-from mercato.platform.security import Authenticator, AuthError, Principal
+from mercato.kernel.errors import InvalidValue
+from mercato.platform.error_codes import ErrorCode
+from mercato.platform.event_log import Change
+from mercato.platform.held import Held, digits
 
 log = logging.getLogger("mercato.streaming")
 
@@ -46,68 +36,6 @@ SSE_HEADERS = [
 ]
 
 
-# -- reading requests ------------------------------------------------------------------------
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    """A request header (lower-case name), decoded; None when absent."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def query(scope: Scope) -> dict[str, list[str]]:
-    """The query string's parameters."""
-    raw: bytes = scope.get("query_string", b"")
-    return parse_qs(raw.decode("latin-1"), keep_blank_values=True) if raw else {}
-
-
-async def authenticate(
-    scope: Scope, auth: Authenticator, *, params: dict[str, list[str]] | None = None
-) -> Principal:
-    """The caller from ``Authorization: Bearer``, or (when ``params`` is given) ``access_token``,
-    checked against the account by the application's :class:`Authenticator`.
-
-    Browsers' ``EventSource`` cannot send headers, so event streams also accept the token as a
-    query parameter (RFC 6750, section 2.3). mercato does not log query strings.
-    """
-    value = header(scope, b"authorization")
-    if value is not None:
-        return await auth.require(value)
-    given = (params or {}).get("access_token")
-    if given:
-        return await auth.verify(given[-1])
-    raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
-
-
-def parse_if_none_match(value: str | None) -> frozenset[int] | None:
-    """The versions named by ``If-None-Match`` (``"3"``, ``W/"3"``, lists); None if absent.
-
-    ``*`` matches every version and comes back as an empty set.
-    """
-    if value is None:
-        return None
-    if value.strip() == "*":
-        return frozenset()
-    versions = set()
-    for part in value.split(","):
-        tag = part.strip().removeprefix("W/").strip('"')
-        if not _digits(tag) or len(tag) > 12:
-            raise InvalidValue(
-                "invalid_if_none_match",
-                'If-None-Match must be version tags like "3" (or *)',
-                field="If-None-Match",
-            )
-        versions.add(int(tag))
-    return frozenset(versions)
-
-
-def matches(tags: frozenset[int] | None, version: int) -> bool:
-    """Whether ``If-None-Match`` tags match the current version (so the answer is 304)."""
-    return tags is not None and (not tags or version in tags)
-
-
 def parse_last_event_id(value: str | None, *, field: str = "Last-Event-ID") -> int | None:
     """The event id a reconnecting client saw last; None if absent or empty.
 
@@ -116,81 +44,13 @@ def parse_last_event_id(value: str | None, *, field: str = "Last-Event-ID") -> i
     if value is None or not value.strip():
         return None
     cleaned = value.strip()
-    if not _digits(cleaned) or len(cleaned) > 18:
+    if not digits(cleaned) or len(cleaned) > 18:
         raise InvalidValue(
-            "invalid_last_event_id",
+            ErrorCode.INVALID_LAST_EVENT_ID,
             f"{field} must be the id of an event from this stream",
             field=field,
         )
     return int(cleaned)
-
-
-def _digits(text: str) -> bool:
-    # isdigit alone accepts "²", which a latin-1 header can carry and int() refuses
-    return text.isascii() and text.isdigit()
-
-
-def parse_wait(value: str) -> float | None:
-    """Seconds from a ``wait`` parameter; None unless it is a finite number >= 0."""
-    if not value.isascii():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-# -- writing problems ------------------------------------------------------------------------
-
-
-async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-    """Answer with the application's own handler for this error (problem+json)."""
-    handlers: dict[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
-    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
-    if handler is None:
-        raise exc
-    response: Response = await handler(Request(scope, receive), exc)
-    await response(scope, receive, send)
-
-
-# -- held responses ----------------------------------------------------------------------------
-
-
-class Held:
-    """A response held open by its request's coroutine until it completes or the client leaves."""
-
-    __slots__ = ("_aborted", "_task")
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[Any] | None = None
-        self._aborted = False
-
-    async def hold(self, receive: Receive) -> None:
-        """Wait until the response is complete or the client disconnects (or :meth:`abort`)."""
-        self._task = asyncio.current_task()
-        try:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-        except asyncio.CancelledError:
-            if not self._aborted or self._task is None:
-                raise
-            self._task.uncancel()  # returning without completing makes the server hang up
-
-    def abort(self) -> None:
-        """Stop holding at once, leaving the response incomplete."""
-        if not self._aborted and self._task is not None:
-            self._aborted = True
-            self._task.cancel()
-
-    def deliver(self, change: Change) -> None:
-        """The notifier's delivery (see the subclasses)."""
-
-    def beat(self) -> None:
-        """Nothing to do by default (long polls have no heartbeat)."""
-
-    def end(self) -> None:
-        """The notifier's shutdown (see the subclasses)."""
 
 
 class EventStream(Held):
@@ -408,80 +268,3 @@ class EventStream(Held):
             self._done = True
             if self._writer is not None and not self._writer.done():
                 self._writer.cancel()
-
-
-Answer = Callable[[str], Awaitable[Response]]
-
-
-class LongPoll(Held):
-    """A request answered when its resource changes, at its deadline, or at shutdown.
-
-    It is registered with the notifier *before* the resource is read, so that nothing committed
-    after the read can be missed; what is delivered until :meth:`wait` arms it (with the version
-    read) is kept and judged then. ``answer`` builds the response for the reason it is given
-    (``changed``, ``timeout`` or ``shutdown``).
-    """
-
-    __slots__ = ("_accept", "_answer", "_early", "_responder", "_scope", "_send")
-
-    def __init__(self, scope: Scope, send: Send, *, answer: Answer) -> None:
-        super().__init__()
-        scope.setdefault("state", {})[LONG_LIVED] = True  # its wait is not latency (metrics.py)
-        self._scope = scope
-        self._send = send
-        self._answer = answer
-        self._accept: Callable[[Change], bool] | None = None
-        self._early: list[Change | None] = []  # before arming: changes, None for shutdown
-        self._responder: asyncio.Task[None] | None = None
-
-    def deliver(self, change: Change) -> None:
-        """A change of the followed resource: answer if the client has not seen it."""
-        if self._accept is None:
-            self._early.append(change)
-        elif self._accept(change):
-            self._respond("changed")
-
-    def end(self) -> None:
-        """The server is shutting down: answer now."""
-        if self._accept is None:
-            self._early.append(None)
-        else:
-            self._respond("shutdown")
-
-    async def wait(
-        self, receive: Receive, seconds: float, *, accept: Callable[[Change], bool]
-    ) -> None:
-        """Hold the request for at most ``seconds``; ``accept`` says which changes are news."""
-        self._accept = accept
-        early, self._early = self._early, []
-        if None in early:
-            self._respond("shutdown")
-        elif any(accept(change) for change in early if change is not None):
-            self._respond("changed")
-        timer = asyncio.get_running_loop().call_later(seconds, self._respond, "timeout")
-        try:
-            await self.hold(receive)
-        finally:
-            timer.cancel()
-            if self._responder is not None:
-                with contextlib.suppress(Exception):
-                    await self._responder  # it finishes quickly; the client may be gone
-
-    def _respond(self, reason: str) -> None:
-        if self._responder is None:
-            self._responder = asyncio.create_task(self._run(reason))
-
-    async def _run(self, reason: str) -> None:
-        async def nothing() -> Message:
-            return {"type": "http.disconnect"}
-
-        try:
-            try:
-                response = await self._answer(reason)
-            except Exception as exc:
-                await send_error(self._scope, nothing, self._send, exc)
-                return
-            await response(self._scope, nothing, self._send)
-        except Exception:
-            log.exception("long poll answer failed")
-            self.abort()

@@ -24,12 +24,11 @@ import sqlalchemy as sa
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.dialects import postgresql
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mercato.kernel.clock import utcnow
 from mercato.kernel.errors import Unavailable
 from mercato.platform.db import Database, DatabaseError, metadata, run_in_transaction, sql
-from mercato.platform.streaming import send_error
+from mercato.platform.error_codes import ErrorCode
 
 log = logging.getLogger("mercato.switches")
 
@@ -162,7 +161,7 @@ class Switches:
         if not state.enabled:
             self._refused.labels(switch.value).inc()
             raise SwitchedOff(
-                "switched_off",
+                ErrorCode.SWITCHED_OFF,
                 f"{switch.value} is switched off for now"
                 + (f": {state.reason}" if state.reason else ""),
                 switch=switch.value,
@@ -186,29 +185,6 @@ class Switches:
             "switch %s turned %s by %s: %s", switch, "on" if enabled else "off", actor, reason
         )
         return (await self.states(fresh=True))[switch]
-
-
-Predicate = Callable[[Scope], bool]
-
-
-class SwitchGate:
-    """Pure ASGI: refuses the requests a predicate picks while their switch is off."""
-
-    def __init__(self, app: ASGIApp, *, rules: list[tuple[Predicate, Switch]]) -> None:
-        self.app = app
-        self.rules = rules
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for picks, switch in self.rules:
-                if picks(scope):
-                    switches: Switches = scope["app"].state.switches
-                    try:
-                        await switches.require(switch)
-                    except SwitchedOff as exc:
-                        await send_error(scope, receive, send, exc)
-                        return
-        await self.app(scope, receive, send)
 
 
 def requirement(switch: Switch) -> Callable[..., Awaitable[None]]:

@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -45,6 +44,7 @@ from mercato.platform.db import (
     run_in_transaction,
     sql,
 )
+from mercato.platform.error_codes import ErrorCode
 
 log = logging.getLogger("mercato.throttle")
 
@@ -89,14 +89,10 @@ _CLEAR = sql(sa.delete(throttle).where(_key))
 _PURGE = sql(sa.delete(throttle).where(_t.window_ends_at <= _bind("now")))
 
 
-class ThrottleError(StrEnum):
-    TOO_MANY_ATTEMPTS = "too_many_attempts"
-
-
 class TooManyAttempts(TooManyRequests):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            ThrottleError.TOO_MANY_ATTEMPTS,
+            ErrorCode.TOO_MANY_ATTEMPTS,
             f"too many failed attempts; try again in {retry_after} s",
             retry_after=retry_after,
         )

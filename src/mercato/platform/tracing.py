@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -179,11 +178,3 @@ class TracedDatabase:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
-
-
-def current_ids() -> tuple[str, str] | None:
-    """The current trace and span ids as hex, when a span is recording."""
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return None
-    return format(context.trace_id, "032x"), format(context.span_id, "016x")

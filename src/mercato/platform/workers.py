@@ -73,11 +73,6 @@ class WorkerRunner:
         await asyncio.gather(*pending, return_exceptions=True)
         self._tasks = []
 
-    async def run_until_stopped(self) -> None:
-        """Start and wait until :meth:`stop` is called (for ``mercato worker``)."""
-        self.start()
-        await self._stopping.wait()
-
     async def _loop(self, worker: Worker) -> None:
         failures = 0
         wakeup = self._wakeups[worker.name]

@@ -56,6 +56,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from mercato.config import Settings
+from mercato.platform import compat
 from mercato.platform.lifecycle import drain_process
 from mercato.web.supervisor import EXIT_FORCED, STOP_SIGNALS, Supervisor, stop_when_orphaned
 
@@ -99,7 +100,7 @@ class GcPolicy:
         )
 
 
-class GracefulServer(uvicorn.Server):
+class GracefulServer(compat.Server):
     """A uvicorn server that drains before it stops listening, and says whether it was forced."""
 
     def __init__(
@@ -171,21 +172,16 @@ class GracefulServer(uvicorn.Server):
         started = time.monotonic()
         deadline = started + min(SETTLE_MAX_S, grace / 2)
         while time.monotonic() < deadline:
-            if not any(getattr(c, "cycle", 1) is None for c in self.server_state.connections):
+            if not compat.awaiting_request(self.server_state):
                 break
             await asyncio.sleep(0.01)
         spent = time.monotonic() - started
         self.config.timeout_graceful_shutdown = max(1, round(grace - spent))
         await super().shutdown(sockets)
 
-    async def _wait_tasks_to_complete(self) -> None:
-        try:
-            await super()._wait_tasks_to_complete()
-        except asyncio.CancelledError:
-            # the grace deadline passed: uvicorn cancels what is still running
-            self.forced = True
-            raise
-        if self.force_exit:
+    def tasks_finished(self, *, cut_short: bool) -> None:
+        # cut short: the grace deadline passed and uvicorn cancelled what was still running
+        if cut_short or self.force_exit:
             self.forced = True
 
     @property

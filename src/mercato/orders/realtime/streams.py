@@ -21,31 +21,30 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from starlette.types import Receive, Scope, Send
 
 from mercato.kernel.errors import InvalidValue, PermissionDenied
-from mercato.kernel.values import describe_character, forbidden_character
 from mercato.orders.realtime.common import (
     AGGREGATE,
     EVENT_TYPES,
     FINAL_EVENTS,
     FINAL_STATUSES,
-    MAX_ID,
-    app_state,
+    State,
 )
 from mercato.orders.service import OrderHead
-from mercato.platform import notify, streaming
-from mercato.platform.notify import Change, Notifier
-from mercato.platform.security import Authenticator, Principal
+from mercato.platform import event_log, held, streaming
+from mercato.platform.event_log import Change
+from mercato.platform.http import header, query
+from mercato.platform.problems import send_error
+from mercato.platform.security import Principal
+from mercato.platform.switches import Switch
 
 log = logging.getLogger("mercato.orders")
 
 
 def _last_event_id(scope: Scope, params: dict[str, list[str]]) -> int | None:
-    given = streaming.header(scope, b"last-event-id")
+    given = header(scope, b"last-event-id")
     if given is None and params.get("last_event_id"):
         return streaming.parse_last_event_id(params["last_event_id"][-1], field="last_event_id")
     return streaming.parse_last_event_id(given)
@@ -63,24 +62,6 @@ def _event_types(params: dict[str, list[str]]) -> frozenset[str] | None:
     return frozenset(wanted) or None
 
 
-async def _allowed(state: Any, who: Principal) -> bool:
-    auth: Authenticator = state.auth
-    return await auth.allowed(who)
-
-
-def _path_id(scope: Scope, name: str) -> str:
-    """A path id, refused as FastAPI's validation refuses a bad id on every other route."""
-    value = str(scope["path_params"][name])
-    if len(value) > MAX_ID:
-        reason, kind = f"String should have at most {MAX_ID} characters", "too_long"
-    elif (bad := forbidden_character(value)) is not None:
-        reason = f"Text must not contain control characters (found {describe_character(bad)})"
-        kind = "invalid_text"
-    else:
-        return value
-    raise RequestValidationError([{"loc": ("path", name), "msg": reason, "type": kind}])
-
-
 async def _head_only(send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": streaming.SSE_HEADERS})
     await send({"type": "http.response.body", "body": b""})
@@ -93,6 +74,8 @@ async def _no_content(send: Send) -> None:
 
 class _Stream:
     """What one event stream follows and how it starts."""
+
+    __slots__ = ("accept", "after", "ends_after", "final", "order_id")
 
     def __init__(
         self,
@@ -112,8 +95,7 @@ class _Stream:
 
 async def _serve(scope: Scope, receive: Receive, send: Send, who: Principal, spec: _Stream) -> None:
     """Follow, replay what the client missed, then stream live events until the end."""
-    state = app_state(scope)
-    notifier: Notifier = state.notifier
+    state: State = scope["app"].state
     stream = streaming.EventStream(
         send,
         after=spec.after or 0,
@@ -121,31 +103,21 @@ async def _serve(scope: Scope, receive: Receive, send: Send, who: Principal, spe
         accept=spec.accept,
         ends_after=spec.ends_after,
         expires_at=who.expires_at,
-        recheck=lambda: _allowed(state, who),  # authority ends with the account
+        recheck=lambda: state.auth.allowed(who),  # authority ends with the account
     )
+    notifier = state.notifier
     try:
         horizon = await notifier.follow(
             stream, aggregate_type=AGGREGATE, aggregate_id=spec.order_id, stream=True
         )
     except Exception as exc:
-        await streaming.send_error(scope, receive, send, exc)
+        await send_error(scope, receive, send, exc)
         return
     try:
-        first: list[Change] = []
-        if spec.order_id is None and spec.after is None:
-            stream.last_seq = horizon  # the all-orders stream starts with the next event
-        else:
-            first = await _history(state, spec, stream.last_seq, horizon)
-        if spec.final and not first:
-            await _no_content(send)
-            return
-        await stream.open()
-        if await _replay(state, spec, stream, first, horizon):
-            stream.go_live()
-            await stream.hold(receive)
+        await _run(state, spec, stream, horizon, receive, send)
     except Exception as exc:
         if not stream.started:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
         else:  # the history could not be read: the client resumes from what it got
             log.warning("event stream ended early: %s", type(exc).__name__)
             with contextlib.suppress(Exception):
@@ -154,8 +126,31 @@ async def _serve(scope: Scope, receive: Receive, send: Send, who: Principal, spe
         notifier.unfollow(stream, aggregate_type=AGGREGATE, aggregate_id=spec.order_id)
 
 
-async def _history(state: Any, spec: _Stream, after: int, horizon: int) -> list[Change]:
-    return await notify.history(
+async def _run(
+    state: State,
+    spec: _Stream,
+    stream: streaming.EventStream,
+    horizon: int,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Replay the history up to ``horizon``, then hold the stream live."""
+    first: list[Change] = []
+    if spec.order_id is None and spec.after is None:
+        stream.last_seq = horizon  # the all-orders stream starts with the next event
+    else:
+        first = await _history(state, spec, stream.last_seq, horizon)
+    if spec.final and not first:
+        await _no_content(send)
+        return
+    await stream.open()
+    if await _replay(state, spec, stream, first, horizon):
+        stream.go_live()
+        await stream.hold(receive)
+
+
+async def _history(state: State, spec: _Stream, after: int, horizon: int) -> list[Change]:
+    return await event_log.history(
         state.notifier.db,
         aggregate_type=AGGREGATE,
         aggregate_id=spec.order_id,
@@ -165,50 +160,64 @@ async def _history(state: Any, spec: _Stream, after: int, horizon: int) -> list[
 
 
 async def _replay(
-    state: Any, spec: _Stream, stream: streaming.EventStream, first: list[Change], horizon: int
+    state: State, spec: _Stream, stream: streaming.EventStream, first: list[Change], horizon: int
 ) -> bool:
     """Write history page by page; False when the stream ended in it."""
     page = first
     while page:
         if not await stream.replay(page):
             return False
-        if len(page) < notify.HISTORY_PAGE:
+        if len(page) < event_log.HISTORY_PAGE:
             break
         page = await _history(state, spec, page[-1].seq, horizon)
     return True
 
 
 class _Events:
-    """An event-stream endpoint: HEAD, authentication and refusals as problems are shared;
-    :meth:`spec` says, for the authenticated caller, what the stream follows."""
+    """An event-stream app: HEAD, authentication and refusals as problems are shared;
+    :meth:`spec` says, for the authenticated caller, what the stream follows.
+
+    ``gated``: refused while following orders is switched off (the API's streams are; the
+    console's, which staff use to watch the shop, is not).
+    """
+
+    __slots__ = ("gated",)
+
+    def __init__(self, *, gated: bool = False) -> None:
+        self.gated = gated
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "HEAD":
             await _head_only(send)
             return
-        state = app_state(scope)
-        params = streaming.query(scope)
+        state: State = scope["app"].state
+        params = query(scope)
         try:
-            who = await streaming.authenticate(scope, state.auth, params=params)
+            if self.gated:
+                await state.switches.require(Switch.REALTIME)
+            who = await held.authenticate(scope, state.auth, params=params)
             spec = await self.spec(scope, state, params, who)
         except Exception as exc:
-            await streaming.send_error(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
             return
         await _serve(scope, receive, send, who, spec)
 
     async def spec(
-        self, scope: Scope, state: Any, params: dict[str, list[str]], who: Principal
+        self, scope: Scope, state: State, params: dict[str, list[str]], who: Principal
     ) -> _Stream:
         raise NotImplementedError
 
 
 class OrderEvents(_Events):
-    """``GET /v1/orders/{order_id}/events``: one order's events, for its owner or staff."""
+    """``GET /v1/orders/{order_id}/events``: one order's events, for its owner or staff (the
+    route has validated the order id)."""
+
+    __slots__ = ()
 
     async def spec(
-        self, scope: Scope, state: Any, params: dict[str, list[str]], who: Principal
+        self, scope: Scope, state: State, params: dict[str, list[str]], who: Principal
     ) -> _Stream:
-        order_id = _path_id(scope, "order_id")
+        order_id: str = scope["path_params"]["order_id"]
         after = _last_event_id(scope, params)
         head: OrderHead = await state.orders.head(who, order_id)
         return _Stream(
@@ -222,16 +231,14 @@ class OrderEvents(_Events):
 class AllOrderEvents(_Events):
     """``GET /v1/events``: every order event, for staff, optionally of some types only."""
 
+    __slots__ = ()
+
     async def spec(
-        self, scope: Scope, state: Any, params: dict[str, list[str]], who: Principal
+        self, scope: Scope, state: State, params: dict[str, list[str]], who: Principal
     ) -> _Stream:
         if not who.is_staff:
             raise PermissionDenied("staff_only", "only staff may follow every order")
         after = _last_event_id(scope, params)
         types = _event_types(params)
         accept = (lambda change: True) if types is None else (lambda c: c.event_type in types)
-        return _Stream(
-            order_id=None,
-            after=after,
-            accept=accept,
-        )
+        return _Stream(order_id=None, after=after, accept=accept)

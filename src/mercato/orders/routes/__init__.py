@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from mercato.kernel.errors import InvalidValue
 from mercato.orders.domain import ErrorCode, Order, Status
@@ -30,11 +30,10 @@ from mercato.platform.deps import CurrentUser, IfMatch, ResourceId, parse_if_mat
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
 from mercato.platform.schemas import Text
 from mercato.platform.security import Principal
-from mercato.platform.streaming import matches, parse_if_none_match
 from mercato.platform.switches import Switch, Switches, requirement
 from mercato.platform.throttle import Guard, client_address
 
-__all__ = ["OrderRead", "router"]
+__all__ = ["OrderRead", "Service", "router"]
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -159,56 +158,6 @@ async def list_orders(
         user, status=status, customer_id=customer_id, before=decode_cursor(cursor), limit=limit
     )
     return OrderPage(items=[OrderRead.of(o) for o in page.items], next_cursor=page.next_cursor)
-
-
-IfNoneMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-None-Match",
-        max_length=256,
-        description='The version you have, as its ETag (`"3"`): 304 while it is current.',
-    ),
-]
-Wait = Annotated[
-    float,
-    Query(
-        ge=0,
-        allow_inf_nan=False,
-        description="Long poll: with `If-None-Match`, hold the request up to this many seconds "
-        "(at most `MERCATO_REALTIME_MAX_WAIT_S`, 60 by default) until the order changes; "
-        "answered at once when your version is not current. 304 when the wait ends unchanged.",
-    ),
-]
-
-
-@router.get(
-    "/{order_id}",
-    response_model=OrderRead,
-    responses={304: {"description": "Not modified: the version in If-None-Match is current"}},
-)
-async def read_order(
-    order_id: ResourceId,
-    user: CurrentUser,
-    service: Service,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-    wait: Wait = 0,
-) -> OrderRead | Response:
-    """One order (yours, or any for staff), with its version as ETag.
-
-    Poll cheaply with `If-None-Match`; add `wait` to long poll (see `docs/realtime.md`).
-    """
-    tags = parse_if_none_match(if_none_match)
-    order = await service.get(user, order_id)
-    if matches(tags, order.version):
-        return Response(status_code=304, headers=_conditional_headers(order.version))
-    response.headers.update(_conditional_headers(order.version))
-    return OrderRead.of(order)
-
-
-def _conditional_headers(version: int) -> dict[str, str]:
-    # no-cache: caches may keep the order but must revalidate it (cheaply, with the ETag)
-    return {"ETag": f'"{version}"', "Cache-Control": "no-cache"}
 
 
 @router.get("/{order_id}/payments", response_model=list[PaymentRead])
