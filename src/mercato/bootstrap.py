@@ -22,6 +22,7 @@ from mercato.platform.connect import create_database
 from mercato.platform.connection_metrics import connection_sampler
 from mercato.platform.db import Database, is_postgres_url
 from mercato.platform.idempotency import IdempotencyPurger, IdempotencyStore
+from mercato.platform.jetstream import Link, NatsRelay, RelayMetrics, StreamSettings
 from mercato.platform.metrics import Metrics
 from mercato.platform.notify import OUTBOX_CHANNEL, Notifier
 from mercato.platform.notify_postgres import PgListener
@@ -61,6 +62,7 @@ class Container:
     switches: Switches
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = field(default=False)
+    nats_relay: NatsRelay | None = None  # outbox to JetStream, when MERCATO_EVENTS_NATS_URL is set
 
     async def start(self, *, workers: bool | None = None) -> None:
         """Connect to the database and (unless told otherwise) start the background workers."""
@@ -152,8 +154,14 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
     sweeper = ReservationSweeper(orders, catalog, payments)
     workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
+    nats_relay = _nats_relay(settings, db, metrics)
+    if nats_relay is not None:
+        workers.append(nats_relay)
+        closers.append(nats_relay.close)
     runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
     transact.after_commit(lambda events: runner.wake(relay.name))
+    if nats_relay is not None:
+        transact.after_commit(lambda events: runner.wake(NatsRelay.name))
     transact.after_commit(telemetry.events_recorder(metrics))
     transact.on_retry(metrics.retried)
     metrics.on_scrape(lambda: _sample_outbox(db, metrics))
@@ -187,6 +195,36 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         notifier=notifier,
         switches=switches,
         closers=closers,
+        nats_relay=nats_relay,
+    )
+
+
+def _nats_relay(settings: Settings, db: Database, metrics: Metrics) -> NatsRelay | None:
+    """The JetStream publisher (docs/events.md), or None when no NATS server is configured."""
+    if not settings.events_nats_url:
+        return None
+    link = Link(
+        StreamSettings(
+            servers=settings.events_nats_url.split(","),
+            name=settings.events_nats_stream,
+            subject_prefix=settings.events_nats_subject_prefix,
+            replicas=settings.events_nats_replicas,
+            retention=settings.events_nats_retention,
+            max_age_s=settings.events_nats_max_age_s,
+            duplicate_window_s=settings.events_nats_duplicate_window_s,
+            ack_timeout_s=settings.events_nats_ack_timeout_s,
+            in_flight=settings.events_nats_in_flight,
+        )
+    )
+    relay_metrics = RelayMetrics(metrics.registry)
+    metrics.on_scrape(relay_metrics.sampler(db))
+    return NatsRelay(
+        db,
+        link,
+        relay_metrics,
+        batch=settings.events_nats_batch,
+        lease_s=settings.events_nats_lease_s,
+        postgres=is_postgres_url(settings.database_url),
     )
 
 
