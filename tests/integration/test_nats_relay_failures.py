@@ -130,7 +130,7 @@ async def test_a_lost_acknowledgement_leaves_the_event_unmarked_and_it_is_sent_a
     js.silent = {(a, 0)}
 
     with pytest.raises(BrokerUnavailable, match="acknowledged none"):
-        await relay.run_once()
+        await relay.publish_batch()
     rows = await outbox_rows(container.db, a)
     assert [r["nats_published_at"] for r in rows] == [None, None]
     assert relay.metrics.failures.labels("timeout")._value.get() >= 1
@@ -144,7 +144,7 @@ async def test_a_lost_acknowledgement_leaves_the_event_unmarked_and_it_is_sent_a
     assert all(r["nats_published_at"] for r in await outbox_rows(container.db, a))
 
 
-async def test_a_disconnected_link_sends_nothing_and_claims_nothing(
+async def test_a_connection_down_before_the_batch_claims_nothing(
     container: Container, backend: str
 ) -> None:
     a = unique("agg")
@@ -152,9 +152,38 @@ async def test_a_disconnected_link_sends_nothing_and_claims_nothing(
     relay, js = scripted_relay(container.db, backend)
     relay.link.connected = False  # type: ignore[misc]
 
-    with pytest.raises(BrokerUnavailable, match="acknowledged none"):
-        await relay.run_once()
+    with pytest.raises(BrokerUnavailable, match="connection is down"):
+        await relay.publish_batch()
     assert js.sent == []
     (row,) = await outbox_rows(container.db, a)
     assert row["nats_published_at"] is None
     assert row["nats_claim"] is None
+
+
+async def test_a_connection_lost_mid_wave_sends_no_more_and_releases_the_rest(
+    container: Container, backend: str
+) -> None:
+    aggregates = [unique("agg") for _ in range(4)]
+    await append(container.db, [(agg, n) for n in range(2) for agg in aggregates])
+    relay, js = scripted_relay(container.db, backend)
+    link = relay.link
+    sent_before = js.publish_async
+
+    async def flaky(subject: str, payload: bytes = b"", **options: Any) -> Any:
+        future = await sent_before(subject, payload, **options)
+        if len(js.sent) == 2:
+            link.connected = False  # type: ignore[misc]
+        return future
+
+    js.publish_async = flaky  # type: ignore[method-assign]
+    assert await relay.publish_batch() == 2  # the two sent before the loss were acknowledged
+    rows = [r for agg in aggregates for r in await outbox_rows(container.db, agg)]
+    assert sum(1 for r in rows if r["nats_published_at"]) == 2
+    assert all(r["nats_claim"] is None for r in rows)
+    # two of the first wave, then the next events of the two aggregates that went through
+    assert relay.metrics.failures.labels("disconnected")._value.get() == 4
+
+    link.connected = True  # type: ignore[misc]
+    await relay.publish_batch()
+    for agg in aggregates:
+        assert order_of(js, agg) == [0, 1]

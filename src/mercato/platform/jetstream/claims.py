@@ -61,6 +61,14 @@ _RELEASE = sql(
     .where(outbox.c.seq == sa.bindparam("seq"), outbox.c.nats_claim == sa.bindparam("token"))
     .values(nats_claim=None, nats_claimed_until=None)
 )
+_RELEASE_ALL = sql(
+    sa.update(outbox)
+    .where(
+        outbox.c.seq.between(sa.bindparam("low"), sa.bindparam("high")),
+        outbox.c.nats_claim == sa.bindparam("token"),
+    )
+    .values(nats_claim=None, nats_claimed_until=None)
+)
 _MARK = sql(
     sa.update(outbox)
     .where(
@@ -102,11 +110,12 @@ async def settle(db: Database, batch: Batch, acked: list[int]) -> None:
     done = set(acked)
     failed = [e.seq for e in batch.events if e.seq not in done]
     async with db.transaction() as conn:
+        if not acked:  # the broker took nothing: free the whole batch at once
+            low, high = batch.events[0].seq, batch.events[-1].seq
+            await conn.execute(_RELEASE_ALL, low=low, high=high, token=batch.token)
+            return
         await _release(conn, batch.token, failed)
-        if acked:
-            await conn.execute(
-                _MARK, low=min(acked), high=max(acked), token=batch.token, at=utcnow()
-            )
+        await conn.execute(_MARK, low=min(acked), high=max(acked), token=batch.token, at=utcnow())
 
 
 async def _release(conn: Connection, token: str, seqs: list[int]) -> None:

@@ -10,15 +10,18 @@ envelope's id), so JetStream drops the repeat of an event it stored but whose ac
 was lost. Rows are marked published after JetStream's acknowledgement only, all acknowledged
 rows of a batch with one statement; the rest are released for the next batch.
 
-A run that publishes nothing because NATS is unreachable raises :class:`BrokerUnavailable`,
-so the worker runner backs off; the outbox keeps every event meanwhile and checkout never waits
-for NATS.
+While NATS is unreachable (or acknowledges nothing) the relay backs off on its own, up to
+``max_backoff_s``, logging one warning per try and touching neither NATS nor the database in
+between, however often commits wake it; the outbox keeps every event meanwhile and checkout
+never waits for NATS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Sequence
 
 from nats.errors import ConnectionClosedError
@@ -54,7 +57,11 @@ class NatsRelay:
         batch: int = 1000,
         lease_s: float = 30.0,
         postgres: bool = False,
+        max_backoff_s: float = 5.0,
     ) -> None:
+        self.max_backoff_s = max_backoff_s
+        self._failures = 0
+        self._retry_at = 0.0
         self.db = db
         self.link = link
         self.metrics = metrics
@@ -63,8 +70,26 @@ class NatsRelay:
         self.postgres = postgres
 
     async def run_once(self) -> int:
+        """One batch, or nothing while backing off from an unreachable broker."""
+        if time.monotonic() < self._retry_at:
+            return 0
+        try:
+            done = await self.publish_batch()
+        except BrokerUnavailable as exc:
+            self._failures += 1
+            delay = min(self.max_backoff_s, 0.25 * 2**self._failures) * random.uniform(0.8, 1.2)
+            self._retry_at = time.monotonic() + delay
+            log.warning("outbox to NATS waits %.1f s (%d in a row): %s", delay, self._failures, exc)
+            return 0
+        self._failures = 0
+        return done
+
+    async def publish_batch(self) -> int:
         """Claim, publish and settle one batch; returns how many events JetStream acknowledged."""
         js = await self._jetstream()
+        if not self.link.connected:
+            self.metrics.connected.set(0)
+            raise BrokerUnavailable("the NATS connection is down (reconnecting)")
         batch = await claims.claim(
             self.db, limit=self.batch, lease_s=self.lease_s, postgres=self.postgres
         )
