@@ -124,7 +124,7 @@ async def ensure_stream(js: JetStreamContext, wanted: StreamConfig) -> None:
         log.info("created JetStream stream %s (%s replicas)", wanted.name, wanted.num_replicas)
         return
     have = info.config
-    if have.retention != wanted.retention:
+    if _value(have.retention) != _value(wanted.retention):
         raise StreamMismatch(
             f"stream {wanted.name} has retention {_value(have.retention)}, the settings say "
             f"{_value(wanted.retention)}: JetStream cannot change it; create a new stream "
