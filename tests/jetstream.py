@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import nats
 import orjson
 import sqlalchemy as sa
+from jsonschema import Draft202012Validator
 from nats.errors import TimeoutError as NatsTimeout
 
 from mercato.kernel.clock import utcnow
@@ -101,3 +104,17 @@ async def read_stream(servers: str, settings: StreamSettings) -> Received:
         return Received(messages)
     finally:
         await nc.close()
+
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "events" / "v1"
+
+
+@functools.cache
+def _validator(event_type: str) -> Draft202012Validator:
+    document = orjson.loads((SCHEMAS / f"{event_type}.schema.json").read_bytes())
+    return Draft202012Validator(document, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def schema_errors(envelope: dict[str, Any]) -> list[str]:
+    """What the documented schema of the envelope's event type finds wrong with it."""
+    return [e.message for e in _validator(envelope["type"]).iter_errors(envelope)]

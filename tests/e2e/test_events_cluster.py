@@ -25,7 +25,7 @@ from mercato.platform.jetstream import NatsRelay, claims, event_id
 from mercato.platform.outbox import OutboxEvent, outbox
 from tests.conftest import make_settings, running
 from tests.e2e.helpers import SUCCESS_CARD, create_product, draft, register, running_app, staff_user
-from tests.jetstream import read_stream, skip_backlog, stream_settings
+from tests.jetstream import read_stream, schema_errors, skip_backlog, stream_settings
 from tests.natsservers import NatsNode, nats_cluster, urls
 
 pytestmark = pytest.mark.anyio
@@ -176,6 +176,8 @@ async def test_events_survive_a_node_and_a_whole_cluster_down_while_checkout_goe
     assert len(ids) == len(set(ids)), "an event is in the stream twice"
     events = [OutboxEvent.from_row(r) for r in rows]
     assert sorted(ids) == sorted(event_id(e) for e in events), "an event is missing"
+    assert {e["type"] for e in envelopes} >= {"OrderPlaced", "PaymentCaptured"}
+    assert [err for env in envelopes for err in schema_errors(env)] == []  # docs/events/v1
     seen: dict[str, int] = {}
     for env in envelopes:  # stream order
         assert env["sequence"] > seen.get(env["aggregate_id"], 0), "an aggregate was reordered"
