@@ -53,6 +53,12 @@ outbox = sa.Table(
         sqlite_where=sa.text("published_at IS NULL"),
     ),
     sa.Index(
+        "ix_platform_outbox_nats_pending",
+        "seq",
+        postgresql_where=sa.text("nats_published_at IS NULL"),
+        sqlite_where=sa.text("nats_published_at IS NULL"),
+    ),
+    sa.Index(
         "ix_platform_outbox_nats_unpublished",
         "aggregate_id",
         "seq",

@@ -8,12 +8,12 @@ running neither reads nor writes them, so the in-process relay and the notify pa
 untouched. Rows that exist when this runs are unpublished to NATS: a stream turned on later
 receives the outbox's history first (docs/events.md).
 
-The partial index on ``(aggregate_id, seq)`` where ``nats_published_at IS NULL`` serves the
-claim (oldest first, never past an earlier event of the same aggregate that another batch
-holds). On PostgreSQL it is built ``CONCURRENTLY`` outside the migration's transaction, as in
-0003: the outbox is written by every order. A failed concurrent build can leave an invalid
-index that ``IF NOT EXISTS`` would keep; drop it (``DROP INDEX CONCURRENTLY
-ix_platform_outbox_nats_unpublished``) before running this again.
+Two partial indexes where ``nats_published_at IS NULL`` serve the claim: on ``seq`` (the
+oldest rows first, a short scan however long the backlog) and on ``(aggregate_id, seq)`` (is an
+earlier event of the same aggregate held by another batch?). On PostgreSQL they are built
+``CONCURRENTLY`` outside the migration's transaction, as in 0003: the outbox is written by
+every order. A failed concurrent build can leave an invalid index that ``IF NOT EXISTS`` would
+keep; drop it (``DROP INDEX CONCURRENTLY <name>``) before running this again.
 
 Revision ID: 0007
 Revises: 0006
@@ -32,7 +32,10 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_INDEX = "ix_platform_outbox_nats_unpublished"
+_INDEXES = {
+    "ix_platform_outbox_nats_pending": ["seq"],
+    "ix_platform_outbox_nats_unpublished": ["aggregate_id", "seq"],
+}
 _UNPUBLISHED = "nats_published_at IS NULL"
 
 
@@ -54,30 +57,31 @@ def upgrade() -> None:
         op.add_column("platform_outbox", column, if_not_exists=_postgres() or None)
     if not _postgres():
         with op.batch_alter_table("platform_outbox", schema=None) as batch_op:
-            batch_op.create_index(
-                _INDEX, ["aggregate_id", "seq"], sqlite_where=sa.text(_UNPUBLISHED)
-            )
+            for name, columns in _INDEXES.items():
+                batch_op.create_index(name, columns, sqlite_where=sa.text(_UNPUBLISHED))
         return
     with op.get_context().autocommit_block():
-        op.create_index(
-            _INDEX,
-            "platform_outbox",
-            ["aggregate_id", "seq"],
-            postgresql_where=sa.text(_UNPUBLISHED),
-            postgresql_concurrently=True,
-            if_not_exists=True,
-        )
+        for name, columns in _INDEXES.items():
+            op.create_index(
+                name,
+                "platform_outbox",
+                columns,
+                postgresql_where=sa.text(_UNPUBLISHED),
+                postgresql_concurrently=True,
+                if_not_exists=True,
+            )
 
 
 def downgrade() -> None:
-    if _postgres():
-        with op.get_context().autocommit_block():
-            op.drop_index(
-                _INDEX, table_name="platform_outbox", postgresql_concurrently=True, if_exists=True
-            )
-    else:
-        with op.batch_alter_table("platform_outbox", schema=None) as batch_op:
-            batch_op.drop_index(_INDEX)
+    for name in _INDEXES:
+        if _postgres():
+            with op.get_context().autocommit_block():
+                op.drop_index(
+                    name, table_name="platform_outbox", postgresql_concurrently=True, if_exists=True
+                )
+        else:
+            with op.batch_alter_table("platform_outbox", schema=None) as batch_op:
+                batch_op.drop_index(name)
     # ALTER TABLE ... DROP COLUMN on both (SQLite 3.35+): batch mode would copy the table and
     # lose AUTOINCREMENT, and outbox sequence numbers must never be reused
     for column in ("nats_claimed_until", "nats_claim", "nats_published_at"):

@@ -24,24 +24,29 @@ from mercato.platform.outbox import OutboxEvent, outbox
 # pg_advisory_xact_lock key of the claim: "NATS" in ASCII
 _CLAIM_LOCK = "SELECT pg_advisory_xact_lock(1312904275)"
 
-_earlier = outbox.alias("earlier")
-_claimable = (
-    sa.select(outbox.c.seq)
+# The oldest unacknowledged, unheld rows first (the partial index on seq makes this a short
+# scan however long the backlog), then only among those the check of earlier rows.
+_candidates = (
+    sa.select(outbox.c.seq, outbox.c.aggregate_id)
     .where(
         outbox.c.nats_published_at.is_(None),
         sa.or_(
             outbox.c.nats_claimed_until.is_(None),
             outbox.c.nats_claimed_until < sa.bindparam("now"),
         ),
-        ~sa.exists().where(
-            _earlier.c.aggregate_id == outbox.c.aggregate_id,
-            _earlier.c.nats_published_at.is_(None),
-            _earlier.c.seq < outbox.c.seq,
-            _earlier.c.nats_claimed_until >= sa.bindparam("now"),
-        ),
     )
     .order_by(outbox.c.seq)
     .limit(sa.bindparam("limit"))
+    .subquery("candidate")
+)
+_earlier = outbox.alias("earlier")
+_claimable = sa.select(_candidates.c.seq).where(
+    ~sa.exists().where(
+        _earlier.c.aggregate_id == _candidates.c.aggregate_id,
+        _earlier.c.nats_published_at.is_(None),
+        _earlier.c.seq < _candidates.c.seq,
+        _earlier.c.nats_claimed_until >= sa.bindparam("now"),
+    )
 )
 _CLAIM = sql(
     sa.update(outbox)

@@ -145,7 +145,23 @@ class NatsRelay:
             }
 
     async def _send_wave(self, js: JetStreamContext, wave: list[OutboxEvent]) -> set[int]:
-        """Publish events of distinct aggregates together; the seqs JetStream acknowledged."""
+        """Publish events of distinct aggregates, ``in_flight`` at a time; the seqs acked."""
+        size = self.link.settings.in_flight
+        stored: set[int] = set()
+        for start in range(0, len(wave), size):
+            chunk = wave[start : start + size]
+            acked = await self._send_chunk(js, chunk)
+            stored |= acked
+            if not acked:
+                # the rest of the wave would meet the same broker: stop here for this batch
+                unsent = len(wave) - start - len(chunk)
+                self.metrics.failures.labels("disconnected").inc(unsent)
+                break
+        return stored
+
+    async def _send_chunk(self, js: JetStreamContext, wave: list[OutboxEvent]) -> set[int]:
+        """Publish at most ``in_flight`` events at once: the semaphore of publish_async never
+        blocks, so no call waits on it (its stall timeout costs a task per message)."""
         settings = self.link.settings
         futures: dict[asyncio.Future[PubAck], OutboxEvent] = {}
         for event in wave:
@@ -156,7 +172,6 @@ class NatsRelay:
                 future = await js.publish_async(
                     subject(settings.subject_prefix, event),
                     encode(event, id_),
-                    wait_stall=settings.ack_timeout_s,
                     stream=settings.name,
                     headers={"Nats-Msg-Id": id_},
                 )
