@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import nats
 import orjson
 import sqlalchemy as sa
@@ -298,8 +299,6 @@ async def run(args: argparse.Namespace) -> Result:
 
 async def create_if_missing(url: str) -> None:
     """Create the benchmark's database when the server does not have it yet."""
-    import asyncpg  # noqa: PLC0415 - only the command needs it
-
     base, name = url.rsplit("/", 1)
     conn = await asyncpg.connect(f"{base}/postgres")
     try:
