@@ -62,6 +62,7 @@ class NatsRelay:
         self.max_backoff_s = max_backoff_s
         self._failures = 0
         self._retry_at = 0.0
+        self._prefetched: claims.Batch | None = None
         self.db = db
         self.link = link
         self.metrics = metrics
@@ -85,29 +86,50 @@ class NatsRelay:
         return done
 
     async def publish_batch(self) -> int:
-        """Claim, publish and settle one batch; returns how many events JetStream acknowledged."""
+        """Publish and settle one batch; returns how many events JetStream acknowledged.
+
+        The next batch is claimed while this one is in flight (its claim cannot take a later
+        event of an aggregate this batch holds), so the database and the broker work at once.
+        """
         js = await self._jetstream()
         if not self.link.connected:
             self.metrics.connected.set(0)
+            await self._release_prefetched()
             raise BrokerUnavailable("the NATS connection is down (reconnecting)")
-        batch = await claims.claim(
-            self.db, limit=self.batch, lease_s=self.lease_s, postgres=self.postgres
-        )
+        batch = self._prefetched
+        self._prefetched = None
+        if batch is None or not batch.events:
+            batch = await self._claim()
         if not batch.events:
             return 0
         acked: list[int] = []
+        prefetch = asyncio.create_task(self._claim())
         try:
             await self._publish(js, batch.events, acked)
         finally:
             await claims.settle(self.db, batch, acked)
+            self._prefetched = await prefetch
+            if not acked:
+                await self._release_prefetched()
         if not acked:
             raise BrokerUnavailable(f"JetStream acknowledged none of {len(batch.events)} events")
         return len(acked)
 
     async def close(self) -> None:
-        """Close the NATS connection."""
+        """Free a batch claimed ahead and close the NATS connection."""
+        await self._release_prefetched()
         await self.link.close()
         self.metrics.connected.set(0)
+
+    async def _claim(self) -> claims.Batch:
+        return await claims.claim(
+            self.db, limit=self.batch, lease_s=self.lease_s, postgres=self.postgres
+        )
+
+    async def _release_prefetched(self) -> None:
+        batch, self._prefetched = self._prefetched, None
+        if batch is not None and batch.events:
+            await claims.settle(self.db, batch, [])
 
     async def _jetstream(self) -> JetStreamContext:
         try:
