@@ -95,6 +95,10 @@ async def append(db: Database, events: list[tuple[str, int]]) -> None:
         await outbox_module.append(conn, [Pinged(thing_id=a, n=n) for a, n in events])
 
 
+async def claims_of(db: Database, *aggregates: str) -> list[str | None]:
+    return [(await outbox_rows(db, agg))[0]["nats_claim"] for agg in aggregates]
+
+
 def order_of(js: ScriptedJetStream, aggregate: str) -> list[int]:
     return [n for agg, n in js.stored if agg == aggregate]
 
@@ -187,3 +191,24 @@ async def test_a_connection_lost_mid_wave_sends_no_more_and_releases_the_rest(
     await relay.publish_batch()
     for agg in aggregates:
         assert order_of(js, agg) == [0, 1]
+
+
+async def test_a_batch_claimed_ahead_is_freed_when_the_broker_goes_or_the_relay_closes(
+    container: Container, backend: str
+) -> None:
+    a, b = unique("agg"), unique("agg")
+    await append(container.db, [(a, 0), (b, 0)])
+    relay, js = scripted_relay(container.db, backend)
+    relay._prefetched = await relay._claim()  # as if claimed while the last batch was in flight
+    assert all(await claims_of(container.db, a, b))
+
+    relay.link.connected = False  # type: ignore[misc]
+    with pytest.raises(BrokerUnavailable):
+        await relay.publish_batch()
+    assert await claims_of(container.db, a, b) == [None, None]
+
+    relay.link.connected = True  # type: ignore[misc]
+    relay._prefetched = await relay._claim()
+    await relay.close()
+    assert await claims_of(container.db, a, b) == [None, None]
+    assert js.sent == []
