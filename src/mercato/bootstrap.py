@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mercato import __version__, telemetry
 from mercato.catalog import CatalogService
@@ -22,7 +23,6 @@ from mercato.platform.connect import create_database
 from mercato.platform.connection_metrics import connection_sampler
 from mercato.platform.db import Database, is_postgres_url
 from mercato.platform.idempotency import IdempotencyPurger, IdempotencyStore
-from mercato.platform.jetstream import Link, NatsRelay, RelayMetrics, StreamSettings
 from mercato.platform.metrics import Metrics
 from mercato.platform.notify import OUTBOX_CHANNEL, Notifier
 from mercato.platform.notify_postgres import PgListener
@@ -33,6 +33,9 @@ from mercato.platform.throttle import Guard, Limit, Throttle, ThrottlePurger
 from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import Worker, WorkerRunner
+
+if TYPE_CHECKING:
+    from mercato.platform.jetstream import NatsRelay
 
 log = logging.getLogger("mercato")
 
@@ -161,7 +164,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
     transact.after_commit(lambda events: runner.wake(relay.name))
     if nats_relay is not None:
-        transact.after_commit(lambda events: runner.wake(NatsRelay.name))
+        transact.after_commit(lambda events: runner.wake(nats_relay.name))
     transact.after_commit(telemetry.events_recorder(metrics))
     transact.on_retry(metrics.retried)
     metrics.on_scrape(lambda: _sample_outbox(db, metrics))
@@ -203,6 +206,9 @@ def _nats_relay(settings: Settings, db: Database, metrics: Metrics) -> NatsRelay
     """The JetStream publisher (docs/events.md), or None when no NATS server is configured."""
     if not settings.events_nats_url:
         return None
+    # imported here: nats-py costs every process start ~0.1 s, and most run without NATS
+    from mercato.platform.jetstream import Link, NatsRelay, RelayMetrics, StreamSettings
+
     link = Link(
         StreamSettings(
             servers=settings.events_nats_url.split(","),

@@ -214,17 +214,23 @@ class NatsRelay:
         futures: dict[asyncio.Future[PubAck], OutboxEvent],
     ) -> set[int]:
         stored: set[int] = set()
+        refused: list[tuple[int, BaseException]] = []
         for future, event in futures.items():
             if future not in done or future.cancelled():
                 self.metrics.failures.labels("timeout").inc()
-            elif future.exception() is not None:
-                self.metrics.failures.labels("rejected").inc()
-                log.warning("JetStream refused outbox event %s: %r", event.seq, future.exception())
+            elif (error := future.exception()) is not None:
+                refused.append((event.seq, error))
             else:
                 stored.add(event.seq)
                 if future.result().duplicate:
                     self.metrics.duplicates.inc()
         self.metrics.published.inc(len(stored))
+        if refused:  # one line per wave: a stream without a leader refuses every event
+            self.metrics.failures.labels("rejected").inc(len(refused))
+            seq, error = refused[0]
+            log.warning(
+                "JetStream refused %d outbox events (first %s: %r)", len(refused), seq, error
+            )
         return stored
 
 
