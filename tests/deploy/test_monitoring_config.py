@@ -20,6 +20,8 @@ REQUIRED_ALERTS = {
     "OutboxBacklog",
     "PaymentFailureSpike",
     "ReadinessFlapping",
+    "EventsToNatsLagging",
+    "EventsToNatsFailing",
 }
 
 
@@ -38,7 +40,7 @@ def test_promtool_and_amtool_accept_the_config_and_pass_their_tests() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 8 rules found" in done.stdout
-    assert "alertmanager routes: 21 cases checked" in done.stdout
+    assert "alertmanager routes: 23 cases checked" in done.stdout
 
 
 def test_every_alert_has_severity_team_summary_description_and_a_runbook() -> None:

@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mercato import __version__
 from mercato.bootstrap import business_metrics
+from mercato.bootstrap.events import nats_relay_of
 from mercato.catalog import CatalogService
 from mercato.config import Feature, PaymentProviderName, Settings
 from mercato.customers import CustomersService
@@ -33,6 +35,9 @@ from mercato.platform.throttle import Guard, Limit, Throttle, ThrottlePurger
 from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import Worker, WorkerRunner
+
+if TYPE_CHECKING:
+    from mercato.platform.jetstream import NatsRelay
 
 log = logging.getLogger("mercato")
 
@@ -62,6 +67,7 @@ class Container:
     switches: Switches
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = field(default=False)
+    nats_relay: NatsRelay | None = None  # outbox to JetStream, when MERCATO_EVENTS_NATS_URL is set
 
     async def start(self, *, workers: bool | None = None) -> None:
         """Start this process: metric sampling and the waiting-client hub, the database, then
@@ -109,8 +115,7 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     bus = EventBus()
     bus.subscribe("OrderCancelled", payments.on_order_cancelled)
     background = _background(settings, db, bus, orders, catalog, payments, throttle, metrics)
-    notifier = _notifier(settings, db)
-    switches = Switches(db, registry=metrics.registry)
+    notifier, switches = _notifier(settings, db), Switches(db, registry=metrics.registry)
     _observe(db, transact, metrics, background, notifier, switches)
     return Container(
         settings=settings,
@@ -132,7 +137,8 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         tracing=tracing,
         notifier=notifier,
         switches=switches,
-        closers=closers,
+        closers=closers + background.closers,
+        nats_relay=background.nats_relay,
     )
 
 
@@ -209,6 +215,8 @@ class _Background:
     reconciler: CheckoutReconciler
     idempotency: IdempotencyStore
     runner: WorkerRunner
+    nats_relay: NatsRelay | None  # the outbox to JetStream, when MERCATO_EVENTS_NATS_URL is set
+    closers: list[Callable[[], Awaitable[None]]]
 
 
 def _background(
@@ -229,8 +237,11 @@ def _background(
     purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
     sweeper = ReservationSweeper(orders, catalog, payments)
     workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
+    nats_relay = nats_relay_of(settings, db, metrics)
+    workers += [nats_relay] if nats_relay else []
     runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
-    return _Background(relay, reconciler, idempotency, runner)
+    closers: list[Callable[[], Awaitable[None]]] = [nats_relay.close] if nats_relay else []
+    return _Background(relay, reconciler, idempotency, runner, nats_relay, closers)
 
 
 def _observe(
@@ -244,6 +255,8 @@ def _observe(
     """What happens after a commit, and what a scrape or a flush of the metrics samples."""
     relay, runner = background.relay, background.runner
     transact.after_commit(lambda events: runner.wake(relay.name))
+    if (nats_relay := background.nats_relay) is not None:
+        transact.after_commit(lambda events: runner.wake(nats_relay.name))
     transact.after_commit(business_metrics.events_recorder(metrics))
     transact.on_retry(metrics.retried)
     metrics.on_scrape(lambda: _sample_outbox(db, metrics))

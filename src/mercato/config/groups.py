@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -199,3 +200,45 @@ class RealtimeSettings(BaseModel):
     realtime_heartbeat_s: Annotated[float, Field(ge=1, le=300)] = 15.0
     realtime_retry_ms: Annotated[int, Field(ge=0, le=600_000)] = 3000
     realtime_gap_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+
+
+class EventsSettings(BaseModel):
+    """Events to other systems: the outbox published to NATS JetStream."""
+
+    # Events to NATS JetStream (docs/events.md): off unless events_nats_url is set. The stream
+    # is created, or checked and updated, at start-up with this retention and these replicas.
+    events_nats_url: str = ""
+    events_nats_stream: str = "MERCATO"
+    events_nats_subject_prefix: str = "mercato"
+    events_nats_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    events_nats_retention: Literal["limits", "interest", "workqueue"] = "limits"
+    events_nats_max_age_s: Annotated[float, Field(ge=0, le=10 * 365 * 24 * 3600)] = 7 * 24 * 3600.0
+    # JetStream drops a repeated Nats-Msg-Id within this window (the relay's duplicates).
+    events_nats_duplicate_window_s: Annotated[float, Field(ge=1, le=7 * 24 * 3600)] = 600.0
+    events_nats_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    events_nats_in_flight: Annotated[int, Field(ge=1, le=20_000)] = 1000
+    events_nats_ack_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    events_nats_lease_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+
+    @field_validator("events_nats_url")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        for server in filter(None, (part.strip() for part in value.split(","))):
+            if urlsplit(server).scheme not in ("nats", "tls"):
+                raise ValueError("events_nats_url must be nats:// or tls:// URLs, commas between")
+        return value.strip()
+
+    @field_validator("events_nats_stream")
+    @classmethod
+    def _stream_name(cls, value: str) -> str:
+        if not value or any(c in value for c in " .*>/\\") or not value.isprintable():
+            raise ValueError("a JetStream stream name: no spaces, '.', '*', '>', '/' or '\\'")
+        return value
+
+    @field_validator("events_nats_subject_prefix")
+    @classmethod
+    def _subject_prefix(cls, value: str) -> str:
+        tokens = value.split(".")
+        if not all(t and t.isprintable() and not set(t) & set(" *>") for t in tokens):
+            raise ValueError("subject tokens separated by '.', without spaces, '*' or '>'")
+        return value

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from mercato.config.groups import (
     DEFAULT_SECRET,
     DatabaseSettings,
+    EventsSettings,
     Feature,
     ObservabilitySettings,
     PaymentProviderName,
@@ -71,6 +72,7 @@ class Described:
 
 class Settings(
     BaseSettings,
+    EventsSettings,
     RealtimeSettings,
     WorkSettings,
     ShopSettings,
@@ -156,6 +158,8 @@ class Settings(
 
 
 def _shown(name: str, value: Any) -> str:
+    if name == "events_nats_url" and isinstance(value, str):
+        return _without_credentials(value)
     if name == "database_url" and isinstance(value, str) and "@" in value:
         scheme, rest = value.split("://", 1)
         credentials, host = rest.rsplit("@", 1)
@@ -166,6 +170,20 @@ def _shown(name: str, value: Any) -> str:
     if isinstance(value, dict | list | bool):
         return json.dumps(value)
     return str(value)
+
+
+def _without_credentials(urls: str) -> str:
+    """NATS server URLs, commas between, with any user password or token masked."""
+    shown = []
+    for url in urls.split(","):
+        scheme, _, rest = url.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        if at:
+            user, colon, _ = credentials.partition(":")
+            credentials = f"{user}:**********" if colon else "**********"
+            url = f"{scheme}://{credentials}@{host}"
+        shown.append(url)
+    return ",".join(shown)
 
 
 def explain(error: ValidationError | ConfigurationError) -> str:

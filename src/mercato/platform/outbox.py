@@ -41,12 +41,29 @@ outbox = sa.Table(
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    # JetStream's own progress (mercato.platform.jetstream), apart from the in-process relay's
+    sa.Column("nats_published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("nats_claim", sa.String(32), nullable=True),
+    sa.Column("nats_claimed_until", sa.DateTime(timezone=True), nullable=True),
     sa.Index(
         "ix_platform_outbox_unpublished",
         "aggregate_id",
         "seq",
         postgresql_where=sa.text("published_at IS NULL"),
         sqlite_where=sa.text("published_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_platform_outbox_nats_pending",
+        "seq",
+        postgresql_where=sa.text("nats_published_at IS NULL"),
+        sqlite_where=sa.text("nats_published_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_platform_outbox_nats_unpublished",
+        "aggregate_id",
+        "seq",
+        postgresql_where=sa.text("nats_published_at IS NULL"),
+        sqlite_where=sa.text("nats_published_at IS NULL"),
     ),
     # One aggregate's history, in order: replayed to clients that follow an order.
     sa.Index("ix_platform_outbox_aggregate", "aggregate_id", "seq"),
