@@ -24,6 +24,7 @@ from mercato.platform.http import BodyLimitMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
+from mercato.webhooks.routes import router as webhooks_router
 
 NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
     "tracing": False,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.auth = container.auth  # the one place a token becomes a principal
     app.state.lifecycle = lifecycle
     app.state.switches = container.switches  # kill switches (platform.switches)
+    app.state.webhooks = container.webhooks
 
     problems.install(app)
     # Routes are matched in order: the catalog reads, the busiest requests, come first.
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(customers_router)
     app.include_router(health.router)
     app.include_router(switches_routes.router)
+    app.include_router(webhooks_router)
     orders_realtime.install(app)  # before the middleware below, so it sits innermost
     app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
     app.add_middleware(

@@ -6,16 +6,21 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from mercato import __version__, telemetry
 from mercato.catalog import CatalogService
-from mercato.config import Feature, PaymentProviderName, Settings
+from mercato.catalog import events as catalog_events
+from mercato.config import Feature, PaymentProviderName, Profile, Settings
 from mercato.customers import CustomersService
+from mercato.customers import events as customer_events
 from mercato.customers.events import CustomerEvent
 from mercato.kernel.events import DomainEvent
 from mercato.orders import OrdersService, PricingService, ShippingCalculator, ShippingRates
+from mercato.orders import events as order_events
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import PaymentProvider, PaymentsService, SandboxProvider, StripeProvider
+from mercato.payments import events as payment_events
 from mercato.platform import outbox
 from mercato.platform.backups import backup_age_sampler
 from mercato.platform.connect import create_database
@@ -32,6 +37,10 @@ from mercato.platform.throttle import Guard, Limit, Throttle, ThrottlePurger
 from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import Worker, WorkerRunner
+from mercato.webhooks import AddressGuard, WebhooksService
+from mercato.webhooks import events as webhook_events
+from mercato.webhooks.delivery import WebhookDispatcher
+from mercato.webhooks.sender import WebhookSender
 
 log = logging.getLogger("mercato")
 
@@ -59,6 +68,8 @@ class Container:
     tracing: Tracing
     notifier: Notifier
     switches: Switches
+    webhooks: WebhooksService
+    dispatcher: WebhookDispatcher
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = field(default=False)
 
@@ -88,6 +99,7 @@ class Container:
         """End waiting clients, stop workers after their current batch, close the database."""
         await self.notifier.stop()
         await self.runner.stop()
+        await self.dispatcher.drain(self.settings.shutdown_grace_s)
         await self.db.close()
         for close in self.closers:
             await close()
@@ -151,8 +163,13 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     )
     purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
     sweeper = ReservationSweeper(orders, catalog, payments)
+    webhooks, dispatcher = _webhooks(settings, transact)
+    bus.subscribe("*", webhooks.on_event)
     workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
-    runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
+    runner = WorkerRunner(
+        [*workers, dispatcher], idle=settings.worker_idle_s, on_run=metrics.worker_run
+    )
+    dispatcher.wake = webhooks.on_enqueued = lambda: runner.wake(dispatcher.name)
     transact.after_commit(lambda events: runner.wake(relay.name))
     transact.after_commit(telemetry.events_recorder(metrics))
     transact.on_retry(metrics.retried)
@@ -186,8 +203,51 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         tracing=tracing,
         notifier=notifier,
         switches=switches,
+        webhooks=webhooks,
+        dispatcher=dispatcher,
         closers=closers,
     )
+
+
+def _webhooks(
+    settings: Settings, transact: Transactor
+) -> tuple[WebhooksService, WebhookDispatcher]:
+    """Webhook endpoints and the worker that delivers to them (docs/webhooks.md)."""
+    guard = AddressGuard(allow_private=settings.webhook_private_addresses)
+    service = WebhooksService(
+        transact,
+        event_types=event_types(),
+        guard=guard,
+        require_https=settings.env not in (Profile.DEV, Profile.TEST),
+    )
+    sender = WebhookSender(
+        guard, timeout_s=settings.webhook_timeout_s, max_connections=settings.webhook_concurrency
+    )
+    dispatcher = WebhookDispatcher(
+        transact,
+        sender,
+        concurrency=settings.webhook_concurrency,
+        per_endpoint=settings.webhook_endpoint_concurrency,
+        disable_after=timedelta(seconds=settings.webhook_disable_after_s),
+        # a request never outlives its timeout; the lease leaves room to record the outcome
+        lease=timedelta(seconds=settings.webhook_timeout_s + 30),
+    )
+    return service, dispatcher
+
+
+def event_types() -> frozenset[str]:
+    """The name of every event a module publishes (what webhook endpoints may subscribe to)."""
+    found = set()
+    for module in (catalog_events, customer_events, order_events, payment_events, webhook_events):
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, DomainEvent)
+                and value.__module__ == module.__name__
+                and DomainEvent not in value.__bases__
+            ):
+                found.add(value.__name__)
+    return frozenset(found)
 
 
 def _payment_provider(

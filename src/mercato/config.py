@@ -91,6 +91,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "shutdown_grace_s": 10.0,
         "feature_api_docs": True,
         "feature_discount_codes": True,
+        "webhook_private_addresses": True,  # local receivers while developing
     },
     Profile.TEST: {
         "debug": False,
@@ -101,6 +102,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "shutdown_grace_s": 10.0,
         "feature_api_docs": True,
         "feature_discount_codes": True,
+        "webhook_private_addresses": True,  # local receivers while developing
     },
     Profile.STAGING: {
         "debug": False,
@@ -427,6 +429,14 @@ class Settings(BaseSettings):
     realtime_heartbeat_s: Annotated[float, Field(ge=1, le=300)] = 15.0
     realtime_retry_ms: Annotated[int, Field(ge=0, le=600_000)] = 3000
     realtime_gap_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    # Webhooks (docs/webhooks.md): may endpoints be on private addresses (dev and test only);
+    # per-request timeout; requests in flight per process and per endpoint; how long an
+    # endpoint may fail before it is disabled.
+    webhook_private_addresses: bool = False
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    webhook_concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
+    webhook_endpoint_concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+    webhook_disable_after_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] = 5 * 24 * 3600.0
 
     @field_validator("currency")
     @classmethod
@@ -531,6 +541,11 @@ class Settings(BaseSettings):
         problems += self._secret_problems()
         if self.fault_injection:
             problems.append("MERCATO_FAULT_INJECTION must be off")
+        if self.webhook_private_addresses:
+            problems.append(
+                "MERCATO_WEBHOOK_PRIVATE_ADDRESSES must be off: webhooks would reach the "
+                "shop's own network"
+            )
         if self.payment_provider is PaymentProviderName.STRIPE and not _private_url(
             self.stripe_api_base
         ):

@@ -117,8 +117,9 @@ def test_pre_deploy_upgrades_stop_before_the_first_post_deploy_migration(tmp_pat
     scripts = with_revision(tmp_path, 'op.drop_table("platform_throttle")', post_deploy=True)
     url = f"sqlite:///{tmp_path / 'pre.db'}"
     migrate.upgrade(url, "0005")
-    # 0006 (regular) runs before the rollout; 9999 (post-deploy) only after it
-    assert upgrade_target(url, pre_deploy=True, script_location=scripts) == "0006"
+    shipped = migrate.head()
+    # the shipped (regular) revisions run before the rollout; 9999 (post-deploy) only after it
+    assert upgrade_target(url, pre_deploy=True, script_location=scripts) == shipped
     assert upgrade_target(url, pre_deploy=False, script_location=scripts) == "head"
     migrate.upgrade(url)
-    assert upgrade_target(url, pre_deploy=True, script_location=scripts) == "0006"
+    assert upgrade_target(url, pre_deploy=True, script_location=scripts) == shipped
