@@ -4,6 +4,7 @@ for days, redirects, replay, the SSRF guard at send time and slow-endpoint isola
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +12,13 @@ import orjson
 import pytest
 
 from mercato.bootstrap import Container
+from mercato.config import Settings
 from mercato.platform.outbox import OutboxEvent
 from mercato.platform.workers import WorkerRunner
 from mercato.webhooks import AddressGuard
 from mercato.webhooks.domain import MAX_ATTEMPTS, retry_delay
+from mercato.webhooks.store import DeliveryRepository
+from tests.conftest import running
 from tests.integration.helpers import STAFF, outbox_rows
 from tests.integration.webhook_helpers import (
     deliveries_of,
@@ -272,3 +276,69 @@ async def disabled_events(container: Container, endpoint_id: str) -> list[tuple[
         if row["event_type"] == "WebhookEndpointDisabled"
         for payload in [OutboxEvent.from_row(row).payload]
     ]
+
+
+async def test_two_dispatchers_racing_send_each_delivery_once(
+    container: Container, settings: Settings
+) -> None:
+    async with (
+        receiving() as receiver,
+        endpoints_made(container) as made,
+        running(settings) as elsewhere,  # a second process on the same database
+    ):
+        endpoint_id, _ = await register(container, made, receiver.url("/raced"))
+        receiver.behaviours["/raced"] = Behaviour()
+        for _ in range(20):
+            await container.webhooks.on_event(event())
+        here = dispatcher(container, concurrency=16, per_endpoint=16)
+        there = dispatcher(elsewhere, concurrency=16, per_endpoint=16)
+        await asyncio.gather(rounds(here), rounds(there))
+        await asyncio.gather(rounds(here), rounds(there))
+        rows = await deliveries_of(container, endpoint_id)
+        assert [r["status"] for r in rows] == ["succeeded"] * 20
+        assert [r["attempts"] for r in rows] == [1] * 20
+        sent = [r.webhook_id for r in receiver.at("/raced")]
+        assert sorted(sent) == sorted(r["id"] for r in rows), "each sent exactly once"
+        await here.drain()
+        await there.drain()
+
+
+async def test_a_delivery_left_claimed_by_a_dead_process_is_sent_when_its_lease_ends(
+    container: Container,
+) -> None:
+    async with receiving() as receiver, endpoints_made(container) as made:
+        endpoint_id, _ = await register(container, made, receiver.url("/orphan"))
+        receiver.behaviours["/orphan"] = Behaviour()
+        await container.webhooks.on_event(event())
+        now = datetime.now(UTC)
+        claimed = await container.transact(  # a process claims it, then dies before sending
+            lambda uow: uow.repository(DeliveryRepository).claim(
+                now=now, until=now + timedelta(seconds=1), limit=100, per_endpoint=100
+            )
+        )
+        assert endpoint_id in {d.endpoint_id for d in claimed}
+        worker = dispatcher(container)
+        await rounds(worker)
+        assert receiver.at("/orphan") == [], "not while the lease holds"
+        await asyncio.sleep(1.1)
+        await rounds(worker)
+        assert len(receiver.at("/orphan")) == 1
+        (row,) = await deliveries_of(container, endpoint_id)
+        assert (row["status"], row["attempts"]) == ("succeeded", 1)
+        await worker.drain()
+
+
+async def test_an_endpoint_deleted_while_its_delivery_is_in_flight_leaves_nothing_behind(
+    container: Container,
+) -> None:
+    async with receiving() as receiver:
+        endpoint_id, _ = await register(container, [], receiver.url("/deleted"))
+        receiver.behaviours["/deleted"] = Behaviour(delay_s=0.5)
+        await container.webhooks.on_event(event())
+        worker = dispatcher(container)
+        await worker.run_once()
+        await receiver.wait_for("/deleted", 1)
+        await container.webhooks.delete(endpoint_id)  # while the request is in flight
+        await worker.wait_idle()
+        assert await deliveries_of(container, endpoint_id) == []
+        await worker.drain()
