@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
 .PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy \
-	bench clean tools check-deploy bench-observability bench-realtime console-screenshots
+	bench clean tools check-deploy bench-observability bench-realtime bench-webhooks \
+	console-screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +70,9 @@ bench-observability: install  ## cost of metrics and request logs (see bench/REA
 
 bench-realtime: install  ## held long polls and event streams on one process (bench/README.md)
 	$(BIN)/python -m bench.realtime
+
+bench-webhooks: install  ## webhook delivery throughput; healthy endpoints' latency with 10 % slow or failing
+	$(BIN)/python -m bench.webhooks
 
 console-screenshots: install tools  ## the console's pages at 1280 and 390 px, and their weights, into docs/console/
 	$(BIN)/python -m tests.e2e.console_screenshots docs/console

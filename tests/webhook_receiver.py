@@ -82,6 +82,8 @@ class Receiver:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # stopped: end quietly (this is the top of the connection's own task)
         finally:
             writer.close()
             self._handlers.discard(task)

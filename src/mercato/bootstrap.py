@@ -229,8 +229,9 @@ def _webhooks(
         concurrency=settings.webhook_concurrency,
         per_endpoint=settings.webhook_endpoint_concurrency,
         disable_after=timedelta(seconds=settings.webhook_disable_after_s),
-        # a request never outlives its timeout; the lease leaves room to record the outcome
-        lease=timedelta(seconds=settings.webhook_timeout_s + 30),
+        # a claimed delivery waits in the queue for at most about one timeout, then its
+        # request takes at most another: the lease leaves room to record the outcome
+        lease=timedelta(seconds=2 * settings.webhook_timeout_s + 30),
     )
     return service, dispatcher
 

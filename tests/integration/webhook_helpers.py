@@ -91,7 +91,7 @@ def dispatcher(
         concurrency=concurrency,
         per_endpoint=per_endpoint,
         disable_after=disable_after,
-        lease=timedelta(seconds=timeout_s + 30),
+        lease=timedelta(seconds=2 * timeout_s + 30),
         jitter=lambda: 1.0,
     )
 

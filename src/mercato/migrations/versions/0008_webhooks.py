@@ -69,7 +69,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhooks_deliveries_due",
         "webhooks_deliveries",
-        ["next_attempt_at"],
+        ["endpoint_id", "next_attempt_at"],
         postgresql_where=sa.text("status = 'pending'"),
         sqlite_where=sa.text("status = 'pending'"),
     )

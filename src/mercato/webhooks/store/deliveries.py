@@ -9,6 +9,7 @@ already in flight anywhere, so one slow endpoint cannot fill the pool.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,6 +18,16 @@ from mercato.platform.db import sql
 from mercato.platform.uow import Repository
 from mercato.webhooks.domain import Attempt, Delivery, DeliveryStatus, DisabledReason
 from mercato.webhooks.store.tables import attempts, deliveries, delivery_from_row, endpoints
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An enabled endpoint as the dispatcher needs it."""
+
+    url: str
+    secret: str
+    failing: bool
+
 
 _e, _d, _a = endpoints.c, deliveries.c, attempts.c
 _id: sa.BindParameter[str] = sa.bindparam("id")
@@ -55,14 +66,12 @@ _ENQUEUE = sql(
     )
 )
 _busy = deliveries.alias("busy")
+# requests in flight per endpoint, in any process: counted once per claim, not once per row
 _in_flight = (
-    sa.select(sa.func.count())
-    .where(
-        _busy.c.endpoint_id == _d.endpoint_id,
-        _busy.c.status == DeliveryStatus.PENDING.value,
-        _busy.c.claimed_until >= _now,
-    )
-    .scalar_subquery()
+    sa.select(_busy.c.endpoint_id, sa.func.count().label("n"))
+    .where(_busy.c.status == DeliveryStatus.PENDING.value, _busy.c.claimed_until >= _now)
+    .group_by(_busy.c.endpoint_id)
+    .subquery()
 )
 _due = (
     sa.select(
@@ -71,8 +80,9 @@ _due = (
         sa.func.row_number()
         .over(partition_by=_d.endpoint_id, order_by=(_d.next_attempt_at, _d.id))
         .label("rank"),
-        _in_flight.label("in_flight"),
+        sa.func.coalesce(_in_flight.c.n, 0).label("in_flight"),
     )
+    .select_from(deliveries.outerjoin(_in_flight, _in_flight.c.endpoint_id == _d.endpoint_id))
     .where(
         _d.status == DeliveryStatus.PENDING.value,
         _d.next_attempt_at <= _now,
@@ -98,7 +108,7 @@ _CLAIM = sql(
     .values(claimed_until=sa.bindparam("until"))
     .returning(*deliveries.c)
 )
-_SECRETS = sql(sa.select(_e.id, _e.url, _e.secret).where(_e.id == _id, _e.enabled.is_(True)))
+_TARGETS = sql(sa.select(_e.id, _e.url, _e.secret, _e.failing_since).where(_e.enabled.is_(True)))
 _RECORD = sql(
     sa.update(deliveries)
     .where(_d.id == _id, _d.attempts == sa.bindparam("expected"))
@@ -187,10 +197,13 @@ class DeliveryRepository(Repository):
         )
         return sorted((delivery_from_row(r) for r in rows), key=lambda d: d.id)
 
-    async def target(self, endpoint_id: str) -> tuple[str, str] | None:
-        """The URL and secret of an enabled endpoint (None when gone or disabled)."""
-        row = await self.conn.fetchrow(_SECRETS, id=endpoint_id)
-        return None if row is None else (row["url"], row["secret"])
+    async def targets(self) -> dict[str, Target]:
+        """Where each enabled endpoint's deliveries go, by endpoint id."""
+        rows = await self.conn.fetch(_TARGETS)
+        return {
+            r["id"]: Target(r["url"], r["secret"], failing=r["failing_since"] is not None)
+            for r in rows
+        }
 
     async def record(
         self,

@@ -49,6 +49,7 @@ deliveries = sa.Table(
     sa.Index("ix_webhooks_deliveries_endpoint", "endpoint_id", "id"),
     sa.Index(
         "ix_webhooks_deliveries_due",
+        "endpoint_id",
         "next_attempt_at",
         postgresql_where=sa.text("status = 'pending'"),
         sqlite_where=sa.text("status = 'pending'"),
