@@ -189,22 +189,21 @@ class WebhooksService:
         body = envelope(event)
 
         async def work(uow: UnitOfWork) -> int:
-            wanted = [
-                e
-                for e in await uow.repository(EndpointRepository).enabled()
-                if e.wants(event.event_type)
-            ]
             now = utcnow()
-            for endpoint in wanted:
-                await uow.repository(DeliveryRepository).enqueue(
-                    id=new_id(),
-                    endpoint_id=endpoint.id,
-                    event_seq=event.seq,
-                    event_type=event.event_type,
-                    payload=body,
-                    now=now,
-                )
-            return len(wanted)
+            rows: list[dict[str, object]] = [
+                {
+                    "id": new_id(),
+                    "endpoint_id": endpoint.id,
+                    "event_seq": event.seq,
+                    "event_type": event.event_type,
+                    "payload": body,
+                    "now": now,
+                }
+                for endpoint in await uow.repository(EndpointRepository).enabled()
+                if endpoint.wants(event.event_type)
+            ]
+            await uow.repository(DeliveryRepository).enqueue(rows)
+            return len(rows)
 
         if await self._transact(work):
             self.on_enqueued()

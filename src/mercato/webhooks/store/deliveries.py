@@ -167,26 +167,11 @@ class DeliveryRepository(Repository):
 
     __slots__ = ()
 
-    async def enqueue(
-        self,
-        *,
-        id: str,
-        endpoint_id: str,
-        event_seq: int,
-        event_type: str,
-        payload: str,
-        now: datetime,
-    ) -> None:
-        """A pending delivery of an event, unless the endpoint already has one for it."""
-        await self.conn.execute(
-            _ENQUEUE,
-            id=id,
-            endpoint_id=endpoint_id,
-            event_seq=event_seq,
-            event_type=event_type,
-            payload=payload,
-            now=now,
-        )
+    async def enqueue(self, rows: list[dict[str, object]]) -> None:
+        """Pending deliveries (``id``, ``endpoint_id``, ``event_seq``, ``event_type``,
+        ``payload``, ``now``), each unless its endpoint already has one for that event."""
+        if rows:
+            await self.conn.executemany(_ENQUEUE, rows)
 
     async def claim(
         self, *, now: datetime, until: datetime, limit: int, per_endpoint: int
