@@ -2,7 +2,7 @@
 latency while 10 % of the endpoints are slow or failing.
 
     make bench-webhooks                          # = .venv/bin/python -m bench.webhooks
-    .venv/bin/python -m bench.webhooks --endpoints 40 --rate 10 --duration 20 --burst 100
+    .venv/bin/python -m bench.webhooks --endpoints 40 --rate 1 --duration 30 --burst 60
 
 mercato's webhook dispatcher runs in this process exactly as ``mercato worker`` runs it (the
 ``WorkerRunner`` loop, the settings' pool of 32 requests, 4 per endpoint, 10 s timeout) on a
@@ -222,7 +222,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         database_url=args.database_url,
         token_secret=SECRET,
         run_workers=False,
-        database_pool_size=8,
         log_level="WARNING",
     )
     healthy, bad, answers = paths_for(args.endpoints, args.slow_s)
@@ -273,9 +272,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_URL, help="PostgreSQL; recreated")
     parser.add_argument("--endpoints", type=int, default=40)
-    parser.add_argument("--rate", type=float, default=10.0, help="events per second (steady)")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds (steady)")
-    parser.add_argument("--burst", type=int, default=100, help="events (burst)")
+    parser.add_argument("--rate", type=float, default=1.0, help="events per second (steady)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds (steady)")
+    parser.add_argument("--burst", type=int, default=60, help="events (burst)")
     parser.add_argument("--runs", type=int, default=3, help="alternating pairs; medians")
     parser.add_argument("--slow-s", type=float, default=5.0, help="the slow endpoints' answer")
     args = parser.parse_args()
