@@ -14,11 +14,14 @@ import pytest
 from mercato.bootstrap import Container
 from mercato.config import Settings
 from mercato.platform.outbox import OutboxEvent
+from mercato.platform.uow import Transactor
 from mercato.platform.workers import WorkerRunner
-from mercato.webhooks import AddressGuard
+from mercato.webhooks import AddressGuard, WebhooksService
 from mercato.webhooks.domain import MAX_ATTEMPTS, retry_delay
+from mercato.webhooks.service import ENDPOINTS_CACHE_S
 from mercato.webhooks.store import DeliveryRepository
 from tests.conftest import running
+from tests.integration.counting import CountingDatabase
 from tests.integration.helpers import STAFF, outbox_rows
 from tests.integration.webhook_helpers import (
     deliveries_of,
@@ -342,3 +345,35 @@ async def test_an_endpoint_deleted_while_its_delivery_is_in_flight_leaves_nothin
         await worker.wait_idle()
         assert await deliveries_of(container, endpoint_id) == []
         await worker.drain()
+
+
+async def test_an_event_no_endpoint_wants_costs_the_relay_no_statement(
+    container: Container,
+) -> None:
+    counting = CountingDatabase(container.db)
+    service = WebhooksService(
+        Transactor(counting),  # type: ignore[arg-type]
+        event_types=container.webhooks.event_types,
+        guard=AddressGuard(allow_private=True),
+        require_https=False,
+    )
+    await service.on_event(event("OrderPlaced"))  # reads the enabled endpoints once
+    before = len(counting.sent)
+    for _ in range(50):
+        await service.on_event(event("NobodyListensToThis"))
+    assert len(counting.sent) == before
+
+
+async def test_an_endpoint_registered_in_another_process_gets_events_within_the_cache_bound(
+    container: Container, settings: Settings
+) -> None:
+    async with (
+        receiving() as receiver,
+        running(settings) as elsewhere,
+        endpoints_made(elsewhere) as made,
+    ):
+        await container.webhooks.on_event(event())  # this process now remembers the endpoints
+        endpoint_id, _ = await register(elsewhere, made, receiver.url("/late"), ["OrderPlaced"])
+        await asyncio.sleep(ENDPOINTS_CACHE_S)
+        await container.webhooks.on_event(event("OrderPlaced"))
+        assert len(await deliveries_of(container, endpoint_id)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,10 @@ from mercato.webhooks.domain import (
     check_url,
 )
 from mercato.webhooks.store import DeliveryRepository, EndpointRepository
+
+# Which endpoints are enabled is read at most this often by the relay's fan-out: an endpoint
+# registered or enabled in another process gets the events relayed from then on.
+ENDPOINTS_CACHE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,7 @@ class WebhooksService:
         self._guard = guard
         self._require_https = require_https
         self.on_enqueued = on_enqueued
+        self._endpoints: tuple[float, list[WebhookEndpoint]] | None = None
 
     async def _checked_url(self, url: str) -> str:
         check_url(url, require_https=self._require_https)
@@ -90,7 +96,9 @@ class WebhooksService:
             await uow.repository(EndpointRepository).add(endpoint)
             return endpoint
 
-        return await self._transact(work)
+        created = await self._transact(work)
+        self._endpoints = None
+        return created
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint:
         """The endpoint; WebhookNotFound if there is none."""
@@ -128,6 +136,7 @@ class WebhooksService:
             return endpoint
 
         changed = await self._transact(work)
+        self._endpoints = None
         if enabled:
             self.on_enqueued()  # its pending deliveries are due again
         return changed
@@ -140,6 +149,7 @@ class WebhooksService:
             await endpoints.delete(await endpoints.get(endpoint_id, lock=True))
 
         await self._transact(work)
+        self._endpoints = None
 
     async def deliveries(
         self, endpoint_id: str, *, before: str | None, limit: int
@@ -184,26 +194,34 @@ class WebhooksService:
     async def on_event(self, event: OutboxEvent) -> None:
         """Outbox subscriber: one pending delivery per enabled endpoint that wants the event.
 
-        Idempotent: an event relayed again adds no second delivery for an endpoint.
+        Idempotent: an event relayed again adds no second delivery for an endpoint. An event
+        no endpoint wants costs no statement (the relay's hot path).
         """
-        body = envelope(event)
+        wanted = [e.id for e in await self._subscribers() if e.wants(event.event_type)]
+        if not wanted:
+            return
+        now, body = utcnow(), envelope(event)
+        rows: list[dict[str, object]] = [
+            {
+                "id": new_id(),
+                "endpoint_id": endpoint_id,
+                "event_seq": event.seq,
+                "event_type": event.event_type,
+                "payload": body,
+                "now": now,
+            }
+            for endpoint_id in wanted
+        ]
+        await self._transact(lambda uow: uow.repository(DeliveryRepository).enqueue(rows))
+        self.on_enqueued()
 
-        async def work(uow: UnitOfWork) -> int:
-            now = utcnow()
-            rows: list[dict[str, object]] = [
-                {
-                    "id": new_id(),
-                    "endpoint_id": endpoint.id,
-                    "event_seq": event.seq,
-                    "event_type": event.event_type,
-                    "payload": body,
-                    "now": now,
-                }
-                for endpoint in await uow.repository(EndpointRepository).enabled()
-                if endpoint.wants(event.event_type)
-            ]
-            await uow.repository(DeliveryRepository).enqueue(rows)
-            return len(rows)
-
-        if await self._transact(work):
-            self.on_enqueued()
+    async def _subscribers(self) -> list[WebhookEndpoint]:
+        """The enabled endpoints, read at most every ENDPOINTS_CACHE_S (at once after a change
+        made through this process)."""
+        cached = self._endpoints
+        if cached is not None and time.monotonic() - cached[0] < ENDPOINTS_CACHE_S:
+            return cached[1]
+        started = time.monotonic()
+        found = await self._transact.read(lambda uow: uow.repository(EndpointRepository).enabled())
+        self._endpoints = (started, found)
+        return found
