@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
 .PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy \
-	bench clean tools check-deploy bench-observability bench-realtime bench-events \
+	bench clean tools check-deploy bench-observability bench-realtime bench-events bench-webhooks \
 	console-screenshots
 
 $(STAMP): pyproject.toml
@@ -73,6 +73,9 @@ bench-realtime: install  ## held long polls and event streams on one process (be
 
 bench-events: install  ## outbox to NATS JetStream: relay throughput, COMMIT-to-consumer latency (bench/README.md)
 	$(BIN)/python -m bench.events
+
+bench-webhooks: install  ## webhook delivery throughput; healthy endpoints' latency with 10 % slow or failing
+	$(BIN)/python -m bench.webhooks
 
 console-screenshots: install tools  ## the console's pages at 1280 and 390 px, and their weights, into docs/console/
 	$(BIN)/python -m tests.e2e.console_screenshots docs/console

@@ -115,6 +115,9 @@ async def product_state(client: httpx.AsyncClient, staff: User, product_id: str)
 # -- problems, database snapshots and a shared scenario ----------------------------------------
 
 PROBLEM_JSON = "application/problem+json"
+# Webhook endpoints made by the table-driven tests: disabled, on a port nothing listens on.
+WORLD_WEBHOOK_URL = "http://127.0.0.1:9/world"
+NO_DELIVERY = "01900000-0000-7000-8000-0000000000de"
 
 
 def assert_problem(
@@ -256,6 +259,7 @@ class World:
     product: dict[str, Any]
     spare: dict[str, Any]
     order: dict[str, Any]
+    webhook_id: str = ""
     extra: list[str] = dataclass_field(default_factory=list)
 
     def ids(self) -> dict[str, str]:
@@ -265,13 +269,18 @@ class World:
             "product_id": self.product["id"],
             "customer_id": self.owner.id,
             "name": "realtime",  # a kill switch; the cases only ever turn it on
+            "endpoint_id": self.webhook_id,
+            # the world's endpoint is disabled, so it has no deliveries: the cases that name one
+            # are refused before it is looked up
+            "delivery_id": NO_DELIVERY,
         }
 
     @property
     def watched(self) -> set[str]:
         """The ids of everything this world made (and anything added to ``extra``)."""
         users = (self.staff.id, self.owner.id, self.other.id)
-        return {*users, self.product["id"], self.spare["id"], self.order["id"], *self.extra}
+        made = (self.product["id"], self.spare["id"], self.order["id"], self.webhook_id)
+        return {*users, *made, *self.extra}
 
     def unchanged(self) -> AbstractAsyncContextManager[None]:
         """Assert that the block changes no table's row count and none of this world's rows."""
@@ -297,7 +306,11 @@ async def build_world(client: httpx.AsyncClient, app: FastAPI) -> World:
     owner = await register(client)
     other = await register(client)
     order = await draft(client, owner, [(product["id"], 1)])
-    return World(app, staff, owner, other, product, spare, order)
+    # disabled: it receives no deliveries, so it cannot disturb any test's webhooks
+    webhook = await app.state.container.webhooks.create(
+        url=WORLD_WEBHOOK_URL, event_types=["OrderPlaced"], enabled=False
+    )
+    return World(app, staff, owner, other, product, spare, order, webhook.id)
 
 
 # -- every route of the API, who may call it, and a request that would succeed -----------------
@@ -356,6 +369,7 @@ def _product_body(_: World) -> dict[str, Any]:
 
 
 _O = "/v1/orders/{order_id}"
+_W = "/v1/webhooks/{endpoint_id}"
 ROUTES: tuple[RouteCase, ...] = (
     RouteCase("GET", "/livez", Access.PUBLIC),
     RouteCase("GET", "/readyz", Access.PUBLIC),
@@ -432,6 +446,20 @@ ROUTES: tuple[RouteCase, ...] = (
         Access.STAFF,
         lambda w: {"enabled": True, "reason": "authorization check"},
     ),
+    RouteCase(
+        "POST",
+        "/v1/webhooks",
+        Access.STAFF,
+        lambda w: {"url": WORLD_WEBHOOK_URL, "event_types": ["OrderPlaced"], "enabled": False},
+        201,
+    ),
+    RouteCase("GET", "/v1/webhooks", Access.STAFF),
+    RouteCase("GET", _W, Access.STAFF),
+    RouteCase("PATCH", _W, Access.STAFF, lambda w: {"description": "authorization check"}),
+    RouteCase("DELETE", _W, Access.STAFF, status=204),
+    RouteCase("GET", _W + "/deliveries", Access.STAFF),
+    RouteCase("GET", _W + "/deliveries/{delivery_id}", Access.STAFF, status=404),
+    RouteCase("POST", _W + "/deliveries/{delivery_id}/replay", Access.STAFF, status=404),
 )
 
 

@@ -30,6 +30,7 @@ from tests.e2e.helpers import (
     ADDRESS,
     ROUTES,
     SUCCESS_CARD,
+    WORLD_WEBHOOK_URL,
     Access,
     RouteCase,
     World,
@@ -299,6 +300,45 @@ BODIES = (
         ("enabled", "reason"),
         (({"enabled": "maybe"}, "enabled"), ({"reason": ""}, "reason")),
         ("reason",),
+    ),
+    BodyCase(
+        route("POST", "/v1/webhooks"),
+        lambda w: {
+            "url": WORLD_WEBHOOK_URL,
+            "event_types": ["OrderPlaced", "*"],
+            "description": "bad input check",
+            "enabled": False,
+        },
+        201,
+        ("url", "event_types"),
+        (
+            ({"url": 5}, "url"),
+            ({"event_types": "OrderPlaced"}, "event_types"),
+            ({"event_types": [5]}, "event_types[0]"),
+            ({"event_types": ["OrderPlaced", 7]}, "event_types[1]"),
+            ({"event_types": []}, "event_types"),
+            ({"enabled": "yes"}, "enabled"),
+            ({"description": ["d"]}, "description"),
+        ),
+        ("url", "description", "event_types[0]"),
+    ),
+    BodyCase(
+        route("PATCH", "/v1/webhooks/{endpoint_id}"),
+        lambda w: {
+            "url": "http://127.0.0.1:9/patched",
+            "event_types": ["OrderShipped"],
+            "description": "patched",
+            "enabled": False,
+        },
+        200,
+        (),
+        (
+            ({"url": ""}, "url"),
+            ({"description": 3}, "description"),
+            ({"event_types": [None]}, "event_types[0]"),
+            ({"enabled": 1}, "enabled"),
+        ),
+        ("url", "description", "event_types[0]"),
     ),
 )
 

@@ -334,3 +334,20 @@ def test_the_trusted_proxies_reach_the_server_that_reads_forwarded_client_addres
     assert config.proxy_headers
     assert config.forwarded_allow_ips == "10.0.0.0/8,192.168.1.10"
     assert Settings().forwarded_allow_ips == "127.0.0.1,::1"
+
+
+def test_private_webhook_addresses_are_allowed_in_dev_and_test_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for profile, allowed in (("dev", True), ("test", True)):
+        monkeypatch.setenv("MERCATO_ENV", profile)
+        assert Settings().webhook_private_addresses is allowed
+    _production(monkeypatch)
+    monkeypatch.setenv("MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION", "true")
+    assert Settings().webhook_private_addresses is False
+    monkeypatch.setenv("MERCATO_WEBHOOK_PRIVATE_ADDRESSES", "true")
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    assert refused.value.problems == [
+        "MERCATO_WEBHOOK_PRIVATE_ADDRESSES must be off: webhooks would reach the shop's own network"
+    ]

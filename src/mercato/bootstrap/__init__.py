@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from mercato import __version__
 from mercato.bootstrap import business_metrics
-from mercato.bootstrap.events import nats_relay_of
+from mercato.bootstrap.events import nats_relay_of, webhooks_of
 from mercato.catalog import CatalogService
 from mercato.config import Feature, PaymentProviderName, Settings
 from mercato.customers import CustomersService
@@ -35,6 +35,8 @@ from mercato.platform.throttle import Guard, Limit, Throttle, ThrottlePurger
 from mercato.platform.tracing import Tracing
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import Worker, WorkerRunner
+from mercato.webhooks import WebhooksService
+from mercato.webhooks.delivery import WebhookDispatcher
 
 if TYPE_CHECKING:
     from mercato.platform.jetstream import NatsRelay
@@ -65,6 +67,8 @@ class Container:
     tracing: Tracing
     notifier: Notifier
     switches: Switches
+    webhooks: WebhooksService
+    dispatcher: WebhookDispatcher
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: bool = field(default=False)
     nats_relay: NatsRelay | None = None  # outbox to JetStream, when MERCATO_EVENTS_NATS_URL is set
@@ -91,6 +95,7 @@ class Container:
         """End waiting clients, stop workers after their current batch, close the database."""
         await self.notifier.stop()
         await self.runner.stop()
+        await self.dispatcher.drain(self.settings.shutdown_grace_s)
         await self.db.close()
         for close in self.closers:
             await close()
@@ -112,16 +117,14 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
     closers: list[Callable[[], Awaitable[None]]] = []
     payments = _payments(settings, transact, metrics, closers, provider)
     orders = _orders(settings, transact, catalog, customers, payments)
-    bus = EventBus()
-    bus.subscribe("OrderCancelled", payments.on_order_cancelled)
-    background = _background(settings, db, bus, orders, catalog, payments, throttle, metrics)
+    background = _background(settings, transact, orders, catalog, payments, throttle, metrics)
     notifier, switches = _notifier(settings, db), Switches(db, registry=metrics.registry)
     _observe(db, transact, metrics, background, notifier, switches)
     return Container(
         settings=settings,
         db=db,
         transact=transact,
-        bus=bus,
+        bus=background.bus,
         tokens=tokens,
         auth=auth,
         customers=customers,
@@ -139,6 +142,8 @@ def build(settings: Settings, *, provider: PaymentProvider | None = None) -> Con
         switches=switches,
         closers=closers + background.closers,
         nats_relay=background.nats_relay,
+        webhooks=background.webhooks,
+        dispatcher=background.dispatcher,
     )
 
 
@@ -211,24 +216,28 @@ def _orders(
 class _Background:
     """The background workers, and the runner that runs them."""
 
+    bus: EventBus  # what the outbox relay hands committed events to
     relay: OutboxRelay
     reconciler: CheckoutReconciler
     idempotency: IdempotencyStore
     runner: WorkerRunner
     nats_relay: NatsRelay | None  # the outbox to JetStream, when MERCATO_EVENTS_NATS_URL is set
+    webhooks: WebhooksService
+    dispatcher: WebhookDispatcher
     closers: list[Callable[[], Awaitable[None]]]
 
 
 def _background(
     settings: Settings,
-    db: Database,
-    bus: EventBus,
+    transact: Transactor,
     orders: OrdersService,
     catalog: CatalogService,
     payments: PaymentsService,
     throttle: Throttle,
     metrics: Metrics,
 ) -> _Background:
+    db, bus = transact.db, EventBus()
+    bus.subscribe("OrderCancelled", payments.on_order_cancelled)
     relay = OutboxRelay(db, bus)
     reconciler = CheckoutReconciler(orders, payments, grace_s=settings.checkout_grace_s)
     idempotency = IdempotencyStore(
@@ -236,12 +245,17 @@ def _background(
     )
     purger = IdempotencyPurger(idempotency, retention_s=settings.idempotency_retention_s)
     sweeper = ReservationSweeper(orders, catalog, payments)
+    webhooks, dispatcher = webhooks_of(settings, transact)
+    bus.subscribe("*", webhooks.on_event)
     workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
     nats_relay = nats_relay_of(settings, db, metrics)
-    workers += [nats_relay] if nats_relay else []
+    workers += [nats_relay, dispatcher] if nats_relay else [dispatcher]
     runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
+    dispatcher.wake = webhooks.on_enqueued = lambda: runner.wake(dispatcher.name)
     closers: list[Callable[[], Awaitable[None]]] = [nats_relay.close] if nats_relay else []
-    return _Background(relay, reconciler, idempotency, runner, nats_relay, closers)
+    return _Background(
+        bus, relay, reconciler, idempotency, runner, nats_relay, webhooks, dispatcher, closers
+    )
 
 
 def _observe(

@@ -203,8 +203,16 @@ class RealtimeSettings(BaseModel):
 
 
 class EventsSettings(BaseModel):
-    """Events to other systems: the outbox published to NATS JetStream."""
+    """Events to other systems: the outbox published to NATS JetStream, and webhooks."""
 
+    # Webhooks (docs/webhooks.md): may endpoints be on private addresses (dev and test only);
+    # per-request timeout; requests in flight per process and per endpoint; how long an
+    # endpoint may fail before it is disabled.
+    webhook_private_addresses: bool = False
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    webhook_concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
+    webhook_endpoint_concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+    webhook_disable_after_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] = 5 * 24 * 3600.0
     # Events to NATS JetStream (docs/events.md): off unless events_nats_url is set. The stream
     # is created, or checked and updated, at start-up with this retention and these replicas.
     events_nats_url: str = ""

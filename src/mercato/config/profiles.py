@@ -24,6 +24,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "shutdown_grace_s": 10.0,
         "feature_api_docs": True,
         "feature_discount_codes": True,
+        "webhook_private_addresses": True,  # local receivers while developing
     },
     Profile.TEST: {
         "debug": False,
@@ -33,6 +34,7 @@ PROFILES: dict[Profile, dict[str, Any]] = {
         "shutdown_grace_s": 10.0,
         "feature_api_docs": True,
         "feature_discount_codes": True,
+        "webhook_private_addresses": True,  # local receivers while developing
     },
     Profile.STAGING: {
         "debug": False,

@@ -262,6 +262,11 @@ def production_problems(settings: Settings) -> list[str]:
     found += _secret_problems(settings)
     if settings.fault_injection:
         found.append("MERCATO_FAULT_INJECTION must be off")
+    if settings.webhook_private_addresses:
+        found.append(
+            "MERCATO_WEBHOOK_PRIVATE_ADDRESSES must be off: webhooks would reach the shop's own "
+            "network"
+        )
     found += _stripe_production_problems(settings)
     return found
 

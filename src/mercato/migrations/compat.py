@@ -16,9 +16,9 @@ from enum import StrEnum
 from alembic.script import ScriptDirectory
 
 # The oldest revision this build's code runs on: raise it when the code starts to need a
-# table or column that a migration adds (0007: the outbox columns of the NATS relay, in the
-# outbox table every claim returns).
-OLDEST_SCHEMA = "0007"
+# table or column that a migration adds (0008: the webhooks tables, which the outbox relay
+# writes deliveries to for every event).
+OLDEST_SCHEMA = "0008"
 
 
 class Standing(StrEnum):

@@ -10,5 +10,6 @@ from mercato.platform import outbox as _outbox  # noqa: F401
 from mercato.platform import switches as _switches  # noqa: F401
 from mercato.platform import throttle as _throttle  # noqa: F401
 from mercato.platform.db import metadata
+from mercato.webhooks import store as _webhooks_store  # noqa: F401
 
 __all__ = ["metadata"]

@@ -27,6 +27,7 @@ from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
 from mercato.web.state import AppState
+from mercato.webhooks.routes import router as webhooks_router
 
 NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
     "tracing": False,
@@ -140,7 +141,8 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(customers_router)
     app.include_router(health.router)
     app.include_router(switches_routes.router)
-    orders_realtime.install(app)  # before the application's middleware, so it sits innermost
+    app.include_router(webhooks_router)
+    orders_realtime.install(app)  # before the middleware below, so it sits innermost
     app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
 
 

@@ -9,6 +9,7 @@ from mercato.customers import CustomersService
 from mercato.orders import OrdersService
 from mercato.platform.appstate import PlatformState
 from mercato.platform.lifecycle import Lifecycle
+from mercato.webhooks import WebhooksService
 
 
 class AppState(PlatformState):
@@ -19,6 +20,7 @@ class AppState(PlatformState):
     customers: CustomersService
     catalog: CatalogService
     orders: OrdersService
+    webhooks: WebhooksService
 
     def __init__(self, container: Container, lifecycle: Lifecycle) -> None:
         super().__init__(
@@ -33,3 +35,4 @@ class AppState(PlatformState):
         self.customers = container.customers
         self.catalog = container.catalog
         self.orders = container.orders
+        self.webhooks = container.webhooks
