@@ -31,6 +31,7 @@ class OpenLoopResult:
     p999_ms: float
     max_ms: float
     late_ms: float  # how far the generator itself fell behind its schedule (p99)
+    statuses: dict[str, int]  # answers by HTTP status ("0": no answer, connection failed)
 
 
 def post(path: str, host: str, body: bytes, headers: dict[str, str]) -> Request:
@@ -112,6 +113,7 @@ async def _run(base_url: str, requests: list[Request], rate: float) -> OpenLoopR
         *(1000 * _pick(latencies, q) for q in (0.5, 0.99, 0.999)),
         1000 * latencies[-1] if latencies else float("nan"),
         1000 * _pick(late, 0.99),
+        {str(code): statuses.count(code) for code in sorted(set(statuses))},
     )  # fmt: skip
 
 

@@ -144,7 +144,7 @@ def open_loop_rates(bench: Placement, capacity: float) -> dict[str, dict[str, fl
             print(
                 f"  open loop at {share:.0%} of {capacity:.0f}/s = {rate:.0f}/s: "
                 f"p50 {measured.p50_ms:.1f}  p99 {measured.p99_ms:.1f}  "
-                f"p99.9 {measured.p999_ms:.1f} ms  (ok {measured.ok}, other {measured.other}, "
+                f"p99.9 {measured.p999_ms:.1f} ms  (statuses {measured.statuses}, "
                 f"sender behind schedule p99 {measured.late_ms:.1f} ms)",
                 flush=True,
             )
