@@ -39,7 +39,7 @@ import asyncpg
 
 from bench import systems
 from bench.common import BENCH, OUT, SECRET, WrkResult, machine, need, serve, wrk
-from bench.placement import WARMUP_S, Placement, open_loop_rates, round_trips
+from bench.placement import RATE, WARMUP_S, Placement, open_loop_rates, round_trips
 from mercato import migrate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/mercato_bench"
@@ -124,7 +124,8 @@ def _line(name: str, m: dict[str, float | int | None]) -> str:
 
 def placement(url: str, scenario: str, args: argparse.Namespace) -> dict[str, object]:
     # every HTTP measurement: its warm-up and its run; the open-loop rates; the counting runs
-    drafts = 1500 * (args.duration + WARMUP_S) * (args.runs * len(args.clients) * 2 + 5)
+    servers = 3 if args.baseline_src else 2  # HTTP systems, each taking drafts for every run
+    drafts = RATE * (args.duration + WARMUP_S) * (args.runs * len(args.clients) * servers + 6)
     recreate(url, scenario, drafts)
     OUT.mkdir(exist_ok=True)
     bench = Placement(url, scenario, args)
@@ -133,7 +134,7 @@ def placement(url: str, scenario: str, args: argparse.Namespace) -> dict[str, ob
         row = bench.compare(clients)
         rows[f"{clients} clients"] = row
         print(f"  {scenario} {clients} clients (medians of {args.runs}):", flush=True)
-        for name in systems.SYSTEMS:
+        for name in bench.systems:
             print(_line(name, row[name]), flush=True)  # type: ignore[arg-type]
         print(
             "    mercato/lean {:.2f}  mercato/pgbench-simple {:.2f}  "
@@ -142,6 +143,8 @@ def placement(url: str, scenario: str, args: argparse.Namespace) -> dict[str, ob
             ),
             flush=True,
         )
+        if systems.BASELINE in row:
+            print(f"    mercato/{systems.BASELINE} {row[f'mercato/{systems.BASELINE}']:.2f}")
     if scenario == args.scenarios[0]:
         capacity = rows[f"{args.clients[0]} clients"]["mercato"]["orders_per_s"]  # type: ignore[index]
         rows["open_loop"] = open_loop_rates(bench, capacity)
@@ -238,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="mercato server processes")
     parser.add_argument("--scenarios", nargs="+", default=["uniform", "hot"])
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="also measure mercato from this source folder (a checkout's src/), alternating: "
+        "before/after figures from the same minutes of a shared machine",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}\n", flush=True)
     report: dict[str, object] = {

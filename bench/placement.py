@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,6 +21,7 @@ from bench.openloop import open_loop, post
 from mercato.platform.security import Principal, Role, TokenService
 
 WARMUP_S = 2
+RATE = 1000  # drafts set aside per second of an HTTP run (mercato stays well below)
 OPEN_LOOP_SHARES = (0.25, 0.5, 0.8)
 PLACE_BODY = b'{"card_number":"4242424242424242"}'
 
@@ -62,9 +64,10 @@ class Placement:
 
     def __init__(self, url: str, scenario: str, args: argparse.Namespace) -> None:
         self.url, self.scenario, self.args = url, scenario, args
-        self.per_run = 1500 * args.duration
+        self.per_run = RATE * args.duration
         self.next_draft = 1
         self.at = systems.Hooks(direct_url=url)
+        self.systems = systems.SYSTEMS + ((systems.BASELINE,) if args.baseline_src else ())
 
     def drafts(self, count: int) -> int:
         first = self.next_draft
@@ -80,13 +83,15 @@ class Placement:
                 url, script, defines, clients=clients, duration=args.duration, at=self.at
             )
         env = systems.server_env(url, SECRET)
+        if system == systems.BASELINE:
+            env["PYTHONPATH"] = args.baseline_src + os.pathsep + env["PYTHONPATH"]
         if system == "lean":
             argv, ready, script = systems.lean_argv(args.workers), "/ready", "lean.lua"
         else:
             argv, ready, script = systems.mercato_argv(args.workers), "/readyz", "place.lua"
         with serve(argv, env, ready, systems.log(f"server-{system}.log")) as server:
             # a fresh server is warmed up first (connections opened, code paths run once)
-            warm = self.work(system, 1500 * WARMUP_S)
+            warm = self.work(system, RATE * WARMUP_S)
             wrk(server.base_url, BENCH / script, [str(warm), "2"], clients=clients,
                 duration=WARMUP_S)  # fmt: skip
             return systems.http(
@@ -102,16 +107,18 @@ class Placement:
         return workfile(OUT / "work.txt", first, count)
 
     def compare(self, clients: int) -> dict[str, object]:
-        runs: dict[str, list[systems.Measured]] = {name: [] for name in systems.SYSTEMS}
+        runs: dict[str, list[systems.Measured]] = {name: [] for name in self.systems}
         for number in range(self.args.runs):
             # alternate the order, so no system always meets the same moment of a shared machine;
             # only one runs at a time, so their connections never share max_connections
-            order = systems.SYSTEMS if number % 2 == 0 else tuple(reversed(systems.SYSTEMS))
+            order = self.systems if number % 2 == 0 else tuple(reversed(self.systems))
             for name in order:
                 runs[name].append(self.measure(name, clients))
         row: dict[str, object] = {name: systems.median(rows) for name, rows in runs.items()}
         ours = statistics.median(r.orders_per_s for r in runs["mercato"])
-        for name in ("lean", "pgbench-simple", "pgbench-mercato"):
+        for name in ("lean", "pgbench-simple", "pgbench-mercato", systems.BASELINE):
+            if name not in runs:
+                continue
             theirs = statistics.median(r.orders_per_s for r in runs[name])
             row[f"mercato/{name}"] = ours / theirs if theirs else 0.0
         row["mercato/lean per run"] = [
@@ -127,7 +134,7 @@ def open_loop_rates(bench: Placement, capacity: float) -> dict[str, dict[str, fl
     env = systems.server_env(bench.url, SECRET)
     argv = systems.mercato_argv(bench.args.workers)
     with serve(argv, env, "/readyz", systems.log("server-open-loop.log")) as server:
-        warm = bench.work("mercato", 1500 * WARMUP_S)
+        warm = bench.work("mercato", RATE * WARMUP_S)
         wrk(server.base_url, BENCH / "place.lua", [str(warm), "2"], clients=16, duration=WARMUP_S)
         host = server.base_url.split("//", 1)[1]
         for share in OPEN_LOOP_SHARES:
@@ -166,7 +173,7 @@ def round_trips(bench: Placement) -> dict[str, dict[str, float]]:
     original, duration = bench.url, bench.args.duration
     bench.args.duration = 3
     try:
-        for name in systems.SYSTEMS:
+        for name in bench.systems:
             with CountingProxy(port) as proxy:
                 marks: list[tuple[int, int]] = []
                 bench.url = original.replace(f":{port}/", f":{proxy.port}/")
