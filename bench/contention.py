@@ -3,16 +3,24 @@
     python -m bench.contention [--duration 10] [--runs 3] [--clients 16 64]
 
 For each product distribution (``uniform`` over 10,000 products; ``hot``: 90 % of orders carry
-one of 5 products) and each client count, in the same run:
+one of 5 products) and each client count, four ways of placing an order run one after another,
+alternating their order between runs (bench/systems.py):
 
-* pgbench executes the statements mercato issues to place an order (bench/place_order.pgbench);
-* wrk places pre-created draft orders through mercato's HTTP API (``mercato serve``, two
-  worker processes, background workers off so only the request path is measured);
+* ``pgbench-simple``: pgbench running a simple order (bench/simple_order.pgbench: three guarded
+  stock updates, the order, three lines, an outbox row, in one transaction);
+* ``pgbench-mercato``: pgbench running the statements mercato sends (bench/place_order.pgbench);
+* ``lean``: bench/lean_app.py, Starlette + raw asyncpg, placing the simple order over HTTP;
+* ``mercato``: ``mercato serve`` (two worker processes, background workers off so only the
+  request path is measured) placing pre-created drafts over HTTP.
 
-and the ratio mercato/pgbench measures mercato's own overhead. Afterwards every product is
-checked: never oversold, and initial stock + adjustments = available + reserved + sold.
-Then a product read through mercato is compared with a bare Starlette + asyncpg endpoint (fresh
-servers for every run, warmed up first, the order alternating).
+Each reports orders/s, p50/p99, and CPU per order of the server processes (/proc) and of the
+database's own backends (bench/measure.py). For the first distribution, mercato then runs open
+loop at 25/50/80 % of its closed-loop capacity (latency from each request's due time,
+bench/openloop.py), and each system runs briefly through a proxy that counts round trips and
+statements per order. Afterwards every product is checked: never oversold, and initial stock +
+adjustments = available + reserved + sold. Then a product read through mercato is compared with
+a bare Starlette + asyncpg endpoint (fresh servers for every run, warmed up first, the order
+alternating).
 Medians of ``--runs`` runs are printed and written to bench/out/contention.json.
 """
 
@@ -26,16 +34,15 @@ import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 
-from bench.common import BENCH, OUT, SECRET, WrkResult, free_port, machine, need, serve, wrk
+from bench import systems
+from bench.common import BENCH, OUT, SECRET, WrkResult, machine, need, serve, wrk
+from bench.placement import RATE, WARMUP_S, Placement, open_loop_rates, round_trips
 from mercato.migrations import migrate
-from mercato.platform.security import Principal, Role, TokenService
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/mercato_bench"
-PGBENCH_POOL = 20_000
 
 
 def _psql(url: str, *args: str) -> None:
@@ -55,77 +62,12 @@ def recreate(url: str, scenario: str, drafts: int) -> None:
         "-v",
         f"mercato_orders={drafts}",
         "-v",
-        f"pgbench_orders={PGBENCH_POOL}",
+        f"pgbench_orders={systems.PGBENCH_POOL}",
         "-v",
         f"mode={scenario}",
         "-f",
         str(BENCH / "seed.sql"),
     )
-
-
-def pgbench(url: str, *, clients: int, duration: int) -> float:
-    """Orders per second pgbench places with mercato's statements."""
-    done = subprocess.run(
-        [
-            need("pgbench"),
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-T",
-            str(duration),
-            "-D",
-            f"pool={PGBENCH_POOL}",
-            "-f",
-            str(BENCH / "place_order.pgbench"),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=duration + 60,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bench: pgbench failed:\n{done.stderr.strip()}")
-    for line in done.stdout.splitlines():
-        if line.startswith("tps = "):
-            return float(line.split()[2])
-    raise SystemExit(f"bench: could not read pgbench output:\n{done.stdout}\n{done.stderr}")
-
-
-def workfile(path: Path, first: int, count: int) -> Path:
-    """Draft ids first..first+count-1 with their owners' tokens, one per line."""
-    tokens = TokenService(SECRET, ttl_s=24 * 3600)
-    lines = []
-    for n in range(first, first + count):
-        customer = f"c0000000-0000-7000-8000-{1 + n % 64:012d}"
-        token, _ = tokens.issue(Principal(customer, Role.CUSTOMER))
-        lines.append(f"d0000000-0000-7000-8000-{n:012d} {token}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def server_env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
-    env.update(
-        {
-            # the production profile: what a shop runs (JSON logs, access log and metrics on)
-            "MERCATO_ENV": "production",
-            # a benchmark charges test cards: the sandbox, by production's explicit override
-            "MERCATO_ALLOW_SANDBOX_PAYMENTS_IN_PRODUCTION": "true",
-            "MERCATO_SHUTDOWN_DRAIN_S": "0",  # no load balancer to drain from between runs
-            "MERCATO_METRICS_PORT": str(free_port()),  # one per server: two may run at once
-            "MERCATO_DATABASE_URL": url,
-            "MERCATO_TOKEN_SECRET": SECRET,
-            "MERCATO_LOG_LEVEL": "WARNING",
-            "MERCATO_RUN_WORKERS": "false",
-            "MERCATO_DATABASE_POOL_SIZE": "16",
-        }
-    )
-    return env
 
 
 async def invariants(url: str) -> dict[str, int]:
@@ -170,60 +112,43 @@ def _median(results: list[WrkResult]) -> dict[str, float]:
     } | {key: sum(getattr(r, key) for r in results) for key in ("ok", "conflict", "other")}
 
 
+def _line(name: str, m: dict[str, float | int | None]) -> str:
+    server = m["server_cpu_ms"]
+    return (
+        f"    {name:16} {m['orders_per_s']:7.1f}/s"
+        f"  p50 {m['p50_ms']:6.1f}  p99 {m['p99_ms']:6.1f} ms"
+        f"  server {'   -' if server is None else f'{server:4.2f}'} ms/order"
+        f"  PostgreSQL {m['pg_cpu_ms']:4.2f} ms/order  409s {m['conflict']}  errors {m['other']}"
+    )
+
+
 def placement(url: str, scenario: str, args: argparse.Namespace) -> dict[str, object]:
-    per_run = 1500 * args.duration
-    drafts = per_run * args.runs * len(args.clients)
+    # every HTTP measurement: its warm-up and its run; the open-loop rates; the counting runs
+    servers = 3 if args.baseline_src else 2  # HTTP systems, each taking drafts for every run
+    drafts = RATE * (args.duration + WARMUP_S) * (args.runs * len(args.clients) * servers + 6)
     recreate(url, scenario, drafts)
-    rows: dict[str, object] = {}
-    next_draft = 1
     OUT.mkdir(exist_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "mercato",
-        "serve",
-        "--port",
-        "{port}",
-        "--workers",
-        str(args.workers),
-    ]
+    bench = Placement(url, scenario, args)
+    rows: dict[str, object] = {}
     for clients in args.clients:
-        pg_runs: list[float] = []
-        http_runs: list[WrkResult] = []
-        for _ in range(args.runs):
-            # pgbench and mercato alternate; the server runs only while it is measured, so that
-            # pgbench's 64 connections and mercato's pools never share max_connections
-            pg_runs.append(pgbench(url, clients=clients, duration=args.duration))
-            work = workfile(OUT / "work.txt", next_draft, per_run)
-            next_draft += per_run
-            with serve(argv, server_env(url), "/readyz", OUT / f"server-{scenario}.log") as server:
-                http_runs.append(
-                    wrk(
-                        server.base_url,
-                        BENCH / "place.lua",
-                        [str(work), "2"],
-                        clients=clients,
-                        duration=args.duration,
-                    )
-                )
-        http = _median(http_runs)
-        pg = statistics.median(pg_runs)
-        http["orders_per_s"] = statistics.median(
-            (r.ok + r.conflict) / args.duration for r in http_runs
-        )
-        http["client_cpu_share"] = http["client_cpu_s"] / (args.duration * (os.cpu_count() or 1))
-        rows[f"{clients} clients"] = {
-            "pgbench_orders_per_s": pg,
-            "mercato": http,
-            "ratio": http["orders_per_s"] / pg if pg else 0.0,
-        }
+        row = bench.compare(clients)
+        rows[f"{clients} clients"] = row
+        print(f"  {scenario} {clients} clients (medians of {args.runs}):", flush=True)
+        for name in bench.systems:
+            print(_line(name, row[name]), flush=True)  # type: ignore[arg-type]
         print(
-            f"  {scenario:7} {clients:3} clients: pgbench {pg:7.1f}/s  mercato "
-            f"{http['orders_per_s']:7.1f}/s  ratio {rows[f'{clients} clients']['ratio']:.0%}  "  # type: ignore[index]
-            f"p50 {http['p50_ms']:.1f} ms  p99 {http['p99_ms']:.1f} ms  "
-            f"409s {int(http['conflict'])}  errors {int(http['other'])}",
+            "    mercato/lean {:.2f}  mercato/pgbench-simple {:.2f}  "
+            "mercato/pgbench-mercato {:.2f}".format(
+                row["mercato/lean"], row["mercato/pgbench-simple"], row["mercato/pgbench-mercato"]
+            ),
             flush=True,
         )
+        if systems.BASELINE in row:
+            print(f"    mercato/{systems.BASELINE} {row[f'mercato/{systems.BASELINE}']:.2f}")
+    if scenario == args.scenarios[0]:
+        capacity = rows[f"{args.clients[0]} clients"]["mercato"]["orders_per_s"]  # type: ignore[index]
+        rows["open_loop"] = open_loop_rates(bench, capacity)
+        rows["round_trips"] = round_trips(bench)
     rows["invariants"] = asyncio.run(invariants(url))
     print(f"  {scenario:7} invariants: {rows['invariants']}", flush=True)
     return rows
@@ -255,8 +180,7 @@ def product_read(url: str, args: argparse.Namespace) -> dict[str, object]:
         "warning",
         "--no-access-log",
     ]
-    env = server_env(url)
-    env["PYTHONPATH"] = str(BENCH.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    env = systems.server_env(url, SECRET)
     results: dict[str, list[WrkResult]] = {"mercato": [], "bare": []}
     paths = {"mercato": "/v1/products/", "bare": "/products/"}
     for number in range(args.runs):
@@ -317,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="mercato server processes")
     parser.add_argument("--scenarios", nargs="+", default=["uniform", "hot"])
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="also measure mercato from this source folder (a checkout's src/), alternating: "
+        "before/after figures from the same minutes of a shared machine",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}\n", flush=True)
     report: dict[str, object] = {

@@ -46,9 +46,9 @@ import orjson
 import sqlalchemy as sa
 
 from bench.common import OUT, free_port, machine
-from mercato import migrate
 from mercato.kernel.clock import utcnow
 from mercato.kernel.events import DomainEvent
+from mercato.migrations import migrate
 from mercato.platform import outbox
 from mercato.platform.connect import create_database
 from mercato.platform.db import Database, sql

@@ -40,19 +40,24 @@ SELECT prefix || lpad(n::text, 12, '0'), 'c0000000-0000-7000-8000-' || lpad((1 +
        NULL, NULL, NULL, now(), now(), NULL, 1
 FROM pool;
 
--- three distinct products per order: either a hot one (1-5) plus two others, or three uniform
+-- Three distinct products per order: either a hot one (1-5) plus two others, or three uniform
+-- (one from each third of the catalog, so they never collide). The picks are made in the select
+-- list of a plain join with the positions, where random() runs once per row. The earlier LATERAL
+-- subquery referred to the outer row only in a filter, so its picks were computed once for the
+-- whole pool: every draft carried the same three products (and in 'hot' all the same hot one).
 INSERT INTO orders_lines
-SELECT o.prefix || lpad(o.n::text, 12, '0'), 'b0000000-0000-7000-8000-' || lpad(p.product::text, 12, '0'),
-       p.pos, 'BENCH-' || p.product, 'Bench product ' || p.product, 500 + (p.product % 50) * 100, 1, 250
-FROM pool o
-CROSS JOIN LATERAL (
-  SELECT pos, product FROM (
-    SELECT 0 AS pos, CASE WHEN :'mode' = 'hot' AND random() < 0.9
-                          THEN 1 + floor(random() * 5)::int
-                          ELSE 6 + floor(random() * 3331)::int END AS product
-    UNION ALL SELECT 1, 3337 + floor(random() * 3332)::int
-    UNION ALL SELECT 2, 6669 + floor(random() * 3332)::int
-  ) picks WHERE o.n > 0
-) p;
+SELECT prefix || lpad(n::text, 12, '0'), 'b0000000-0000-7000-8000-' || lpad(product::text, 12, '0'),
+       pos, 'BENCH-' || product, 'Bench product ' || product, 500 + (product % 50) * 100, 1, 250
+FROM (
+  SELECT o.prefix, o.n, pos,
+         CASE pos
+           WHEN 0 THEN CASE WHEN :'mode' = 'hot' AND random() < 0.9
+                            THEN 1 + floor(random() * 5)::int
+                            ELSE 6 + floor(random() * 3331)::int END
+           WHEN 1 THEN 3337 + floor(random() * 3332)::int
+           ELSE 6669 + floor(random() * 3332)::int
+         END AS product
+  FROM pool o CROSS JOIN generate_series(0, 2) AS pos
+) picks;
 COMMIT;
 ANALYZE;

@@ -44,9 +44,9 @@ import asyncpg
 from tests.webhook_receiver import Behaviour, Receiver
 
 from bench.common import OUT, SECRET, machine, proc_cpu_seconds
-from mercato import migrate
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
+from mercato.migrations import migrate
 from mercato.platform.outbox import OutboxEvent
 from mercato.platform.workers import WorkerRunner
 

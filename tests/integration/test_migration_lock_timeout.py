@@ -106,4 +106,9 @@ def test_a_migration_that_never_gets_its_lock_fails_instead_of_hanging(tmp_path:
         (error,) = errors
         assert "lock timeout" in str(error).lower(), error
         assert took < 10
-        assert migrate.current(url) == migrate.head()  # nothing half-done
+        # nothing half-done: revisions whose index work runs CONCURRENTLY (outside the run's
+        # transaction) may have stepped down, but the blocked revision is still applied whole
+        # and the database is at a revision boundary that upgrades back to head
+        assert migrate.current(url) not in (None, "0005")
+        migrate.upgrade(url)
+        assert migrate.current(url) == migrate.head()

@@ -7,8 +7,9 @@ never wait on each other's rows in opposite orders.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
@@ -84,6 +85,90 @@ _RETURN_STOCK = sql(
 )
 
 
+# PostgreSQL: reserve every line of an order in one round trip. Read top to bottom:
+#   wanted   - the lines asked for, with the id each reservation row will get;
+#   locked   - the products row-locked in product-id order (the order every multi-product
+#              statement uses, so two checkouts never wait on each other's rows crosswise);
+#   held     - the guarded update: only products that are active and have enough available
+#              stock; a row changed since the statement began is re-checked at its newest
+#              version before it is updated (PostgreSQL's EvalPlanQual), as a single-row
+#              UPDATE would be;
+#   recorded - the reservation rows for the products held.
+# Fewer rows back than lines asked for means a refusal: the caller raises and its transaction
+# rolls every part of this statement back (all or nothing).
+_RESERVE_ALL = sql(
+    sa.text(
+        """
+        WITH wanted AS (
+            SELECT w.product_id, w.qty, w.reservation_id
+            FROM unnest(CAST(:product_ids AS text[]), CAST(:quantities AS integer[]),
+                        CAST(:reservation_ids AS text[])) AS w(product_id, qty, reservation_id)
+        ), locked AS (
+            SELECT p.id FROM catalog_products p
+            WHERE p.id IN (SELECT product_id FROM wanted)
+            ORDER BY p.id
+            FOR UPDATE
+        ), held AS (
+            UPDATE catalog_products p
+            SET available = p.available - w.qty, reserved = p.reserved + w.qty
+            FROM wanted w JOIN locked l ON l.id = w.product_id
+            WHERE p.id = w.product_id AND p.active AND p.available >= w.qty
+            RETURNING p.id, p.sku, p.name, p.price_amount, p.currency, p.weight_grams, w.qty,
+                      w.reservation_id
+        ), recorded AS (
+            INSERT INTO catalog_reservations
+                (id, order_id, product_id, quantity, state, expires_at, created_at)
+            SELECT h.reservation_id, CAST(:order_id AS varchar), h.id, h.qty, 'active',
+                   CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz)
+            FROM held h
+        )
+        SELECT id, sku, name, price_amount, currency, weight_grams, qty FROM held ORDER BY id
+        """
+    )
+)
+
+
+def _move_at_once(counters: Callable[[Any], dict[str, Any]]) -> Statement:
+    """PostgreSQL: move an order's reservations from one state to another and their units
+    between stock counters in one round trip (named CTEs):
+
+    ``moved``   - the order's reservations in ``from_state`` set to ``to_state``;
+    ``locked``  - their products row-locked in product-id order (as every multi-product
+                  statement locks them, so no two transactions wait on each other crosswise);
+    ``counted`` - each product's counters changed by its reservation's quantity.
+    """
+    moved = (
+        sa.update(reservations)
+        .where(_r.order_id == _bind("order_id"), _r.state == _bind("from_state"))
+        .values(state=_bind("to_state"))
+        .returning(_r.product_id, _r.quantity)
+        .cte("moved")
+    )
+    locked = (
+        sa.select(_p.id)
+        .where(_p.id.in_(sa.select(moved.c.product_id)))
+        .order_by(_p.id)
+        .with_for_update()
+        .cte("locked")
+    )
+    counted = (
+        sa.update(products)
+        .where(_p.id == moved.c.product_id, locked.c.id == moved.c.product_id)
+        .values(counters(moved.c.quantity))
+        .returning(_p.id.label("product_id"), moved.c.quantity)
+        .cte("counted")
+    )
+    return sql(sa.select(counted.c.product_id, counted.c.quantity).order_by(counted.c.product_id))
+
+
+_COMMIT_ALL = _move_at_once(lambda qty: {"reserved": _p.reserved - qty, "sold": _p.sold + qty})
+_RELEASE_ALL = _move_at_once(
+    lambda qty: {"reserved": _p.reserved - qty, "available": _p.available + qty}
+)
+_RETURN_ALL = _move_at_once(lambda qty: {"sold": _p.sold - qty, "available": _p.available + qty})
+_MOVE_ALL = {"committed": _COMMIT_ALL, "released": _RELEASE_ALL, "returned": _RETURN_ALL}
+
+
 class StockRepository(Repository):
     """Stock counters, their audit trail and the reservations orders hold."""
 
@@ -124,6 +209,8 @@ class StockRepository(Repository):
         self, order_id: str, quantities: dict[str, int], *, expires_at: datetime, now: datetime
     ) -> list[ReservedLine]:
         """Reserve every line or raise (the caller's transaction then rolls all of it back)."""
+        if self.conn.dialect == "postgresql":
+            return await self._reserve_at_once(order_id, quantities, expires_at, now)
         reserved = [await self._hold(pid, quantities[pid]) for pid in sorted(quantities)]
         await self.conn.executemany(
             _INSERT_RESERVATION,
@@ -141,6 +228,25 @@ class StockRepository(Repository):
             ),
         )
         return reserved
+
+    async def _reserve_at_once(
+        self, order_id: str, quantities: dict[str, int], expires_at: datetime, now: datetime
+    ) -> list[ReservedLine]:
+        ids = sorted(quantities)
+        rows = await self.conn.fetch(
+            _RESERVE_ALL,
+            product_ids=ids,
+            quantities=[quantities[pid] for pid in ids],
+            reservation_ids=[new_id() for _ in ids],
+            order_id=order_id,
+            expires_at=expires_at,
+            now=now,
+        )
+        if len(rows) != len(ids):
+            held = {row["id"] for row in rows}
+            refused = next(pid for pid in ids if pid not in held)
+            await self._refuse(refused, quantities[refused])
+        return [line_from_row(row, quantity=row["qty"]) for row in rows]
 
     async def _hold(self, product_id: str, qty: int) -> ReservedLine:
         row = await self.conn.fetchrow(_RESERVE, id=product_id, qty=qty)
@@ -171,6 +277,11 @@ class StockRepository(Repository):
     async def _move(
         self, order_id: str, from_state: str, to_state: str, counters: Statement
     ) -> list[tuple[str, int]]:
+        if self.conn.dialect == "postgresql":
+            rows = await self.conn.fetch(
+                _MOVE_ALL[to_state], order_id=order_id, from_state=from_state, to_state=to_state
+            )
+            return [(r["product_id"], int(r["quantity"])) for r in rows]
         rows = await self.conn.fetch(
             _MOVE_RESERVATIONS, order_id=order_id, from_state=from_state, to_state=to_state
         )
