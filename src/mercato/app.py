@@ -17,7 +17,7 @@ from mercato.customers.routes import router as customers_router
 from mercato.migrate import SchemaCheck
 from mercato.orders import realtime as orders_realtime
 from mercato.orders.routes import router as orders_router
-from mercato.platform import health, instrumentation, problems, switches_routes
+from mercato.platform import health, instrumentation, openapi, problems, switches_routes
 from mercato.platform import lifecycle as lifecycle_registry
 from mercato.platform.db import DatabaseUnavailable
 from mercato.platform.http import BodyLimitMiddleware
@@ -116,6 +116,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(health.router)
     app.include_router(switches_routes.router)
     orders_realtime.install(app)  # before the middleware below, so it sits innermost
+    # errors, auth answers and links in the document; before instrumentation reads its routes
+    openapi.install(app, extend=[orders_realtime.document])
     app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
     app.add_middleware(
         IdempotencyMiddleware,

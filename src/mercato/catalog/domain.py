@@ -22,6 +22,8 @@ from mercato.kernel.money import Money
 MAX_WEIGHT_GRAMS = 1_000_000
 MAX_STOCK_DELTA = 1_000_000
 _SKU = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""A SKU as clients may send it (stored upper-cased); the OpenAPI document's pattern."""
 
 
 class ErrorCode(StrEnum):

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -81,6 +82,17 @@ async def authenticate(
     raise AuthenticationFailed(AuthError.UNAUTHENTICATED, "a bearer token is required")
 
 
+_TAG = r'(?:W/)?"?[0-9]{1,12}"?'
+VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,12})"?')
+"""A version as an entity tag: ``"3"``, weakly ``W/"3"``, or bare ``3``; at most 12 digits."""
+
+IF_MATCH_PATTERN = rf"^(?:\*|{_TAG})$"
+"""What ``If-Match`` may hold (the OpenAPI document's pattern): ``*`` or one version tag."""
+
+IF_NONE_MATCH_PATTERN = rf"^(?:\*|{_TAG}(?:[ \t]*,[ \t]*{_TAG})*)$"
+"""What ``If-None-Match`` may hold, for the OpenAPI document: ``*`` or a list of version tags."""
+
+
 def parse_if_none_match(value: str | None) -> frozenset[int] | None:
     """The versions named by ``If-None-Match`` (``"3"``, ``W/"3"``, lists); None if absent.
 
@@ -92,14 +104,14 @@ def parse_if_none_match(value: str | None) -> frozenset[int] | None:
         return frozenset()
     versions = set()
     for part in value.split(","):
-        tag = part.strip().removeprefix("W/").strip('"')
-        if not _digits(tag) or len(tag) > 12:
+        tag = VERSION_TAG.fullmatch(part.strip(" \t"))
+        if tag is None:
             raise InvalidValue(
                 "invalid_if_none_match",
                 'If-None-Match must be version tags like "3" (or *)',
                 field="If-None-Match",
             )
-        versions.add(int(tag))
+        versions.add(int(tag.group(1)))
     return frozenset(versions)
 
 

@@ -14,7 +14,8 @@
 
 Every event's ``id`` is its outbox sequence number. These endpoints are plain ASGI (see
 :mod:`mercato.platform.streaming` for why), in :mod:`.longpoll` and :mod:`.streams`, and are
-registered by :func:`install`. What wakes them is :mod:`mercato.platform.notify`.
+registered by :func:`install`; :func:`document` adds them to the OpenAPI document. What wakes
+them is :mod:`mercato.platform.notify`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from mercato.orders.realtime.streams import AllOrderEvents, OrderEvents
 from mercato.platform import streaming
 from mercato.platform.switches import Switch, SwitchGate
 
-__all__ = ["AllOrderEvents", "LongPollMiddleware", "OrderEvents", "install"]
+__all__ = ["AllOrderEvents", "LongPollMiddleware", "OrderEvents", "document", "install"]
 
 
 def install(app: FastAPI) -> None:
@@ -43,7 +44,6 @@ def install(app: FastAPI) -> None:
     app.add_middleware(LongPollMiddleware)
     # outside the long poll: while real-time following is switched off, nothing is held
     app.add_middleware(SwitchGate, rules=[(follows, Switch.REALTIME)])
-    document(app)
 
 
 def follows(scope: Scope) -> bool:

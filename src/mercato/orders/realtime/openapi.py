@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
-
 from mercato.orders.realtime.common import EVENT_TYPES, MAX_ID
+from mercato.platform.openapi import PROBLEMS_KEY
+from mercato.platform.schemas import LINE_PATTERN
 
 
-def document(app: FastAPI) -> None:
-    """Add the stream routes to the application's OpenAPI document."""
-    build = app.openapi
+def document(openapi: dict[str, Any]) -> None:
+    """Add the stream routes to an OpenAPI document (an extension for
+    :func:`mercato.platform.openapi.install`, which then adds the platform's error answers)."""
+    openapi["paths"].update(_stream_paths())
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            build()["paths"].update(_stream_paths())
-        return app.openapi_schema  # type: ignore[return-value]
 
-    app.openapi = openapi  # type: ignore[method-assign]
+_REFUSALS = {
+    "422": ["unknown_event_type", "invalid_last_event_id"],
+    "503": ["too_many_waiting", "shutting_down", "switched_off"],
+}
 
 
 def _param(name: str, where: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -37,7 +37,6 @@ def _stream_paths() -> dict[str, Any]:
         _param("last_event_id", "query", "The same, for clients that cannot set headers."),
         _param("access_token", "query", "The bearer token, for EventSource (no headers)."),
     ]
-    problem: dict[str, Any] = {"application/problem+json": {}}
     responses = {
         "200": {
             "description": "`text/event-stream`: `id` is the outbox sequence number, `event` "
@@ -45,9 +44,6 @@ def _stream_paths() -> dict[str, Any]:
             "`MERCATO_REALTIME_HEARTBEAT_S`; `event: reconnect` when the server ends it.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        "401": {"description": "No, a forged or an expired token", "content": problem},
-        "422": {"description": "A malformed Last-Event-ID (or type)", "content": problem},
-        "503": {"description": "Too many waiting, or shutting down", "content": problem},
     }
     doc = "(docs/realtime.md)"
     one = {
@@ -56,12 +52,15 @@ def _stream_paths() -> dict[str, Any]:
         "description": "History after `Last-Event-ID` (all of it without), then live events; "
         f"ends after OrderDelivered or OrderCancelled {doc}.",
         "security": [{"HTTPBearer": []}],
-        "parameters": [_param("order_id", "path", "The order", maxLength=MAX_ID), *resume],
+        "parameters": [
+            _param("order_id", "path", "The order", maxLength=MAX_ID, pattern=LINE_PATTERN),
+            *resume,
+        ],
         "responses": {
             **responses,
             "204": {"description": "The order is final and nothing came after Last-Event-ID"},
-            "404": {"description": "No such order, or not yours", "content": problem},
         },
+        PROBLEMS_KEY: {"404": ["order_not_found"], **_REFUSALS},
     }
     types = {"type": "array", "items": {"type": "string", "enum": sorted(EVENT_TYPES)}}
     every = {
@@ -73,7 +72,8 @@ def _stream_paths() -> dict[str, Any]:
             _param("type", "query", "Only these types (repeat, or comma-separated)", **types),
             *resume,
         ],
-        "responses": {**responses, "403": {"description": "Staff only", "content": problem}},
+        "responses": responses,
+        PROBLEMS_KEY: {"403": ["staff_only"], **_REFUSALS},
     }
     return {
         "/v1/orders/{order_id}/events": {"get": {"operationId": "follow_order", **one}},
