@@ -97,6 +97,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # span and second request metrics as soon as a global OpenTelemetry provider exists,
         # and otherwise looks up three environment variables on every request to find out.
         telemetry=NO_FRAMEWORK_TELEMETRY,
+        # operation ids are the route functions' names (place_order, issue_token): what links
+        # name and what the generated client's functions are called
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.container = container
     app.state.settings = settings

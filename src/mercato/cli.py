@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from mercato import __version__
 from mercato.config import ConfigurationError, Settings, explain
@@ -145,6 +146,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await container.stop()
 
     asyncio.run(main())
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Print the OpenAPI document (the one /openapi.json serves) as JSON."""
+    import json
+
+    from mercato.app import create_app
+
+    document = create_app(_settings()).openapi()
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -295,6 +311,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_config_show)
+
+    document = sub.add_parser(
+        "openapi", help="print the OpenAPI document", description=cmd_openapi.__doc__
+    )
+    document.add_argument("--output", help="write it to this file instead")
+    document.set_defaults(func=cmd_openapi)
 
     smoke = sub.add_parser(
         "smoke",

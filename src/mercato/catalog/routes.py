@@ -27,9 +27,9 @@ from mercato.platform.deps import (
     optional_principal,
     parse_if_match,
 )
-from mercato.platform.openapi import OPTIONAL_BEARER, problems
+from mercato.platform.openapi import AUTH_401, AUTH_403, link, problems
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
-from mercato.platform.schemas import NOT_BLANK, MoneyModel, MultilineText, Text
+from mercato.platform.schemas import NOT_BLANK, WHOLE, MoneyModel, MultilineText, Text
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -63,8 +63,8 @@ class ProductCreate(BaseModel):
     name: Annotated[Text, Field(min_length=1, max_length=200, json_schema_extra=_VISIBLE)]
     description: Annotated[MultilineText, Field(max_length=5000)] = ""
     price: MoneyModel
-    weight_grams: Annotated[int, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = 0
-    initial_stock: Annotated[int, Field(ge=0, le=MAX_STOCK_DELTA, strict=True)] = 0
+    weight_grams: Annotated[int, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True), WHOLE] = 0
+    initial_stock: Annotated[int, Field(ge=0, le=MAX_STOCK_DELTA, strict=True), WHOLE] = 0
 
 
 class ProductUpdate(BaseModel):
@@ -74,17 +74,32 @@ class ProductUpdate(BaseModel):
     ] = None
     description: Annotated[MultilineText | None, Field(max_length=5000)] = None
     price: MoneyModel | None = None
-    weight_grams: Annotated[int | None, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = None
+    weight_grams: Annotated[int | None, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True), WHOLE] = None
     active: Annotated[bool | None, Field(strict=True)] = None
 
 
 class StockAdjustmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delta: Annotated[
-        int, Field(ge=-MAX_STOCK_DELTA, le=MAX_STOCK_DELTA, strict=True, examples=[25])
+        int,
+        Field(
+            ge=-MAX_STOCK_DELTA,
+            le=MAX_STOCK_DELTA,
+            strict=True,
+            examples=[25],
+            description="Not zero",
+            json_schema_extra={"not": {"const": 0}},
+        ),
+        WHOLE,
     ]
     reason: Annotated[
-        Text, Field(min_length=1, max_length=500, examples=["delivery from supplier"])
+        Text,
+        Field(
+            min_length=1,
+            max_length=500,
+            examples=["delivery from supplier"],
+            json_schema_extra=_VISIBLE,
+        ),
     ]
 
 
@@ -166,6 +181,8 @@ class AdjustmentPage(BaseModel):
 
 
 _NOT_FOUND = {404: [ErrorCode.PRODUCT_NOT_FOUND]}
+# reads need no token, but one that is sent must be good (staff see more with theirs)
+_TOKEN = {401: AUTH_401, 403: AUTH_403}
 _PRICE = [MoneyError.INVALID_CURRENCY, MoneyError.AMOUNT_TOO_LARGE, MoneyError.NEGATIVE_AMOUNT]
 _PRODUCT = [ErrorCode.INVALID_PRODUCT, *_PRICE]
 
@@ -174,7 +191,7 @@ def _etag(response: Response, product: Product) -> None:
     response.headers["ETag"] = f'"{product.version}"'
 
 
-@router.get("/products", response_model=ProductPage, openapi_extra=OPTIONAL_BEARER)
+@router.get("/products", response_model=ProductPage, openapi_extra=problems(_TOKEN))
 async def list_products(
     service: Service,
     user: MaybeUser,
@@ -197,7 +214,7 @@ async def list_products(
 @router.get(
     "/products/{product_id}",
     response_model=ProductRead | ProductStaffRead,
-    openapi_extra={**OPTIONAL_BEARER, **problems(_NOT_FOUND)},
+    openapi_extra=problems({**_TOKEN, **_NOT_FOUND}),
 )
 async def read_product(product_id: ResourceId, request: Request) -> Response:
     """One product (staff also see inactive products and stock details).
@@ -221,6 +238,15 @@ async def read_product(product_id: ResourceId, request: Request) -> Response:
     "/products",
     status_code=201,
     response_model=ProductStaffRead,
+    responses={
+        201: {
+            "description": "The new product",
+            "links": {
+                "ReadProduct": link("read_product", "See it", product_id="$response.body#/id"),
+                "AdjustStock": link("adjust_stock", "Stock it", product_id="$response.body#/id"),
+            },
+        }
+    },
     openapi_extra=problems({409: [ErrorCode.SKU_TAKEN], 422: [ErrorCode.INVALID_SKU, *_PRODUCT]}),
 )
 async def create_product(

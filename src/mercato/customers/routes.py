@@ -107,6 +107,21 @@ _CHANGE = {**_NOT_FOUND, 409: [ErrorCode.CUSTOMER_CONFLICT]}
     "/customers",
     status_code=201,
     response_model=CustomerRead,
+    responses={
+        201: {
+            "description": "The new account",
+            "links": {
+                "IssueToken": {
+                    "operationId": "issue_token",
+                    "description": "Log in with the e-mail and password just registered",
+                    "requestBody": {
+                        "email": "$request.body#/email",
+                        "password": "$request.body#/password",
+                    },
+                }
+            },
+        }
+    },
     openapi_extra=problems(
         {
             409: [ErrorCode.EMAIL_TAKEN],

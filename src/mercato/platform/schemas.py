@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
@@ -61,6 +68,15 @@ CURRENCY_SCHEMA = {"enum": list(CURRENCIES)}
 """How the OpenAPI document states a currency: one of the codes the kernel accepts (a 422
 ``invalid_currency`` otherwise, from the kernel, the one check)."""
 
+
+def _whole(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WHOLE = BeforeValidator(_whole)
+"""Put after ``Field(strict=True)`` on an integer: JSON Schema's ``integer`` includes ``11.0``,
+so a whole number sent with a decimal point is taken; ``11.5``, ``"11"`` and ``true`` are not."""
+
 Text = Annotated[str, AfterValidator(_line), _Pattern(LINE_PATTERN)]
 """Single-line text from a client: :func:`mercato.kernel.values.forbidden_character` refuses
 control characters (NUL, tab, line breaks, ...) with a 422 naming the field. Every text field
@@ -74,7 +90,7 @@ class MoneyModel(BaseModel):
     """An amount in minor units (cents) of an ISO 4217 currency."""
 
     model_config = ConfigDict(extra="forbid")
-    amount: Annotated[int, Field(ge=0, le=MAX_AMOUNT, examples=[1999], strict=True)]
+    amount: Annotated[int, Field(ge=0, le=MAX_AMOUNT, examples=[1999], strict=True), WHOLE]
     currency: Annotated[
         Text,
         Field(min_length=3, max_length=3, examples=["EUR"], json_schema_extra=CURRENCY_SCHEMA),

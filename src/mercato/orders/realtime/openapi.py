@@ -15,6 +15,18 @@ def document(openapi: dict[str, Any]) -> None:
     openapi["paths"].update(_stream_paths())
 
 
+_EVENT = {
+    "type": "object",
+    "description": "One event of the stream",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "The event as JSON"},
+        "retry": {"type": "integer"},
+    },
+}
+_EVENT_ID = "^[0-9]{0,18}$"  # as streaming.parse_last_event_id reads it (empty: none)
+
 _REFUSALS = {
     "422": ["unknown_event_type", "invalid_last_event_id"],
     "503": ["too_many_waiting", "shutting_down", "switched_off"],
@@ -33,8 +45,18 @@ def _param(name: str, where: str, description: str, **schema: Any) -> dict[str, 
 
 def _stream_paths() -> dict[str, Any]:
     resume = [
-        _param("Last-Event-ID", "header", "Resume after this event id (EventSource sends it)."),
-        _param("last_event_id", "query", "The same, for clients that cannot set headers."),
+        _param(
+            "Last-Event-ID",
+            "header",
+            "Resume after this event id (EventSource sends it).",
+            pattern=_EVENT_ID,
+        ),
+        _param(
+            "last_event_id",
+            "query",
+            "The same, for clients that cannot set headers.",
+            pattern=_EVENT_ID,
+        ),
         _param("access_token", "query", "The bearer token, for EventSource (no headers)."),
     ]
     responses = {
@@ -42,7 +64,7 @@ def _stream_paths() -> dict[str, Any]:
             "description": "`text/event-stream`: `id` is the outbox sequence number, `event` "
             "the type, `data` the event as JSON; a `: keep-alive` comment every "
             "`MERCATO_REALTIME_HEARTBEAT_S`; `event: reconnect` when the server ends it.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _EVENT}},
         },
     }
     doc = "(docs/realtime.md)"

@@ -15,12 +15,14 @@ from mercato.orders.domain import ErrorCode, Order, Status
 from mercato.orders.routes.answers import (
     CANCEL,
     CREATE,
+    CREATED,
     DISCOUNT,
     FULFIL,
     LINE,
     LINES,
     ORDER,
     PLACE,
+    PLACED,
     READ,
     SEE,
 )
@@ -132,7 +134,7 @@ Call = Annotated[OrderCall, Depends(_order_call)]
 OnLine = Annotated[LineCall, Depends(_line_call)]
 
 
-@router.post("", status_code=201, response_model=OrderRead, openapi_extra=CREATE)
+@router.post("", status_code=201, response_model=OrderRead, openapi_extra=CREATE, responses=CREATED)
 async def create_order(
     body: OrderCreate, user: CurrentUser, service: Service, response: Response, request: Request
 ) -> OrderRead:
@@ -313,6 +315,7 @@ async def remove_discount(call: Call) -> OrderRead:
     response_model=OrderRead,
     dependencies=[Depends(requirement(Switch.CHECKOUT))],
     openapi_extra=PLACE,
+    responses=PLACED,
 )
 async def place_order(body: PlaceOrder, call: Call) -> OrderRead:
     """Reserve the stock, charge the payment method (or test card) and place the order.

@@ -8,7 +8,7 @@ from typing import Any
 from mercato.kernel.money import MoneyError
 from mercato.kernel.values import ValueError_
 from mercato.orders.domain import ErrorCode
-from mercato.platform.openapi import problems
+from mercato.platform.openapi import link, problems
 from mercato.platform.throttle import ThrottleError
 
 # codes of the catalog, payments and the platform, which orders answer as they come
@@ -38,6 +38,29 @@ def _with(base: dict[int, list[Any]], **more: list[Any]) -> dict[str, Any]:
     return problems(codes)
 
 
+_ORDER_ID = "$response.body#/id"
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "The draft order",
+        "links": {
+            "PlaceOrder": link("place_order", "Pay for and place it", order_id=_ORDER_ID),
+            "AddLine": link("add_line", "Add a product", order_id=_ORDER_ID),
+            "SetAddresses": link("set_addresses", "Say where it goes", order_id=_ORDER_ID),
+            "ReadOrder": link("read_order", "Follow it", order_id=_ORDER_ID),
+            "CancelOrder": link("cancel_order", "Cancel it", order_id=_ORDER_ID),
+        },
+    }
+}
+PLACED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The placed order",
+        "links": {
+            "ListPayments": link("list_payments", "Its payment", order_id=_ORDER_ID),
+            "ConfirmOrder": link("confirm_order", "Accept it (staff)", order_id=_ORDER_ID),
+            "CancelOrder": link("cancel_order", "Cancel and refund it", order_id=_ORDER_ID),
+        },
+    }
+}
 SEE = problems(_SEE)
 READ = _with(_SEE, s503=[TOO_MANY_WAITING, SWITCHED_OFF])
 ORDER = _with(_DRAFT, s422=[ValueError_.INVALID_ADDRESS])

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from mercato.kernel.values import COUNTRY_PATTERN, MAX_QUANTITY, Address
 from mercato.orders.domain import MAX_LINES, Order, OrderLine, Status, Totals
 from mercato.payments import CARD_NUMBER_PATTERN, PAYMENT_METHOD_PATTERN, Payment
-from mercato.platform.schemas import CURRENCY_SCHEMA, NOT_BLANK, MoneyModel, Text
+from mercato.platform.schemas import CURRENCY_SCHEMA, NOT_BLANK, WHOLE, MoneyModel, Text
 
 _VISIBLE: dict[str, Any] = {"pattern": NOT_BLANK}
-Qty = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2])]
+Qty = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2]), WHOLE]
 
 
 class AddressModel(BaseModel):
