@@ -14,6 +14,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from mercato.kernel.errors import InvalidValue
+from mercato.platform.deps import parse_if_match
 from mercato.platform.openapi import Problem
 from tests.e2e.helpers import running_app
 
@@ -147,3 +149,27 @@ async def test_what_the_document_refuses_at_registration_the_server_refuses_nami
     assert (answer.status_code, problem.field) == (422, field), answer.text
     operation = document["paths"]["/v1/customers"]["post"]
     assert problem.code in error_codes(operation, 422)
+
+
+async def test_a_405_names_every_method_the_path_supports(client: httpx.AsyncClient) -> None:
+    # GET and POST /v1/orders are two routes; Starlette named only the first one's method
+    for path, methods in (("/v1/orders", {"GET", "POST"}), ("/v1/products", {"GET", "POST"})):
+        answer = await client.request("PUT", path)
+        assert answer.status_code == 405, answer.text
+        assert set(answer.headers["allow"].split(", ")) == methods
+        Problem.model_validate(answer.json())
+
+
+async def test_the_documented_if_match_pattern_is_the_grammar_the_server_reads(
+    document: dict[str, Any],
+) -> None:
+    operation = document["paths"]["/v1/orders/{order_id}/place"]["post"]
+    header = next(p for p in operation["parameters"] if p["name"] == "If-Match")
+    pattern = header["schema"]["pattern"]
+    for value in ('"3"', 'W/"3"', "3", "*", '""3""', "W/ 3", "x", "", '"1234567890123"'):
+        try:
+            parse_if_match(value)
+            accepted = True
+        except InvalidValue:
+            accepted = False
+        assert accepted is bool(re.fullmatch(pattern, value)), value
