@@ -71,10 +71,16 @@ def restore_demo(shop: Server) -> None:
         for name in SWITCHES:
             body = {"enabled": True, "reason": "restored after fuzzing"}
             assert http.put(f"/v1/admin/switches/{name}", json=body).status_code == 200
-        customers = http.get("/v1/customers", params={"limit": 100})
-        for account in customers.json()["items"]:
-            if account["email"] == CUSTOMER and not account["active"]:
-                assert http.post(f"/v1/customers/{account['id']}/activate").status_code == 200
+        params: dict[str, str | int] = {"limit": 100}
+        while True:  # the database may be shared with other tests' accounts: every page
+            page = http.get("/v1/customers", params=params).json()
+            for account in page["items"]:
+                if account["email"] == CUSTOMER and not account["active"]:
+                    activated = http.post(f"/v1/customers/{account['id']}/activate")
+                    assert activated.status_code == 200, activated.text
+            if page["next_cursor"] is None:
+                break
+            params["cursor"] = page["next_cursor"]
 
 
 def config_for(shop: Server, role: str, folder: Path) -> Path:
