@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed
 
 export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
-.PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy \
+.PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy client \
 	bench clean tools check-deploy bench-observability bench-realtime bench-events bench-webhooks \
 	console-screenshots
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,deploy]'
+	$(BIN)/python -m pip install --quiet -e '.[test,deploy]' -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)  ## create the virtual environment and install mercato with its test tools
@@ -43,6 +43,11 @@ typecheck: install  ## mypy (strict for the kernel and every domain module)
 
 imports: install  ## module boundaries (import-linter contracts in pyproject.toml)
 	$(BIN)/lint-imports
+
+client: install  ## regenerate clients/python from the OpenAPI document (tests fail if it drifts)
+	$(BIN)/mercato openapi --output clients/openapi.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --path clients/openapi.json \
+		--output-path clients/python --overwrite --config clients/config.yaml --meta setup
 
 unit: install
 	$(BIN)/pytest tests/unit -q

@@ -135,6 +135,21 @@ async def test_protected_routes_refuse_missing_forged_and_expired_tokens(
         assert body["code"] == code, (name, body)
 
 
+@pytest.mark.parametrize("case", routes(*PROTECTED))
+async def test_every_401_carries_a_bearer_challenge_naming_an_unusable_token(
+    client: httpx.AsyncClient, world: World, case: RouteCase
+) -> None:
+    for name, header, code in _bad_credentials(world.staff.id):
+        headers = {"Authorization": header} if header else {}
+        response = await case.send(client, world, headers=headers)
+        assert response.status_code == 401, (name, response.text)
+        challenges = response.headers.get_list("www-authenticate")
+        assert len(challenges) == 1, (name, response.headers)
+        assert challenges[0].startswith('Bearer realm="mercato"'), (name, challenges)
+        # RFC 6750: a missing token gets no error; a token sent but unusable is invalid_token
+        assert ('error="invalid_token"' in challenges[0]) is (code != "unauthenticated"), name
+
+
 @pytest.mark.parametrize(
     "case", [p for p in routes(Access.PUBLIC) if p.values[0].path.startswith("/v1/products")]
 )

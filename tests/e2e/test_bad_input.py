@@ -183,7 +183,7 @@ BODIES = (
         (
             ({"active": "yes"}, "active"),
             ({"active": 1}, "active"),
-            ({"weight_grams": 1.0}, "weight_grams"),
+            ({"weight_grams": 1.5}, "weight_grams"),  # 1.0 is a whole number (JSON Schema)
             ({"name": ""}, "name"),
             ({"price": {"amount": -1, "currency": "EUR"}}, "price.amount"),
         ),
@@ -875,6 +875,8 @@ BAD_IF_MATCH: tuple[str | bytes, ...] = (
     '"-1"',
     '"1234567890123"',
     b'"\xb2"',  # a superscript two in latin-1: str.isdigit says yes, int() says no
+    '""3""',  # quotes stripped any number of times used to pass; the documented pattern does not
+    'W/ "3"',
 )
 
 

@@ -143,7 +143,7 @@ async def test_a_deactivated_customer_can_neither_log_in_nor_order_until_reactiv
         refused = await client.post(
             "/v1/auth/token", json={"email": customer.email, "password": PASSWORD}
         )
-    assert_problem(refused, 409, "customer_inactive")
+    assert_problem(refused, 403, "account_inactive")
     async with database_unchanged(app, watch):
         placing = await client.post(
             f"/v1/orders/{order['id']}/place",

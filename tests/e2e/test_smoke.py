@@ -75,8 +75,8 @@ def test_smoke_passes_against_a_healthy_instance_and_cleans_up(shop: Server) -> 
         json={"email": email, "password": "smoke-test-password-0123"},
         timeout=10,
     )
-    assert login.status_code == 409, "the smoke customer should be deactivated"
-    assert login.json()["code"] == "customer_inactive"
+    assert login.status_code == 403, "the smoke customer should be deactivated"
+    assert login.json()["code"] == "account_inactive"
 
 
 def test_smoke_fails_with_a_readable_report_when_nothing_is_in_stock(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 from mercato.catalog.domain import (
     Adjustment,
-    InvalidAdjustment,
     OutOfStock,
     Product,
     ProductConflict,
@@ -114,7 +113,7 @@ class FakeStockRepository(StockRepository):
     ) -> int:
         row = _found(self._uow, product_id)
         if row["available"] + delta < 0:
-            raise InvalidAdjustment(f"only {row['available']} available; cannot remove {-delta}")
+            raise OutOfStock(product_id, requested=-delta, available=row["available"])
         row["available"] += delta
         trail = tables_of(self._uow).setdefault("catalog_stock_adjustments", [])
         trail.append(

@@ -12,7 +12,7 @@ from mercato.customers.domain import (
     check_password,
 )
 from mercato.customers.events import CustomerActivated, CustomerDeactivated, CustomerRegistered
-from mercato.kernel.errors import Conflict, InvalidValue
+from mercato.kernel.errors import InvalidValue, PermissionDenied
 from mercato.kernel.values import Email
 from tests.unit.builders import T0
 
@@ -103,8 +103,8 @@ def test_an_inactive_customer_cannot_order() -> None:
     customer.deactivate()
     with pytest.raises(CustomerInactive) as exc:
         customer.ensure_can_order()
-    assert isinstance(exc.value, Conflict)
-    assert exc.value.code == "customer_inactive"
+    assert isinstance(exc.value, PermissionDenied)
+    assert exc.value.code == "account_inactive"
     assert exc.value.data == {"customer_id": "cust-1"}
 
 

@@ -22,6 +22,8 @@ from mercato.kernel.money import Money
 MAX_WEIGHT_GRAMS = 1_000_000
 MAX_STOCK_DELTA = 1_000_000
 _SKU = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""A SKU as clients may send it (stored upper-cased); the OpenAPI document's pattern."""
 
 
 class ErrorCode(StrEnum):
@@ -125,7 +127,8 @@ def _check_price(price: Money) -> Money:
     return price
 
 
-def _check_opening_stock(units: int) -> int:
+def check_opening_stock(units: int) -> int:
+    """The opening stock of a new product: 0 to MAX_STOCK_DELTA units; InvalidAdjustment else."""
     if not 0 <= units <= MAX_STOCK_DELTA:
         raise InvalidAdjustment(
             f"initial_stock must be between 0 and {MAX_STOCK_DELTA}", field="initial_stock"
@@ -185,7 +188,7 @@ class Product(AggregateRoot):
             price=price,
             weight_grams=_check_weight(weight_grams),
             active=True,
-            available=_check_opening_stock(initial_stock),
+            available=check_opening_stock(initial_stock),
             reserved=0,
             sold=0,
             created_at=now,

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mercato.catalog.domain import MAX_STOCK_DELTA, MAX_WEIGHT_GRAMS, Adjustment, Product
+from mercato.catalog.domain import (
+    MAX_STOCK_DELTA,
+    MAX_WEIGHT_GRAMS,
+    SKU_PATTERN,
+    Adjustment,
+    ErrorCode,
+    Product,
+)
 from mercato.catalog.service import CatalogService, ProductChanges
+from mercato.kernel.money import MoneyError
 from mercato.platform.deps import (
     IfMatch,
     MaybeUser,
@@ -19,8 +27,9 @@ from mercato.platform.deps import (
     optional_principal,
     parse_if_match,
 )
+from mercato.platform.openapi import AUTH_401, AUTH_403, link, problems
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
-from mercato.platform.schemas import MoneyModel, MultilineText, Text
+from mercato.platform.schemas import NOT_BLANK, WHOLE, MoneyModel, MultilineText, Text
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -37,32 +46,60 @@ Cursor = Annotated[
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
+_VISIBLE: dict[str, Any] = {"pattern": NOT_BLANK}
+
+
 class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sku: Annotated[Text, Field(min_length=1, max_length=64, examples=["MUG-BLUE"])]
-    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    sku: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=64,
+            examples=["MUG-BLUE"],
+            json_schema_extra={"pattern": SKU_PATTERN},
+        ),
+    ]
+    name: Annotated[Text, Field(min_length=1, max_length=200, json_schema_extra=_VISIBLE)]
     description: Annotated[MultilineText, Field(max_length=5000)] = ""
     price: MoneyModel
-    weight_grams: Annotated[int, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = 0
-    initial_stock: Annotated[int, Field(ge=0, le=MAX_STOCK_DELTA, strict=True)] = 0
+    weight_grams: Annotated[int, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True), WHOLE] = 0
+    initial_stock: Annotated[int, Field(ge=0, le=MAX_STOCK_DELTA, strict=True), WHOLE] = 0
 
 
 class ProductUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[Text | None, Field(min_length=1, max_length=200)] = None
+    name: Annotated[
+        Text | None, Field(min_length=1, max_length=200, json_schema_extra=_VISIBLE)
+    ] = None
     description: Annotated[MultilineText | None, Field(max_length=5000)] = None
     price: MoneyModel | None = None
-    weight_grams: Annotated[int | None, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True)] = None
+    weight_grams: Annotated[int | None, Field(ge=0, le=MAX_WEIGHT_GRAMS, strict=True), WHOLE] = None
     active: Annotated[bool | None, Field(strict=True)] = None
 
 
 class StockAdjustmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delta: Annotated[
-        int, Field(ge=-MAX_STOCK_DELTA, le=MAX_STOCK_DELTA, strict=True, examples=[25])
+        int,
+        Field(
+            ge=-MAX_STOCK_DELTA,
+            le=MAX_STOCK_DELTA,
+            strict=True,
+            examples=[25],
+            description="Not zero",
+            json_schema_extra={"not": {"const": 0}},
+        ),
+        WHOLE,
     ]
     reason: Annotated[
-        Text, Field(min_length=1, max_length=500, examples=["delivery from supplier"])
+        Text,
+        Field(
+            min_length=1,
+            max_length=500,
+            examples=["delivery from supplier"],
+            json_schema_extra=_VISIBLE,
+        ),
     ]
 
 
@@ -143,11 +180,18 @@ class AdjustmentPage(BaseModel):
     next_cursor: str | None
 
 
+_NOT_FOUND = {404: [ErrorCode.PRODUCT_NOT_FOUND]}
+# reads need no token, but one that is sent must be good (staff see more with theirs)
+_TOKEN = {401: AUTH_401, 403: AUTH_403}
+_PRICE = [MoneyError.INVALID_CURRENCY, MoneyError.AMOUNT_TOO_LARGE, MoneyError.NEGATIVE_AMOUNT]
+_PRODUCT = [ErrorCode.INVALID_PRODUCT, *_PRICE]
+
+
 def _etag(response: Response, product: Product) -> None:
     response.headers["ETag"] = f'"{product.version}"'
 
 
-@router.get("/products", response_model=ProductPage)
+@router.get("/products", response_model=ProductPage, openapi_extra=problems(_TOKEN))
 async def list_products(
     service: Service,
     user: MaybeUser,
@@ -167,7 +211,11 @@ async def list_products(
     return ProductPage(items=[ProductRead.of(p) for p in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/products/{product_id}", response_model=ProductRead | ProductStaffRead)
+@router.get(
+    "/products/{product_id}",
+    response_model=ProductRead | ProductStaffRead,
+    openapi_extra=problems({**_TOKEN, **_NOT_FOUND}),
+)
 async def read_product(product_id: ResourceId, request: Request) -> Response:
     """One product (staff also see inactive products and stock details).
 
@@ -186,7 +234,21 @@ async def read_product(product_id: ResourceId, request: Request) -> Response:
     )
 
 
-@router.post("/products", status_code=201, response_model=ProductStaffRead)
+@router.post(
+    "/products",
+    status_code=201,
+    response_model=ProductStaffRead,
+    responses={
+        201: {
+            "description": "The new product",
+            "links": {
+                "ReadProduct": link("read_product", "See it", product_id="$response.body#/id"),
+                "AdjustStock": link("adjust_stock", "Stock it", product_id="$response.body#/id"),
+            },
+        }
+    },
+    openapi_extra=problems({409: [ErrorCode.SKU_TAKEN], 422: [ErrorCode.INVALID_SKU, *_PRODUCT]}),
+)
 async def create_product(
     body: ProductCreate, staff: StaffUser, service: Service, response: Response
 ) -> ProductStaffRead:
@@ -206,7 +268,11 @@ async def create_product(
     return ProductStaffRead.of(product)
 
 
-@router.patch("/products/{product_id}", response_model=ProductStaffRead)
+@router.patch(
+    "/products/{product_id}",
+    response_model=ProductStaffRead,
+    openapi_extra=problems({**_NOT_FOUND, 409: [ErrorCode.PRODUCT_CONFLICT], 422: _PRODUCT}),
+)
 async def update_product(
     product_id: ResourceId,
     body: ProductUpdate,
@@ -236,7 +302,16 @@ async def update_product(
 
 
 @router.post(
-    "/products/{product_id}/stock-adjustments", status_code=201, response_model=ProductStaffRead
+    "/products/{product_id}/stock-adjustments",
+    status_code=201,
+    response_model=ProductStaffRead,
+    openapi_extra=problems(
+        {
+            **_NOT_FOUND,
+            409: [ErrorCode.OUT_OF_STOCK, ErrorCode.PRODUCT_CONFLICT],
+            422: [ErrorCode.INVALID_ADJUSTMENT],
+        }
+    ),
 )
 async def adjust_stock(
     product_id: ResourceId, body: StockAdjustmentCreate, staff: StaffUser, service: Service
@@ -248,7 +323,11 @@ async def adjust_stock(
     return ProductStaffRead.of(product)
 
 
-@router.get("/products/{product_id}/stock-adjustments", response_model=AdjustmentPage)
+@router.get(
+    "/products/{product_id}/stock-adjustments",
+    response_model=AdjustmentPage,
+    openapi_extra=problems(_NOT_FOUND),
+)
 async def list_adjustments(
     product_id: ResourceId,
     _: StaffUser,

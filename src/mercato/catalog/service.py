@@ -12,6 +12,7 @@ from mercato.catalog.domain import (
     ProductNotFound,
     ReservedLine,
     check_adjustment,
+    check_opening_stock,
 )
 from mercato.catalog.events import ReservationExpired
 from mercato.catalog.store import ProductRepository, StockRepository
@@ -71,7 +72,8 @@ class CatalogService:
             now=utcnow(),
         )
         if initial_stock:
-            check_adjustment(initial_stock, _INITIAL_STOCK)
+            # before the store, which would refuse a negative one as taking stock out (409)
+            check_adjustment(check_opening_stock(initial_stock), _INITIAL_STOCK)
 
         async def work(uow: UnitOfWork) -> Product:
             await uow.repository(ProductRepository).add(product)

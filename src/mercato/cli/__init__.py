@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from mercato import __version__
@@ -147,6 +148,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await container.stop()
 
     asyncio.run(main())
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Print the OpenAPI document (the one /openapi.json serves) as JSON."""
+    import json
+
+    from mercato.web.app import create_app
+
+    document = create_app(_settings()).openapi()
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -313,6 +329,12 @@ def _add_config(sub: Any) -> None:
     )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_config_show)
+
+    document = sub.add_parser(
+        "openapi", help="print the OpenAPI document", description=cmd_openapi.__doc__
+    )
+    document.add_argument("--output", help="write it to this file instead")
+    document.set_defaults(func=cmd_openapi)
 
 
 def _add_checks(sub: Any) -> None:

@@ -16,15 +16,33 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import httpx
+from mercato_client import AuthenticatedClient, Client
+from mercato_client.api.catalog import list_products, read_product
+from mercato_client.api.customers import deactivate, issue_token, register
+from mercato_client.api.health import livez, readyz, startupz
+from mercato_client.api.orders import cancel_order, create_order, list_payments, place_order
+from mercato_client.models import (
+    AddressModel,
+    CancelOrder,
+    CustomerCreate,
+    CustomerRead,
+    LineCreate,
+    OrderCreate,
+    OrderRead,
+    PlaceOrderType0,
+    ProductPage,
+    ProductRead,
+    ProductStaffRead,
+    TokenCreate,
+    TokenRead,
+)
+from mercato_client.types import Response
 
 SANDBOX_SUCCESS_CARD = "4242 4242 4242 4242"
 SMOKE_PASSWORD = "smoke-test-password-0123"  # a throw-away account's password
-ADDRESS = {
-    "street": "Unter den Linden 1",
-    "city": "Berlin",
-    "postal_code": "10117",
-    "country": "DE",
-}
+ADDRESS = AddressModel(
+    street="Unter den Linden 1", city="Berlin", postal_code="10117", country="DE"
+)
 
 
 class StepFailed(Exception):
@@ -41,9 +59,10 @@ class Result:
 
 @dataclass
 class Smoke:
-    """One run against one base URL."""
+    """One run against one base URL, through the client generated from the OpenAPI document
+    (clients/python): if the document and the server disagree, the smoke test says so."""
 
-    http: httpx.Client
+    client: Client
     card: str = SANDBOX_SUCCESS_CARD
     staff: tuple[str, str] | None = None
     order: bool = True
@@ -77,89 +96,97 @@ class Smoke:
             if "customer_id" in self.state and self.staff is not None:
                 self.step("cleanup: deactivate customer", self.deactivate_customer)
 
-    def _expect(self, answer: httpx.Response, status: int, what: str) -> Any:
+    def _signed_in(self, token: str) -> AuthenticatedClient:
+        return AuthenticatedClient(
+            base_url=self.client._base_url,
+            timeout=self.client._timeout,
+            token=token,
+        )
+
+    @staticmethod
+    def _expect(
+        answer: Response[Any], status: int, what: str, kind: type | tuple[type, ...]
+    ) -> Any:
+        """The parsed body of an answer with this status, of the model the document names."""
         if answer.status_code != status:
-            body = answer.text[:300].replace("\n", " ")
-            raise StepFailed(f"{what}: expected {status}, got {answer.status_code}: {body}")
-        try:
-            return answer.json()
-        except ValueError:
-            raise StepFailed(f"{what}: the body is not JSON: {answer.text[:100]!r}") from None
+            body = answer.content[:300].decode("utf-8", "replace").replace("\n", " ")
+            raise StepFailed(f"{what}: expected {status}, got {int(answer.status_code)}: {body}")
+        if not isinstance(answer.parsed, kind):
+            raise StepFailed(f"{what}: not the answer documented: {answer.content[:100]!r}")
+        return answer.parsed
 
     def probes(self) -> str:
-        for path in ("/livez", "/startupz", "/readyz"):
-            self._expect(self.http.get(path), 200, f"GET {path}")
+        for probe, path in ((livez, "/livez"), (startupz, "/startupz"), (readyz, "/readyz")):
+            answer = probe.sync_detailed(client=self.client)
+            if answer.status_code != 200:
+                raise StepFailed(f"GET {path}: expected 200, got {int(answer.status_code)}")
         return "live, started, ready"
 
     def catalog(self) -> str:
-        page = self._expect(self.http.get("/v1/products", params={"limit": 100}), 200, "list")
-        stocked = [p for p in page.get("items", []) if p.get("available", 0) > 0]
+        answer = list_products.sync_detailed(client=self.client, limit=100)
+        page = self._expect(answer, 200, "list", ProductPage)
+        stocked = [p for p in page.items if p.available > 0]
         if not stocked:
             raise StepFailed("no product in stock on the first page: stock one to smoke-test")
-        product = self._expect(
-            self.http.get(f"/v1/products/{stocked[0]['id']}"), 200, "GET a product"
-        )
-        if product.get("id") != stocked[0]["id"]:
-            raise StepFailed(f"GET a product returned {product.get('id')}, not {stocked[0]['id']}")
+        one = read_product.sync_detailed(stocked[0].id, client=self.client)
+        product = self._expect(one, 200, "GET a product", (ProductRead, ProductStaffRead))
+        if product.id != stocked[0].id:
+            raise StepFailed(f"GET a product returned {product.id}, not {stocked[0].id}")
         self.state["product"] = product
-        return f"{len(page['items'])} products listed, {product['sku']} in stock"
+        return f"{len(page.items)} products listed, {product.sku} in stock"
 
     def customer(self) -> str:
         email = f"smoke-{uuid.uuid4().hex[:12]}@example.com"
-        body = {"email": email, "password": SMOKE_PASSWORD, "name": "Smoke Test"}
-        created = self._expect(self.http.post("/v1/customers", json=body), 201, "register")
-        self.state["customer_id"] = created["id"]
-        login = {"email": email, "password": SMOKE_PASSWORD}
-        token = self._expect(self.http.post("/v1/auth/token", json=login), 200, "log in")
-        self.state["auth"] = {"Authorization": f"Bearer {token['access_token']}"}
+        body = CustomerCreate(email=email, password=SMOKE_PASSWORD, name="Smoke Test")
+        answer = register.sync_detailed(client=self.client, body=body)
+        created = self._expect(answer, 201, "register", CustomerRead)
+        self.state["customer_id"] = created.id
+        login = TokenCreate(email=email, password=SMOKE_PASSWORD)
+        issued = issue_token.sync_detailed(client=self.client, body=login)
+        token = self._expect(issued, 200, "log in", TokenRead)
+        self.state["customer"] = self._signed_in(token.access_token)
         return email
 
     def place_order(self) -> str:
-        auth = self.state["auth"]
-        lines = [{"product_id": self.state["product"]["id"], "quantity": 1}]
-        body = {"lines": lines, "shipping_address": ADDRESS}
-        draft = self._expect(self.http.post("/v1/orders", json=body, headers=auth), 201, "draft")
-        self.state["order_id"] = order_id = draft["id"]
-        placed = self._expect(
-            self.http.post(
-                f"/v1/orders/{order_id}/place",
-                json={"card_number": self.card},
-                headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-            ),
-            200,
-            "place with the sandbox card",
+        customer: AuthenticatedClient = self.state["customer"]
+        lines = [LineCreate(product_id=self.state["product"].id, quantity=1)]
+        body = OrderCreate(lines=lines, shipping_address=ADDRESS)
+        answer = create_order.sync_detailed(client=customer, body=body)
+        draft = self._expect(answer, 201, "draft", OrderRead)
+        self.state["order_id"] = order_id = draft.id
+        answer = place_order.sync_detailed(
+            order_id,
+            client=customer,
+            body=PlaceOrderType0(card_number=self.card),
+            idempotency_key=uuid.uuid4().hex,
         )
-        if placed.get("status") != "placed":
-            raise StepFailed(f"order is {placed.get('status')!r}, not 'placed'")
-        payments = self._expect(
-            self.http.get(f"/v1/orders/{order_id}/payments", headers=auth), 200, "payments"
-        )
-        if [p.get("status") for p in payments] != ["captured"]:
-            raise StepFailed(f"payments are {[p.get('status') for p in payments]}")
-        total = placed["totals"]["total"]
-        return f"order {order_id} placed, {total['amount']} {total['currency']} captured"
+        placed = self._expect(answer, 200, "place with the sandbox card", OrderRead)
+        if placed.status != "placed":
+            raise StepFailed(f"order is {placed.status!r}, not 'placed'")
+        paid = list_payments.sync_detailed(order_id, client=customer)
+        payments = self._expect(paid, 200, "payments", list)
+        if [p.status for p in payments] != ["captured"]:
+            raise StepFailed(f"payments are {[p.status for p in payments]}")
+        total = placed.totals.total
+        return f"order {order_id} placed, {total.amount} {total.currency} captured"
 
     def cancel_order(self) -> str:
         order_id = self.state["order_id"]
-        cancelled = self._expect(
-            self.http.post(f"/v1/orders/{order_id}/cancel", headers=self.state["auth"]),
-            200,
-            "cancel",
-        )
-        return f"order {order_id} {cancelled.get('status')}"
+        reason = CancelOrder(reason="smoke test")
+        answer = cancel_order.sync_detailed(order_id, client=self.state["customer"], body=reason)
+        cancelled = self._expect(answer, 200, "cancel", OrderRead)
+        return f"order {order_id} {cancelled.status}"
 
     def deactivate_customer(self) -> str:
         assert self.staff is not None
         email, password = self.staff
-        login = {"email": email, "password": password}
-        token = self._expect(self.http.post("/v1/auth/token", json=login), 200, "staff log in")
-        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        login = TokenCreate(email=email, password=password)
+        issued = issue_token.sync_detailed(client=self.client, body=login)
+        token = self._expect(issued, 200, "staff log in", TokenRead)
         customer_id = self.state["customer_id"]
-        self._expect(
-            self.http.post(f"/v1/customers/{customer_id}/deactivate", headers=auth),
-            200,
-            "deactivate",
-        )
+        staff = self._signed_in(token.access_token)
+        answer = deactivate.sync_detailed(customer_id, client=staff)
+        self._expect(answer, 200, "deactivate", CustomerRead)
         return f"customer {customer_id} deactivated"
 
 
@@ -174,8 +201,8 @@ def run_smoke(
 ) -> bool:
     """Run the smoke test and print its report; whether every step passed."""
     print(f"smoke test of {base_url}", file=out)
-    with httpx.Client(base_url=base_url, timeout=timeout) as http:
-        smoke = Smoke(http, card=card, staff=staff, order=order)
+    with Client(base_url=base_url, timeout=httpx.Timeout(timeout)) as client:
+        smoke = Smoke(client, card=card, staff=staff, order=order)
         passed = smoke.run()
     for result in smoke.results:
         mark = "ok  " if result.ok else "FAIL"

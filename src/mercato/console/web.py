@@ -179,7 +179,7 @@ def _login_refusal(exc: DomainError) -> tuple[int, str]:
     if isinstance(exc, TooManyRequests):
         wait = exc.retry_after or 1
         return 429, f"Too many attempts. Try again in {wait} seconds."
-    if isinstance(exc, PermissionDenied) or exc.code == "customer_inactive":
+    if isinstance(exc, PermissionDenied):  # account_inactive
         return 403, "This account has been deactivated."
     return 401, "The e-mail or password is wrong."
 

@@ -7,7 +7,13 @@ from datetime import datetime
 from enum import StrEnum
 
 from mercato.customers.events import CustomerActivated, CustomerDeactivated, CustomerRegistered
-from mercato.kernel.errors import AuthenticationFailed, Conflict, InvalidValue, NotFound
+from mercato.kernel.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidValue,
+    NotFound,
+    PermissionDenied,
+)
 from mercato.kernel.events import AggregateRoot
 from mercato.kernel.values import Email, check_text
 
@@ -21,7 +27,7 @@ class ErrorCode(StrEnum):
     COMMON_PASSWORD = "common_password"
     INVALID_CREDENTIALS = "invalid_credentials"
     CUSTOMER_NOT_FOUND = "customer_not_found"
-    CUSTOMER_INACTIVE = "customer_inactive"
+    ACCOUNT_INACTIVE = "account_inactive"  # the same code the authenticator gives a token
     INVALID_NAME = "invalid_name"
     LAST_ACTIVE_STAFF = "last_active_staff"
     CANNOT_DEACTIVATE_SELF = "cannot_deactivate_self"
@@ -91,11 +97,13 @@ class CustomerNotFound(NotFound):
         super().__init__(ErrorCode.CUSTOMER_NOT_FOUND, "no such customer", customer_id=customer_id)
 
 
-class CustomerInactive(Conflict):
+class CustomerInactive(PermissionDenied):
+    """The account is deactivated: 403 ``account_inactive`` at login, as with its token."""
+
     def __init__(self, customer_id: str) -> None:
         super().__init__(
-            ErrorCode.CUSTOMER_INACTIVE,
-            "the customer account is deactivated",
+            ErrorCode.ACCOUNT_INACTIVE,
+            "this account has been deactivated",
             customer_id=customer_id,
         )
 

@@ -48,6 +48,8 @@ _MINOR_DIGITS: dict[str, int] = {
     "RON": 2,
     "TRY": 2,
 }
+CURRENCIES = tuple(sorted(_MINOR_DIGITS))
+"""The ISO 4217 codes mercato accepts (the OpenAPI document's enum)."""
 
 # Far above any real order, far below where int64 columns overflow after multiplication.
 MAX_AMOUNT = 10**13

@@ -19,16 +19,26 @@ class ValueError_(StrEnum):
 MAX_QUANTITY = 10_000
 
 # Deliberately modest: one @, a non-empty local part, a dotted domain with a 2+ letter TLD.
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
+"""What an e-mail address must look like (also the pattern the OpenAPI document states)."""
+_EMAIL = re.compile(EMAIL_PATTERN)
+COUNTRY_PATTERN = "^[A-Za-z]{2}$"
+"""An ISO 3166-1 alpha-2 country code, in either case."""
 
 
 # Free text never holds C0 or C1 control characters (NUL among them), DEL, or lone surrogates
 # (which no database can store); single-line text also no line or paragraph separators.
 # Multi-line text (a description) may hold tabs and line breaks.
-_NOT_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_NOT_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+LINE_FORBIDDEN = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+TEXT_FORBIDDEN = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+"""The characters single-line and multi-line text may not hold besides lone surrogates (which
+UTF-8 cannot carry), as bodies of a character class; the OpenAPI document states them too."""
+_SURROGATES = r"\ud800-\udfff"
+_NOT_IN_LINE = re.compile(f"[{LINE_FORBIDDEN}{_SURROGATES}]")
+_NOT_IN_TEXT = re.compile(f"[{TEXT_FORBIDDEN}{_SURROGATES}]")
 
 
 def forbidden_character(text: str, *, multiline: bool = False) -> str | None:

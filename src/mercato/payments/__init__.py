@@ -1,8 +1,10 @@
 """The payments module: payment records, the provider protocol, the sandbox and Stripe."""
 
 from mercato.payments.domain import (
+    CARD_NUMBER_PATTERN,
     DECLINED_CARD,
     ERROR_CARD,
+    PAYMENT_METHOD_PATTERN,
     SUCCESS_CARD,
     AlreadyPaid,
     ChargeResult,
@@ -21,8 +23,10 @@ from mercato.payments.service import PaymentsService
 from mercato.payments.stripe import StripeProvider
 
 __all__ = [
+    "CARD_NUMBER_PATTERN",
     "DECLINED_CARD",
     "ERROR_CARD",
+    "PAYMENT_METHOD_PATTERN",
     "SUCCESS_CARD",
     "AlreadyPaid",
     "ChargeResult",

@@ -43,7 +43,10 @@ DECLINED_PAYMENT_METHODS = ("pm_card_chargeDeclined", "pm_card_visa_chargeDeclin
 
 # A provider's payment method id: Stripe's are ``pm_`` and letters and digits (older ones
 # ``card_...``); nothing else may travel in the provider request built from it.
-_PAYMENT_METHOD_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
+PAYMENT_METHOD_PATTERN = r"^[A-Za-z0-9_]{3,255}$"
+_PAYMENT_METHOD_ID = re.compile(PAYMENT_METHOD_PATTERN)
+CARD_NUMBER_PATTERN = r"^[0-9 -]{12,23}$"
+"""A card number as sent: digits grouped by spaces or hyphens (12-19 digits, Luhn-checked)."""
 
 
 class ErrorCode(StrEnum):

@@ -17,6 +17,7 @@ from fastapi.security import HTTPBearer
 from mercato.kernel.errors import InvalidValue, PermissionDenied
 from mercato.platform.appstate import platform_state
 from mercato.platform.error_codes import ErrorCode
+from mercato.platform.held import IF_MATCH_PATTERN, VERSION_TAG
 from mercato.platform.schemas import Text
 from mercato.platform.security import Authenticator, Principal
 
@@ -46,16 +47,19 @@ async def optional_principal(request: Request) -> Principal | None:
 
 
 def parse_if_match(value: str | None) -> int | None:
-    """The version in an ``If-Match`` header (``"3"``, ``W/"3"`` or ``3``); None if absent."""
+    """The version in an ``If-Match`` header (``"3"``, ``W/"3"`` or ``3``); None if absent.
+
+    The grammar is :data:`~mercato.platform.streaming.VERSION_TAG`, the same the OpenAPI
+    document states as the header's pattern.
+    """
     if value is None or value.strip() == "*":  # "*" means any current version
         return None
-    cleaned = value.strip().removeprefix("W/").strip('"')
-    # isdigit alone accepts "²", which a latin-1 header can carry and int() refuses
-    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 12:
+    tag = VERSION_TAG.fullmatch(value.strip(" \t"))
+    if tag is None:
         raise InvalidValue(
             ErrorCode.INVALID_IF_MATCH, 'If-Match must be a version tag like "3"', field="If-Match"
         )
-    return int(cleaned)
+    return int(tag.group(1))
 
 
 # For routes that read the token themselves (held responses): documents the scheme only.
@@ -64,7 +68,15 @@ BEARER_SCHEME = Depends(_bearer)
 CurrentUser = Annotated[Principal, Depends(_principal)]
 StaffUser = Annotated[Principal, Depends(_staff)]
 MaybeUser = Annotated[Principal | None, Depends(optional_principal)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=64,
+        description='The version you read, as its ETag (`"3"`): 409 if it is no longer current.',
+        json_schema_extra={"pattern": IF_MATCH_PATTERN},
+    ),
+]
 
 # Path ids are UUIDs (36 characters); anything longer is refused before it reaches a query.
 ResourceId = Annotated[Text, Path(min_length=1, max_length=36)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +50,17 @@ async def authenticate(
     raise AuthenticationFailed(ErrorCode.UNAUTHENTICATED, "a bearer token is required")
 
 
+_TAG = r'(?:W/)?"?[0-9]{1,12}"?'
+VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,12})"?')
+"""A version as an entity tag: ``"3"``, weakly ``W/"3"``, or bare ``3``; at most 12 digits."""
+
+IF_MATCH_PATTERN = rf"^(?:\*|{_TAG})$"
+"""What ``If-Match`` may hold (the OpenAPI document's pattern): ``*`` or one version tag."""
+
+IF_NONE_MATCH_PATTERN = rf"^(?:\*|{_TAG}(?:[ \t]*,[ \t]*{_TAG})*)$"
+"""What ``If-None-Match`` may hold, for the OpenAPI document: ``*`` or a list of version tags."""
+
+
 def parse_if_none_match(value: str | None) -> frozenset[int] | None:
     """The versions named by ``If-None-Match`` (``"3"``, ``W/"3"``, lists); None if absent.
 
@@ -60,14 +72,14 @@ def parse_if_none_match(value: str | None) -> frozenset[int] | None:
         return frozenset()
     versions = set()
     for part in value.split(","):
-        tag = part.strip().removeprefix("W/").strip('"')
-        if not digits(tag) or len(tag) > 12:
+        tag = VERSION_TAG.fullmatch(part.strip(" \t"))
+        if tag is None:
             raise InvalidValue(
                 ErrorCode.INVALID_IF_NONE_MATCH,
                 'If-None-Match must be version tags like "3" (or *)',
                 field="If-None-Match",
             )
-        versions.add(int(tag))
+        versions.add(int(tag.group(1)))
     return frozenset(versions)
 
 

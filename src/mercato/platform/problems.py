@@ -8,14 +8,18 @@ request id and is logged once, with no stack trace in the body.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Mapping
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.kernel import errors as k
@@ -123,12 +127,31 @@ def _field_path(loc: tuple[Any, ...]) -> tuple[str, str]:
     return where, path or where
 
 
+_INVALID_TOKEN = frozenset({"invalid_token", "token_expired", "unknown_account"})
+
+
+def challenge(error: k.DomainError) -> str:
+    """The ``WWW-Authenticate`` value of a 401 (RFC 6750, section 3): a token that was sent but
+    cannot be used is an ``invalid_token``; a missing one, or wrong credentials, just a challenge.
+    """
+    if error.code in _INVALID_TOKEN:
+        return f'Bearer realm="mercato", error="invalid_token", error_description="{error.code}"'
+    return 'Bearer realm="mercato"'
+
+
+def _error_headers(exc: k.DomainError) -> dict[str, str] | None:
+    headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, k.AuthenticationFailed):
+        headers["WWW-Authenticate"] = challenge(exc)
+    return headers or None
+
+
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, k.DomainError)
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.domain_error(str(exc.code))
-    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    headers = _error_headers(exc)
     data = {key: value for key, value in exc.data.items() if value is not None}
     return problem(
         status_for(exc),
@@ -176,7 +199,29 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     code = _CODES_BY_STATUS.get(exc.status_code, ErrorCode.ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
-    return problem(exc.status_code, code, detail, request=request, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route of the path; a path served by
+        # several routes (GET and POST /v1/orders) supports all of theirs
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed(request.app, request.url.path))}
+    return problem(exc.status_code, code, detail, request=request, headers=headers)
+
+
+_ROUTE_TABLES: WeakKeyDictionary[Any, list[tuple[re.Pattern[str], frozenset[str]]]] = (
+    WeakKeyDictionary()
+)
+
+
+def _allowed(app: Any, path: str) -> list[str]:
+    """Every method some route of the application serves at ``path``."""
+    table = _ROUTE_TABLES.get(app)
+    if table is None:
+        table = [
+            (compile_path(str(route.path))[0], frozenset(route.methods or ()))
+            for route in iter_route_contexts(app.routes)
+        ]
+        _ROUTE_TABLES[app] = table
+    return sorted({m for regex, methods in table if regex.match(path) for m in methods})
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:

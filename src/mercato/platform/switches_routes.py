@@ -20,7 +20,7 @@ class SwitchRead(BaseModel):
     """A switch: on (its part of the service runs) or off, and who changed it last, why."""
 
     name: Switch
-    enabled: bool
+    enabled: Annotated[bool, Field(strict=True)]  # true or false, not 0 or "off"
     reason: str
     changed_by: str
     changed_at: datetime | None
@@ -40,7 +40,7 @@ class SwitchUpdate(BaseModel):
     """The new state of a switch and why (the reason is shown to refused clients)."""
 
     model_config = ConfigDict(extra="forbid")
-    enabled: bool
+    enabled: Annotated[bool, Field(strict=True)]  # true or false, not 0 or "off"
     reason: Annotated[Text, Field(min_length=1, max_length=200)]
 
 

@@ -19,7 +19,7 @@ from mercato.customers.routes import router as customers_router
 from mercato.migrations.migrate import SchemaCheck
 from mercato.orders import realtime as orders_realtime
 from mercato.orders.routes import router as orders_router
-from mercato.platform import health, instrumentation, problems, switches_routes
+from mercato.platform import health, instrumentation, openapi, problems, switches_routes
 from mercato.platform import lifecycle as lifecycle_registry
 from mercato.platform.db import DatabaseUnavailable
 from mercato.platform.http import BodyLimitMiddleware
@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         # span and second request metrics as soon as a global OpenTelemetry provider exists,
         # and otherwise looks up three environment variables on every request to find out.
         telemetry=NO_FRAMEWORK_TELEMETRY,
+        # operation ids are the route functions' names (place_order, issue_token): what links
+        # name and what the generated client's functions are called
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state = AppState(container, lifecycle)
     problems.install(app)
@@ -143,6 +146,8 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(switches_routes.router)
     app.include_router(webhooks_router)
     orders_realtime.install(app)  # before the middleware below, so it sits innermost
+    # errors, auth answers and links in the document; before instrumentation reads its routes
+    openapi.install(app)
     app.mount("/console", console.create(app, events=orders_realtime.AllOrderEvents()))
 
 

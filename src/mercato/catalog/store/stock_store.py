@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from mercato.catalog.domain import (
     Adjustment,
-    InvalidAdjustment,
     OutOfStock,
     ProductInactive,
     ProductNotFound,
@@ -183,7 +182,8 @@ class StockRepository(Repository):
             state = await self.conn.fetchrow(_STOCK_STATE, id=product_id)
             if state is None:
                 raise ProductNotFound(product_id)
-            raise InvalidAdjustment(f"only {state['available']} available; cannot remove {-delta}")
+            # the request is well formed; the stock is not there (409, like reserving it)
+            raise OutOfStock(product_id, requested=-delta, available=state["available"])
         await self.conn.execute(
             _INSERT_ADJUSTMENT,
             id=new_id(),

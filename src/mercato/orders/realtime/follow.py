@@ -13,9 +13,11 @@ from fastapi import Header, Query
 from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 from starlette.types import ASGIApp, Scope
 
+from mercato.orders.domain import ErrorCode
 from mercato.orders.realtime.common import EVENT_TYPES
 from mercato.orders.realtime.streams import AllOrderEvents, OrderEvents
 from mercato.platform.deps import BEARER_SCHEME, ResourceId
+from mercato.platform.openapi import problems
 from mercato.platform.routing import EventStreamHandoff, HeldRoute
 
 LastEventId = Annotated[
@@ -84,6 +86,13 @@ def _all_orders_stream(scope: Scope) -> ASGIApp:
     return ALL_ORDER_EVENTS
 
 
+# what a held stream refuses before it starts (the platform adds authentication's answers)
+_REFUSALS: dict[int, list[str]] = {
+    422: ["unknown_event_type", "invalid_last_event_id"],
+    503: ["too_many_waiting", "shutting_down", "switched_off"],
+}
+
+
 def routes(**options: Any) -> list[HeldRoute]:
     """The two stream routes."""
     common: dict[str, Any] = {
@@ -102,8 +111,8 @@ def routes(**options: Any) -> list[HeldRoute]:
         responses={
             **_RESPONSES,
             204: {"description": "The order is final and nothing came after Last-Event-ID"},
-            404: {"description": "No such order, or not yours", "content": _PROBLEM},
         },
+        openapi_extra=problems({404: [ErrorCode.ORDER_NOT_FOUND], **_REFUSALS}),
         **common,
     )
     every = HeldRoute(
@@ -113,6 +122,7 @@ def routes(**options: Any) -> list[HeldRoute]:
         operation_id="follow_all_orders",
         summary="Follow every order event (staff; Server-Sent Events)",
         responses={**_RESPONSES, 403: {"description": "Staff only", "content": _PROBLEM}},
+        openapi_extra=problems(_REFUSALS),
         **common,
     )
     return [one, every]

@@ -20,8 +20,9 @@ from mercato.orders.domain import Order
 from mercato.orders.realtime.common import conditional_headers
 from mercato.orders.realtime.longpoll import OrderLongPoll
 from mercato.orders.routes import OrderRead, Service
+from mercato.orders.routes.answers import READ
 from mercato.platform.deps import CurrentUser, ResourceId
-from mercato.platform.held import matches, parse_if_none_match
+from mercato.platform.held import IF_NONE_MATCH_PATTERN, matches, parse_if_none_match
 from mercato.platform.http import header, last_query_value
 from mercato.platform.routing import Handoff, HeldRoute
 
@@ -33,6 +34,7 @@ IfNoneMatch = Annotated[
         alias="If-None-Match",
         max_length=256,
         description='The version you have, as its ETag (`"3"`): 304 while it is current.',
+        json_schema_extra={"pattern": IF_NONE_MATCH_PATTERN},
     ),
 ]
 Wait = Annotated[
@@ -99,5 +101,7 @@ def route(**options: Any) -> HeldRoute:
         methods=["GET"],
         response_model=OrderRead,
         responses={304: {"description": "Not modified: the version in If-None-Match is current"}},
+        openapi_extra=READ,
+        operation_id="read_order",
         **options,
     )

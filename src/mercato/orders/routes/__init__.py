@@ -12,6 +12,19 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from mercato.kernel.errors import InvalidValue
 from mercato.orders.domain import ErrorCode, Order, Status
+from mercato.orders.routes.answers import (
+    CANCEL,
+    CREATE,
+    CREATED,
+    DISCOUNT,
+    FULFIL,
+    LINE,
+    LINES,
+    ORDER,
+    PLACE,
+    PLACED,
+    SEE,
+)
 from mercato.orders.routes.models import (
     AddressesUpdate,
     CancelOrder,
@@ -119,7 +132,7 @@ Call = Annotated[OrderCall, Depends(_order_call)]
 OnLine = Annotated[LineCall, Depends(_line_call)]
 
 
-@router.post("", status_code=201, response_model=OrderRead)
+@router.post("", status_code=201, response_model=OrderRead, openapi_extra=CREATE, responses=CREATED)
 async def create_order(
     body: OrderCreate, user: CurrentUser, service: Service, response: Response, request: Request
 ) -> OrderRead:
@@ -160,7 +173,7 @@ async def list_orders(
     return OrderPage(items=[OrderRead.of(o) for o in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{order_id}/payments", response_model=list[PaymentRead])
+@router.get("/{order_id}/payments", response_model=list[PaymentRead], openapi_extra=SEE)
 async def list_payments(
     order_id: ResourceId, user: CurrentUser, service: Service
 ) -> list[PaymentRead]:
@@ -168,7 +181,7 @@ async def list_payments(
     return [PaymentRead.of(p) for p in await service.payments(user, order_id)]
 
 
-@router.post("/{order_id}/lines", response_model=OrderRead)
+@router.post("/{order_id}/lines", response_model=OrderRead, openapi_extra=LINES)
 async def add_line(body: LineCreate, call: Call) -> OrderRead:
     """Add a product to a draft (adding it again raises its quantity)."""
     order = await call.service.add_line(
@@ -181,7 +194,7 @@ async def add_line(body: LineCreate, call: Call) -> OrderRead:
     return call.answer(order)
 
 
-@router.put("/{order_id}/lines/{product_id}", response_model=OrderRead)
+@router.put("/{order_id}/lines/{product_id}", response_model=OrderRead, openapi_extra=LINE)
 async def set_line_quantity(body: QuantityUpdate, call: OnLine) -> OrderRead:
     """Set the quantity of a product on a draft."""
     order = await call.service.set_line_quantity(
@@ -194,7 +207,7 @@ async def set_line_quantity(body: QuantityUpdate, call: OnLine) -> OrderRead:
     return call.answer(order)
 
 
-@router.delete("/{order_id}/lines/{product_id}", response_model=OrderRead)
+@router.delete("/{order_id}/lines/{product_id}", response_model=OrderRead, openapi_extra=LINE)
 async def remove_line(call: OnLine) -> OrderRead:
     """Remove a product from a draft."""
     order = await call.service.remove_line(
@@ -203,7 +216,7 @@ async def remove_line(call: OnLine) -> OrderRead:
     return call.answer(order)
 
 
-@router.put("/{order_id}/addresses", response_model=OrderRead)
+@router.put("/{order_id}/addresses", response_model=OrderRead, openapi_extra=ORDER)
 async def set_addresses(body: AddressesUpdate, call: Call) -> OrderRead:
     """Set the shipping address (and billing address, which defaults to it)."""
     order = await call.service.set_addresses(
@@ -220,6 +233,7 @@ async def set_addresses(body: AddressesUpdate, call: Call) -> OrderRead:
     "/{order_id}/discount",
     response_model=OrderRead,
     dependencies=[Depends(requirement(Switch.DISCOUNT_CODES))],
+    openapi_extra=DISCOUNT,
 )
 async def apply_discount(body: DiscountUpdate, call: Call, request: Request) -> OrderRead:
     """Apply a percentage discount code to a draft.
@@ -233,7 +247,7 @@ async def apply_discount(body: DiscountUpdate, call: Call, request: Request) -> 
     return call.answer(order)
 
 
-@router.delete("/{order_id}/discount", response_model=OrderRead)
+@router.delete("/{order_id}/discount", response_model=OrderRead, openapi_extra=ORDER)
 async def remove_discount(call: Call) -> OrderRead:
     """Remove the discount code from a draft."""
     order = await call.service.apply_discount(
@@ -246,6 +260,8 @@ async def remove_discount(call: Call) -> OrderRead:
     "/{order_id}/place",
     response_model=OrderRead,
     dependencies=[Depends(requirement(Switch.CHECKOUT))],
+    openapi_extra=PLACE,
+    responses=PLACED,
 )
 async def place_order(body: PlaceOrder, call: Call) -> OrderRead:
     """Reserve the stock, charge the payment method (or test card) and place the order.
@@ -263,7 +279,7 @@ async def place_order(body: PlaceOrder, call: Call) -> OrderRead:
     return call.answer(order)
 
 
-@router.post("/{order_id}/confirm", response_model=OrderRead)
+@router.post("/{order_id}/confirm", response_model=OrderRead, openapi_extra=FULFIL)
 async def confirm_order(call: Call) -> OrderRead:
     """Accept a placed order (staff only)."""
     order = await call.service.confirm(
@@ -272,7 +288,7 @@ async def confirm_order(call: Call) -> OrderRead:
     return call.answer(order)
 
 
-@router.post("/{order_id}/ship", response_model=OrderRead)
+@router.post("/{order_id}/ship", response_model=OrderRead, openapi_extra=FULFIL)
 async def ship_order(call: Call, body: ShipOrder | None = None) -> OrderRead:
     """Mark a confirmed order as shipped, with an optional tracking code (staff only)."""
     order = await call.service.ship(
@@ -284,7 +300,7 @@ async def ship_order(call: Call, body: ShipOrder | None = None) -> OrderRead:
     return call.answer(order)
 
 
-@router.post("/{order_id}/deliver", response_model=OrderRead)
+@router.post("/{order_id}/deliver", response_model=OrderRead, openapi_extra=FULFIL)
 async def deliver_order(call: Call) -> OrderRead:
     """Mark a shipped order as delivered (staff only)."""
     order = await call.service.deliver(
@@ -293,7 +309,7 @@ async def deliver_order(call: Call) -> OrderRead:
     return call.answer(order)
 
 
-@router.post("/{order_id}/cancel", response_model=OrderRead)
+@router.post("/{order_id}/cancel", response_model=OrderRead, openapi_extra=CANCEL)
 async def cancel_order(call: Call, body: CancelOrder | None = None) -> OrderRead:
     """Cancel a draft, placed or confirmed order; a paid order is restocked and refunded."""
     order = await call.service.cancel(

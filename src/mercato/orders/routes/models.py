@@ -3,26 +3,45 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mercato.kernel.values import MAX_QUANTITY, Address
+from mercato.kernel.values import COUNTRY_PATTERN, MAX_QUANTITY, Address
 from mercato.orders.domain import MAX_LINES, Order, OrderLine, Status, Totals
-from mercato.payments import Payment
-from mercato.platform.schemas import MoneyModel, Text
+from mercato.payments import CARD_NUMBER_PATTERN, PAYMENT_METHOD_PATTERN, Payment
+from mercato.platform.schemas import CURRENCY_SCHEMA, NOT_BLANK, WHOLE, MoneyModel, Text
 
-Qty = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2])]
+_VISIBLE: dict[str, Any] = {"pattern": NOT_BLANK}
+Qty = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True, examples=[2]), WHOLE]
 
 
 class AddressModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[Text, Field(max_length=200)] = ""
-    street: Annotated[Text, Field(min_length=1, max_length=200, examples=["Unter den Linden 1"])]
-    city: Annotated[Text, Field(min_length=1, max_length=100, examples=["Berlin"])]
+    street: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=200,
+            examples=["Unter den Linden 1"],
+            json_schema_extra=_VISIBLE,
+        ),
+    ]
+    city: Annotated[
+        Text, Field(min_length=1, max_length=100, examples=["Berlin"], json_schema_extra=_VISIBLE)
+    ]
     postal_code: Annotated[Text, Field(max_length=20, examples=["10117"])] = ""
     region: Annotated[Text, Field(max_length=100)] = ""
-    country: Annotated[Text, Field(min_length=2, max_length=2, examples=["DE"])]
+    country: Annotated[
+        Text,
+        Field(
+            min_length=2,
+            max_length=2,
+            examples=["DE"],
+            json_schema_extra={"pattern": COUNTRY_PATTERN},
+        ),
+    ]
 
     def to_domain(self) -> Address:
         return Address(
@@ -53,7 +72,9 @@ class QuantityUpdate(BaseModel):
 
 class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    currency: Annotated[Text | None, Field(min_length=3, max_length=3)] = None
+    currency: Annotated[
+        Text | None, Field(min_length=3, max_length=3, json_schema_extra=CURRENCY_SCHEMA)
+    ] = None
     lines: Annotated[list[LineCreate], Field(max_length=MAX_LINES)] = []
     shipping_address: AddressModel | None = None
     billing_address: AddressModel | None = None
@@ -75,12 +96,32 @@ class PlaceOrder(BaseModel):
     """How the order is paid: a payment method id from the provider's client library (Stripe.js)
     or, in test mode, a card number; exactly one of the two (checked with the payment rules)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("card_number", "payment_method")
+            ]
+        },
+    )
     card_number: Annotated[
-        Text | None, Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
+        Text | None,
+        Field(
+            min_length=12,
+            max_length=23,
+            examples=["4242 4242 4242 4242"],
+            json_schema_extra={"pattern": CARD_NUMBER_PATTERN},
+        ),
     ] = None
     payment_method: Annotated[
-        Text | None, Field(min_length=3, max_length=255, examples=["pm_card_visa"])
+        Text | None,
+        Field(
+            min_length=3,
+            max_length=255,
+            examples=["pm_card_visa"],
+            json_schema_extra={"pattern": PAYMENT_METHOD_PATTERN},
+        ),
     ] = None
 
 

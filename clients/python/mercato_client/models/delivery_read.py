@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="DeliveryRead")
+
+
+@_attrs_define
+class DeliveryRead:
+    """
+    Attributes:
+        id (str): Sent as webhook-id, the same on every retry and replay
+        event_type (str):
+        event_sequence (int):
+        status (str):
+        attempts (int):
+        next_attempt_at (datetime.datetime | None):
+        last_status_code (int | None):
+        last_error (None | str):
+        created_at (datetime.datetime):
+        updated_at (datetime.datetime):
+    """
+
+    id: str
+    event_type: str
+    event_sequence: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime.datetime | None
+    last_status_code: int | None
+    last_error: None | str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        id = self.id
+
+        event_type = self.event_type
+
+        event_sequence = self.event_sequence
+
+        status = self.status
+
+        attempts = self.attempts
+
+        next_attempt_at: None | str
+        if isinstance(self.next_attempt_at, datetime.datetime):
+            next_attempt_at = self.next_attempt_at.isoformat()
+        else:
+            next_attempt_at = self.next_attempt_at
+
+        last_status_code: int | None
+        last_status_code = self.last_status_code
+
+        last_error: None | str
+        last_error = self.last_error
+
+        created_at = self.created_at.isoformat()
+
+        updated_at = self.updated_at.isoformat()
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "id": id,
+                "event_type": event_type,
+                "event_sequence": event_sequence,
+                "status": status,
+                "attempts": attempts,
+                "next_attempt_at": next_attempt_at,
+                "last_status_code": last_status_code,
+                "last_error": last_error,
+                "created_at": created_at,
+                "updated_at": updated_at,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        id = d.pop("id")
+
+        event_type = d.pop("event_type")
+
+        event_sequence = d.pop("event_sequence")
+
+        status = d.pop("status")
+
+        attempts = d.pop("attempts")
+
+        def _parse_next_attempt_at(data: object) -> datetime.datetime | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                next_attempt_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return next_attempt_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None, data)
+
+        next_attempt_at = _parse_next_attempt_at(d.pop("next_attempt_at"))
+
+        def _parse_last_status_code(data: object) -> int | None:
+            if data is None:
+                return data
+            return cast(int | None, data)
+
+        last_status_code = _parse_last_status_code(d.pop("last_status_code"))
+
+        def _parse_last_error(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        last_error = _parse_last_error(d.pop("last_error"))
+
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+        updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
+
+        delivery_read = cls(
+            id=id,
+            event_type=event_type,
+            event_sequence=event_sequence,
+            status=status,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            last_status_code=last_status_code,
+            last_error=last_error,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+
+        delivery_read.additional_properties = d
+        return delivery_read
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
