@@ -15,27 +15,20 @@ class Profile(StrEnum):
 
 # The configuration matrix of the multi-environment pipeline (docs/deployment.md). A value
 # here replaces the field default for that profile; a variable or file still overrides it.
+# What a developer's machine and the test suite share: quick shutdown, every feature, and
+# webhook receivers on local addresses.
+_LOCAL: dict[str, Any] = {
+    "log_format": "console",
+    "shutdown_drain_s": 0.0,
+    "shutdown_grace_s": 10.0,
+    "feature_api_docs": True,
+    "feature_discount_codes": True,
+    "webhook_private_addresses": True,
+}
+
 PROFILES: dict[Profile, dict[str, Any]] = {
-    Profile.DEV: {
-        "debug": True,
-        "log_level": "DEBUG",
-        "log_format": "console",
-        "shutdown_drain_s": 0.0,
-        "shutdown_grace_s": 10.0,
-        "feature_api_docs": True,
-        "feature_discount_codes": True,
-        "webhook_private_addresses": True,  # local receivers while developing
-    },
-    Profile.TEST: {
-        "debug": False,
-        "log_level": "INFO",
-        "log_format": "console",
-        "shutdown_drain_s": 0.0,
-        "shutdown_grace_s": 10.0,
-        "feature_api_docs": True,
-        "feature_discount_codes": True,
-        "webhook_private_addresses": True,  # local receivers while developing
-    },
+    Profile.DEV: {"debug": True, "log_level": "DEBUG", **_LOCAL},
+    Profile.TEST: {"debug": False, "log_level": "INFO", **_LOCAL},
     Profile.STAGING: {
         "debug": False,
         "log_level": "INFO",
