@@ -98,14 +98,21 @@ async def create_product(
                 initial_stock=stock,
             )
         except DomainError as exc:
-            errors = errors_of(exc)
-            if "delta" in errors:  # the opening stock is the first stock adjustment
-                errors = {"initial_stock": errors["delta"].replace("Delta", "Opening stock")}
+            errors = _opening_stock_errors(errors_of(exc))
         else:
             return RedirectResponse(f"/console/products/{product.id}", status_code=303)
     return render(
         request, "product_new.html", session=session, status=422, form=form, errors=errors
     )
+
+
+def _opening_stock_errors(errors: dict[str, str]) -> dict[str, str]:
+    """The opening stock's refusal (as the first stock adjustment, or by its own rule) in plain
+    words next to its field; other errors as they are."""
+    for key, word in (("delta", "Delta"), ("initial_stock", "Initial_stock")):
+        if key in errors:
+            return {"initial_stock": errors[key].replace(word, "Opening stock")}
+    return errors
 
 
 def locals_form(*values: str) -> zip[tuple[str, str]]:
