@@ -9,9 +9,18 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mercato.platform.deps import ResourceId, StaffUser
+from mercato.platform.error_codes import ErrorCode as PlatformCode
+from mercato.platform.openapi import problems
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
 from mercato.platform.schemas import Text
-from mercato.webhooks.domain import MAX_EVENT_TYPES, MAX_URL, Attempt, Delivery, WebhookEndpoint
+from mercato.webhooks.domain import (
+    MAX_EVENT_TYPES,
+    MAX_URL,
+    Attempt,
+    Delivery,
+    ErrorCode,
+    WebhookEndpoint,
+)
 from mercato.webhooks.service import DeliveryLog, WebhooksService
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -143,7 +152,23 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-@router.post("", status_code=201, response_model=EndpointCreated)
+# The answers each operation documents beyond the platform's own (mercato.platform.openapi).
+_URL_REFUSED = [
+    ErrorCode.INVALID_WEBHOOK_URL,
+    ErrorCode.WEBHOOK_URL_NOT_PUBLIC,
+    ErrorCode.UNKNOWN_EVENT_TYPE,
+]
+_ENDPOINT = {404: [ErrorCode.WEBHOOK_NOT_FOUND]}
+_DELIVERY = {404: [ErrorCode.WEBHOOK_NOT_FOUND, ErrorCode.DELIVERY_NOT_FOUND]}
+_PAGE = {422: [PlatformCode.INVALID_CURSOR]}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=EndpointCreated,
+    openapi_extra=problems({422: _URL_REFUSED}),
+)
 async def create_endpoint(body: EndpointCreate, _: StaffUser, service: Service) -> EndpointCreated:
     """Register an endpoint (staff only). The answer holds its signing secret, shown only here.
 
@@ -159,7 +184,7 @@ async def create_endpoint(body: EndpointCreate, _: StaffUser, service: Service) 
     return EndpointCreated(**EndpointRead.of(endpoint).model_dump(), secret=endpoint.secret)
 
 
-@router.get("", response_model=EndpointPage)
+@router.get("", response_model=EndpointPage, openapi_extra=problems(_PAGE))
 async def list_endpoints(
     _: StaffUser, service: Service, cursor: Cursor = None, limit: Limit = DEFAULT_PAGE
 ) -> EndpointPage:
@@ -170,13 +195,17 @@ async def list_endpoints(
     )
 
 
-@router.get("/{endpoint_id}", response_model=EndpointRead)
+@router.get("/{endpoint_id}", response_model=EndpointRead, openapi_extra=problems(_ENDPOINT))
 async def read_endpoint(endpoint_id: ResourceId, _: StaffUser, service: Service) -> EndpointRead:
     """One endpoint, without its secret (staff only)."""
     return EndpointRead.of(await service.get(endpoint_id))
 
 
-@router.patch("/{endpoint_id}", response_model=EndpointRead)
+@router.patch(
+    "/{endpoint_id}",
+    response_model=EndpointRead,
+    openapi_extra=problems({**_ENDPOINT, 409: [ErrorCode.WEBHOOK_CONFLICT], 422: _URL_REFUSED}),
+)
 async def update_endpoint(
     endpoint_id: ResourceId, body: EndpointUpdate, _: StaffUser, service: Service
 ) -> EndpointRead:
@@ -194,14 +223,23 @@ async def update_endpoint(
     return EndpointRead.of(changed)
 
 
-@router.delete("/{endpoint_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/{endpoint_id}",
+    status_code=204,
+    response_class=Response,
+    openapi_extra=problems(_ENDPOINT),
+)
 async def delete_endpoint(endpoint_id: ResourceId, _: StaffUser, service: Service) -> Response:
     """Remove an endpoint and its delivery log (staff only)."""
     await service.delete(endpoint_id)
     return Response(status_code=204)
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=DeliveryPage)
+@router.get(
+    "/{endpoint_id}/deliveries",
+    response_model=DeliveryPage,
+    openapi_extra=problems({**_ENDPOINT, **_PAGE}),
+)
 async def list_deliveries(
     endpoint_id: ResourceId,
     _: StaffUser,
@@ -216,7 +254,11 @@ async def list_deliveries(
     )
 
 
-@router.get("/{endpoint_id}/deliveries/{delivery_id}", response_model=DeliveryDetail)
+@router.get(
+    "/{endpoint_id}/deliveries/{delivery_id}",
+    response_model=DeliveryDetail,
+    openapi_extra=problems(_DELIVERY),
+)
 async def read_delivery(
     endpoint_id: ResourceId, delivery_id: ResourceId, _: StaffUser, service: Service
 ) -> DeliveryDetail:
@@ -225,7 +267,10 @@ async def read_delivery(
 
 
 @router.post(
-    "/{endpoint_id}/deliveries/{delivery_id}/replay", status_code=202, response_model=DeliveryDetail
+    "/{endpoint_id}/deliveries/{delivery_id}/replay",
+    status_code=202,
+    response_model=DeliveryDetail,
+    openapi_extra=problems(_DELIVERY),
 )
 async def replay_delivery(
     endpoint_id: ResourceId, delivery_id: ResourceId, _: StaffUser, service: Service
