@@ -62,8 +62,11 @@ tools:  ## Prometheus, promtool, Alertmanager, amtool and chromium (Debian packa
 check-deploy: tools  ## promtool and amtool: rules, rule unit tests, Alertmanager routes
 	deploy/check
 
+# Worker processes for the test suite; each has databases of its own (tests/conftest.py).
+TEST_WORKERS ?= 3
+
 test: lint typecheck imports validate-deploy tools  ## everything: lint, types, boundaries, unit, integration, e2e
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: install  ## order placement and product read against PostgreSQL (bench/README.md)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -5,16 +5,23 @@ Databases: every test that asks for ``database_url`` runs once against SQLite an
 ``MERCATO_TEST_REQUIRE_POSTGRES=1`` (as in CI) a missing PostgreSQL URL is an error, not a skip.
 Each database is migrated from scratch once per session; tests isolate themselves with unique
 references (fresh e-mails, SKUs and ids), never by deleting other tests' rows.
+
+Run in parallel (``pytest -n N``, as ``make test`` does), each worker process gets a PostgreSQL
+database of its own beside the named one (``<name>_gw0``, ``<name>_gw1``, ...), created when the
+worker starts and dropped when it ends, because a session migrates its database from scratch and
+scratch databases are named after it. SQLite files already live in each worker's own folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -24,9 +31,34 @@ from mercato.config import Settings
 from mercato.migrations import migrate
 from mercato.web.app import create_app
 
-PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
+NAMED_PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
 REQUIRE_PG = os.environ.get("MERCATO_TEST_REQUIRE_POSTGRES") == "1"
 TEST_SECRET = "test-secret-that-is-long-enough-0123456789"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _worker_url(url: str, worker: str) -> str:
+    """The PostgreSQL database this process tests against: the named one, or its worker's."""
+    if not url or not worker:
+        return url
+    base, _, rest = url.rpartition("/")
+    name, sep, query = rest.partition("?")
+    return f"{base}/{name}_{worker}{sep}{query}"
+
+
+PG_URL = _worker_url(NAMED_PG_URL, WORKER)
+
+
+async def _recreate(url: str, *, create: bool) -> None:
+    """Drop the database ``url`` names (and create it afresh), connected to the named one."""
+    name = url.rpartition("/")[2].partition("?")[0]
+    conn = await asyncpg.connect(NAMED_PG_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,6 +66,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "MERCATO_TEST_REQUIRE_POSTGRES=1 but MERCATO_TEST_DATABASE_URL is not set"
         )
+    if PG_URL != NAMED_PG_URL:
+        asyncio.run(_recreate(PG_URL, create=True))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if PG_URL != NAMED_PG_URL:
+        asyncio.run(_recreate(PG_URL, create=False))
 
 
 def _backends() -> list[str]:

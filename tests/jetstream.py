@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections import defaultdict
@@ -13,6 +14,7 @@ import orjson
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import ServiceUnavailableError
 
 from mercato.kernel.clock import utcnow
 from mercato.platform.db import Database, sql
@@ -86,18 +88,34 @@ class Received:
         return dict(found)
 
 
-async def read_stream(servers: str, settings: StreamSettings) -> Received:
-    """Everything in the stream now, through an ephemeral pull consumer."""
+async def read_stream(servers: str, settings: StreamSettings, *, limit_s: float = 60) -> Received:
+    """Everything in the stream now, through an ephemeral pull consumer.
+
+    Reads until it has as many messages as the stream holds. A cluster just brought back may
+    still be electing its stream's or the consumer's leader and answer 503 meanwhile: that is
+    waited out, within ``limit_s``, like a fetch that found nothing yet.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
     nc = await nats.connect(servers=servers.split(","), connect_timeout=5)
     try:
         js = nc.jetstream(timeout=10)
-        sub = await js.pull_subscribe(f"{settings.subject_prefix}.>", stream=settings.name)
-        messages = []
         while True:
             try:
-                batch = await sub.fetch(batch=1000, timeout=1.0)
-            except (NatsTimeout, TimeoutError):
+                expected = (await js.stream_info(settings.name)).state.messages
+                sub = await js.pull_subscribe(f"{settings.subject_prefix}.>", stream=settings.name)
                 break
+            except (NatsTimeout, TimeoutError, ServiceUnavailableError):
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        messages: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        while len(messages) < expected and loop.time() < deadline:
+            try:
+                batch = await sub.fetch(batch=1000, timeout=1.0)
+            except (NatsTimeout, TimeoutError, ServiceUnavailableError):
+                await asyncio.sleep(0.2)
+                continue
             for msg in batch:
                 messages.append((msg.subject, dict(msg.headers or {}), orjson.loads(msg.data)))
                 await msg.ack()

@@ -1,6 +1,6 @@
 """The served API against its own OpenAPI document, fuzzed by schemathesis.
 
-A real server (``mercato serve``) with the demo data, once per database, is fuzzed as an
+A real server (``mercato serve``) with the demo data, once per database kind, is fuzzed as an
 anonymous client, the demo customer and the demo staff member with every conformance check
 (status codes, content types, response schemas and headers, negative data rejected, positive
 data accepted, missing required headers, undeclared methods) and the stateful phase, which
@@ -9,6 +9,10 @@ fails the test with schemathesis' report. The few rules JSON Schema cannot state
 with why, in tests/e2e/fuzz/schemathesis.toml.
 
 The example counts keep each run within about a minute on a shared two-core machine.
+
+The server gets a database of its own: fuzzing as staff registers webhook endpoints at the
+document's example address, switches checkout off and deactivates accounts, and none of that
+may reach another test's deliveries, checkouts or counts.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mercato.migrations import migrate
+from tests.e2e.scratch import scratch_database
 from tests.e2e.server import Server, running_server, server_env
 
 FUZZ = Path(__file__).parent / "fuzz"
@@ -38,18 +44,21 @@ SWITCHES = ("checkout", "discount_codes", "realtime")
 @pytest.fixture(scope="module")
 def shop(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("fuzz")
-    loaded = subprocess.run(
-        [sys.executable, "-m", "mercato", "demo-data"],
-        env=server_env(database_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert loaded.returncode == 0, loaded.stderr
-    # long polls are held for a second, not a minute: the fuzzer waits for every answer
-    with running_server(database_url, folder, MERCATO_REALTIME_MAX_WAIT_S="1") as server:
-        yield server
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    with scratch_database(backend, folder, "fuzz") as url:
+        migrate.upgrade(url)
+        loaded = subprocess.run(
+            [sys.executable, "-m", "mercato", "demo-data"],
+            env=server_env(url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert loaded.returncode == 0, loaded.stderr
+        # long polls are held for a second, not a minute: the fuzzer waits for every answer
+        with running_server(url, folder, MERCATO_REALTIME_MAX_WAIT_S="1") as server:
+            yield server
 
 
 def token(shop: Server, role: str) -> str | None:
@@ -72,7 +81,7 @@ def restore_demo(shop: Server) -> None:
             body = {"enabled": True, "reason": "restored after fuzzing"}
             assert http.put(f"/v1/admin/switches/{name}", json=body).status_code == 200
         params: dict[str, str | int] = {"limit": 100}
-        while True:  # the database may be shared with other tests' accounts: every page
+        while True:  # every page
             page = http.get("/v1/customers", params=params).json()
             for account in page["items"]:
                 if account["email"] == CUSTOMER and not account["active"]:

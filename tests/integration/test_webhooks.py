@@ -1,18 +1,26 @@
 """Webhook deliveries on both databases, to a real local receiver that verifies each signature
 with the ``standardwebhooks`` library: fan-out, retries on the schedule, 410, endpoints failing
-for days, redirects, replay, the SSRF guard at send time and slow-endpoint isolation."""
+for days, redirects, replay, the SSRF guard at send time and slow-endpoint isolation.
+
+The module runs on a database of its own: a dispatcher sends every due delivery in its
+database, so another test's endpoint (at an address nobody answers) would hold these tests up
+behind its timeouts and retries, and the schedule's timings would no longer be this module's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
 
 from mercato.bootstrap import Container
 from mercato.config import Settings
+from mercato.migrations import migrate
 from mercato.platform.outbox import OutboxEvent
 from mercato.platform.uow import Transactor
 from mercato.platform.workers import WorkerRunner
@@ -20,7 +28,8 @@ from mercato.webhooks import AddressGuard, WebhooksService
 from mercato.webhooks.domain import MAX_ATTEMPTS, retry_delay
 from mercato.webhooks.service import ENDPOINTS_CACHE_S
 from mercato.webhooks.store import DeliveryRepository
-from tests.conftest import running
+from tests.conftest import make_settings, running
+from tests.e2e.scratch import scratch_database
 from tests.integration.counting import CountingDatabase
 from tests.integration.helpers import STAFF, outbox_rows
 from tests.integration.webhook_helpers import (
@@ -36,6 +45,21 @@ from tests.integration.webhook_helpers import (
 from tests.webhook_receiver import Behaviour, receiving
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def own_database(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database only this module's tests write to."""
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    folder: Path = tmp_path_factory.mktemp("webhooks")
+    with scratch_database(backend, folder, "webhooks") as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def settings(own_database: str) -> Settings:
+    return make_settings(own_database)
 
 
 async def test_a_committed_event_reaches_the_receiver_signed_as_standard_webhooks_says(
