@@ -15,7 +15,15 @@ from mercato.kernel.money import Money
 from mercato.orders import Order, Status
 from mercato.orders.domain import CheckoutAbandoned
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
-from mercato.payments import DECLINED_CARD, SUCCESS_CARD, ChargeResult, Outcome, SandboxProvider
+from mercato.payments import (
+    DECLINED_CARD,
+    SUCCESS_CARD,
+    ChargeRequest,
+    ChargeResult,
+    Outcome,
+    PaymentMeans,
+    SandboxProvider,
+)
 from mercato.payments import Status as PaymentStatus
 from mercato.platform.db import sql
 from mercato.platform.security import Principal
@@ -49,9 +57,11 @@ async def crashed_checkout(
     owner = await customer(container)
     widget = await product(container, stock=5)
     order = await draft(container, owner, {widget.id: 2})
-    checkout = await container.orders.begin_checkout(owner, order.id, SUCCESS_CARD, None)
+    checkout = await container.orders.begin_checkout(
+        owner, order.id, PaymentMeans(SUCCESS_CARD), None
+    )
     if charge_with is not None:
-        await container.payments.charge(checkout.payment, card_number=charge_with)
+        await container.payments.charge(checkout.payment, PaymentMeans(charge_with))
     assert await stock(container, widget.id) == (3, 2, 0)
     assert (await container.orders.get(owner, order.id)).checkout_payment_id == checkout.payment.id
     return owner, order, widget.id, checkout.payment.id
@@ -206,22 +216,10 @@ class _Slow(SandboxProvider):
         self.reconcile: Callable[[], Awaitable[None]] | None = None
         self.refunds: list[str] = []
 
-    async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        amount: Money,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult:
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
         if self.reconcile is not None:
             await self.reconcile()  # gives the checkout up before the charge exists
-        return await super().charge(
-            idempotency_key=idempotency_key,
-            amount=amount,
-            card_number=card_number,
-            payment_method=payment_method,
-        )
+        return await super().charge(request)
 
     async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:
         self.refunds.append(reference)

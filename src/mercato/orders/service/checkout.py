@@ -31,6 +31,8 @@ from mercato.payments import (
     Outcome,
     Payment,
     PaymentDeclined,
+    PaymentMeans,
+    PaymentOpening,
     PaymentsForOrders,
     ProviderError,
 )
@@ -63,7 +65,9 @@ class Checkout:
     payment: Payment
 
 
-async def begin_checkout(uow: UnitOfWork, deps: Deps, target: Target, card: str | None) -> Checkout:
+async def begin_checkout(
+    uow: UnitOfWork, deps: Deps, target: Target, means: PaymentMeans
+) -> Checkout:
     """Phase 1: reserve the stock, price the order and open a pending payment for it."""
     order = await locked(uow, target, Actor.OWNER)
     await deps.customers.ensure_can_order(uow, order.customer_id)
@@ -75,9 +79,8 @@ async def begin_checkout(uow: UnitOfWork, deps: Deps, target: Target, card: str 
     payment_id = new_id()
     current = [product_info(r) for r in reserved]
     order.begin_checkout(payment_id, current, pricing=deps.pricing, shipping=deps.shipping, now=now)
-    payment = await deps.payments.open(
-        uow, payment_id=payment_id, order_id=order.id, amount=order.totals.total, card_number=card
-    )
+    opening = PaymentOpening(payment_id, order.id, order.totals.total, means)
+    payment = await deps.payments.open(uow, opening)
     await orders(uow).save(order)
     return Checkout(order, payment)
 
@@ -95,7 +98,10 @@ async def settle(
     order = await orders(uow).get(order_id, lock=True)
     if order is None:
         raise OrderNotFound(order_id)
-    payment = await deps.payments.settle(uow, payment_id, result, known=known)
+    if known is None:
+        payment = await deps.payments.settle(uow, payment_id, result)
+    else:
+        payment = await deps.payments.settle_opened(uow, known, result)
     if order.checkout_payment_id != payment_id:
         return order, payment  # settled already (by the request or by the reconciler)
     if payment.status is PaymentStatus.CAPTURED:
@@ -109,12 +115,10 @@ async def settle(
     return order, payment
 
 
-async def pay(
-    transact: Transactor, deps: Deps, begun: Checkout, *, card: str | None, method: str | None
-) -> Order:
+async def pay(transact: Transactor, deps: Deps, begun: Checkout, means: PaymentMeans) -> Order:
     """Phases 2 and 3: charge, settle, and raise what the customer must hear of a failure."""
     pending = begun.payment
-    result = await deps.payments.charge(pending, card_number=card, payment_method=method)
+    result = await deps.payments.charge(pending, means)
     if result is None:
         raise ProviderError("no_answer")
     order, payment = await transact(
