@@ -85,8 +85,8 @@ async def running(settings: Settings) -> AsyncIterator[Container]:
     """The wired application parts for ``settings``, connected, background workers not running
     (a second process's view of the database, when the test already has one)."""
     built = build(settings)
-    await built.start(workers=False)
     try:
+        await built.start(workers=False)
         yield built
     finally:
         await built.stop()
