@@ -188,6 +188,12 @@ class ChargeResult:
     reason: str = ""
     card_last4: str = ""  # when the provider says which card paid
 
+    def refusal(self) -> PaymentDeclined | ProviderError:
+        """The error a charge that was not captured means to the customer."""
+        if self.outcome is Outcome.DECLINED:
+            return PaymentDeclined(self.reason or "declined")
+        return ProviderError(self.reason or "error")
+
 
 @dataclass(frozen=True, slots=True)
 class ChargeRequest:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 from mercato.catalog import StockForOrders
 from mercato.kernel.clock import utcnow
@@ -30,7 +30,6 @@ from mercato.payments import (
     ChargeResult,
     Outcome,
     Payment,
-    PaymentDeclined,
     PaymentMeans,
     PaymentOpening,
     PaymentsForOrders,
@@ -129,15 +128,8 @@ async def pay(transact: Transactor, deps: Deps, begun: Checkout, means: PaymentM
         await deps.payments.refund_late_capture(payment, result)
         raise CheckoutAbandoned()
     if result.outcome is not Outcome.CAPTURED:
-        refuse(result)
+        raise result.refusal()
     return order
-
-
-def refuse(result: ChargeResult) -> NoReturn:
-    """Raise the error a provider's refusal means to the customer."""
-    if result.outcome is Outcome.DECLINED:
-        raise PaymentDeclined(result.reason or "declined")
-    raise ProviderError(result.reason or "error")
 
 
 class CheckoutReconciler:
