@@ -20,7 +20,6 @@ from mercato.orders import NewLine, Order
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.payments import (
     SUCCESS_CARD,
-    ChargeRequest,
     ChargeResult,
     Outcome,
     Payment,
@@ -121,9 +120,7 @@ async def test_a_charge_that_went_through_places_the_order_when_reconciled(
 ) -> None:
     order, payment, product_id = await _died_after_reserving(container, stock=4, qty=2)
     # The provider captured the charge, but the process died before recording the answer.
-    await container.payments.provider.charge(
-        ChargeRequest(payment.idempotency_key, payment.amount, PaymentMeans(SUCCESS_CARD))
-    )
+    await container.payments.charge(payment, PaymentMeans(SUCCESS_CARD))
     reconciler = CheckoutReconciler(container.orders, container.payments, grace_s=0)
     assert await reconciler.run_once() >= 1
 
