@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from mercato.bootstrap import Container, build
+from mercato.bootstrap import Container
 from mercato.catalog.store import reservations
 from mercato.config import Settings
 from mercato.kernel.money import Money
@@ -27,6 +27,7 @@ from mercato.payments import (
 from mercato.payments import Status as PaymentStatus
 from mercato.platform.db import sql
 from mercato.platform.security import Principal
+from tests.conftest import running
 from tests.integration.helpers import (
     assert_stock_balances,
     customer,
@@ -189,9 +190,7 @@ async def test_a_lookup_that_fails_leaves_that_checkout_and_settles_the_others(
     settings: Settings,
 ) -> None:
     provider = _Unsure()
-    container = build(settings, provider=provider)
-    await container.start(workers=False)
-    try:
+    async with running(settings, provider=provider) as container:
         owner, stuck, _, stuck_payment = await crashed_checkout(container, charge_with=SUCCESS_CARD)
         _, paid, _, _ = await crashed_checkout(container, charge_with=SUCCESS_CARD)
         pending = await container.orders.payments(owner, stuck.id)
@@ -204,8 +203,6 @@ async def test_a_lookup_that_fails_leaves_that_checkout_and_settles_the_others(
         assert (await container.orders.get_unchecked(paid.id)).status is Status.PLACED  # type: ignore[union-attr]
         still = await container.orders.payments(owner, stuck.id)
         assert [(p.id, p.status) for p in still] == [(stuck_payment, PaymentStatus.PENDING)]
-    finally:
-        await container.stop()
 
 
 class _Slow(SandboxProvider):
@@ -232,9 +229,7 @@ async def test_a_charge_captured_after_its_checkout_was_given_up_is_refunded(
     settings: Settings,
 ) -> None:
     provider = _Slow()
-    container = build(settings, provider=provider)
-    await container.start(workers=False)
-    try:
+    async with running(settings, provider=provider) as container:
         reconciler = CheckoutReconciler(container.orders, container.payments, grace_s=0)
         owner = await customer(container)
         widget = await product(container, stock=5)
@@ -258,5 +253,3 @@ async def test_a_charge_captured_after_its_checkout_was_given_up_is_refunded(
         provider.reconcile = None
         placed = await container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
         assert placed.status is Status.PLACED
-    finally:
-        await container.stop()
