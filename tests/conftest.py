@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
 from mercato.migrations import migrate
+from mercato.payments import PaymentProvider
 from mercato.web.app import create_app
 
 NAMED_PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
@@ -120,12 +121,15 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Container]:
-    """The wired application parts for ``settings``, connected, background workers not running
-    (a second process's view of the database, when the test already has one)."""
-    built = build(settings)
-    await built.start(workers=False)
+async def running(
+    settings: Settings, *, provider: PaymentProvider | None = None
+) -> AsyncIterator[Container]:
+    """The wired application parts for ``settings`` (and ``provider``, if given), connected,
+    background workers not running (a second process's view of the database, when the test
+    already has one)."""
+    built = build(settings, provider=provider)
     try:
+        await built.start(workers=False)
         yield built
     finally:
         await built.stop()

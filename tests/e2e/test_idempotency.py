@@ -22,9 +22,8 @@ from fastapi import FastAPI
 
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
-from mercato.kernel.money import Money
 from mercato.orders.service import CheckoutReconciler
-from mercato.payments import ChargeResult, Outcome, SandboxProvider
+from mercato.payments import ChargeRequest, ChargeResult, Outcome, PaymentMeans, SandboxProvider
 from mercato.platform.db import sql
 from mercato.platform.idempotency_store import idempotency_keys
 from mercato.platform.security import Principal
@@ -65,24 +64,12 @@ class ProbeProvider(SandboxProvider):
     def __post_init__(self) -> None:
         super().__init__()
 
-    async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        amount: Money,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult:
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
         if self.database_url.startswith("sqlite"):
             self.seen.append(await asyncio.to_thread(self._probe_sqlite))
         else:
             self.seen.append(await self._probe_postgres())
-        return await super().charge(
-            idempotency_key=idempotency_key,
-            amount=amount,
-            card_number=card_number,
-            payment_method=payment_method,
-        )
+        return await super().charge(request)
 
     async def _probe_postgres(self) -> Seen:
         conn = await asyncpg.connect(self.database_url)
@@ -193,7 +180,9 @@ async def test_a_checkout_in_progress_answer_is_not_kept_and_the_same_key_places
     order_id = await _draft(world, customer)
     principal = Principal(customer.id, TokenRole.CUSTOMER)
     # a request that died after reserving: its payment is pending, nobody will settle it
-    died = await world.container.orders.begin_checkout(principal, order_id, SUCCESS_CARD, None)
+    died = await world.container.orders.begin_checkout(
+        principal, order_id, PaymentMeans(SUCCESS_CARD), None
+    )
     keyed = {**customer.auth, "Idempotency-Key": unique("k")}
 
     busy = await world.http.post(

@@ -33,7 +33,7 @@ from mercato.orders.domain import (
 )
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
 from mercato.orders.store import OrderHead, OrderRepository
-from mercato.payments import ChargeResult, Outcome, Payment
+from mercato.payments import ChargeResult, Outcome, Payment, PaymentMeans, PaymentOpening
 from mercato.payments import Status as PaymentStatus
 from mercato.platform.security import Principal, Role
 from mercato.platform.uow import UnitOfWork
@@ -254,34 +254,19 @@ class FakePayments:
         rows: dict[str, Payment] = tables.setdefault("payments", {})
         return rows
 
-    async def open(
-        self,
-        uow: UnitOfWork,
-        *,
-        payment_id: str,
-        order_id: str,
-        amount: Money,
-        card_number: str | None = None,
-    ) -> Payment:
-        last4 = card_number[-4:] if card_number else ""
+    async def open(self, uow: UnitOfWork, opening: PaymentOpening) -> Payment:
         payment = Payment.open(
-            id=payment_id,
-            order_id=order_id,
-            amount=amount,
+            id=opening.payment_id,
+            order_id=opening.order_id,
+            amount=opening.amount,
             provider="fake",
-            card_last4=last4,
+            card_last4=opening.means.card_last4,
             now=utcnow(),
         )
-        self._rows(tables_of(uow))[payment_id] = copy.deepcopy(payment)
+        self._rows(tables_of(uow))[payment.id] = copy.deepcopy(payment)
         return payment
 
-    async def charge(
-        self,
-        payment: Payment,
-        *,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult | None:
+    async def charge(self, payment: Payment, means: PaymentMeans) -> ChargeResult | None:
         if self.provider.unreachable:
             return None
         if self.provider.meanwhile is not None:
@@ -291,14 +276,7 @@ class FakePayments:
             self.provider.charges[payment.idempotency_key] = answer
         return answer
 
-    async def settle(
-        self,
-        uow: UnitOfWork,
-        payment_id: str,
-        result: ChargeResult,
-        *,
-        known: Payment | None = None,
-    ) -> Payment:
+    async def settle(self, uow: UnitOfWork, payment_id: str, result: ChargeResult) -> Payment:
         rows = self._rows(tables_of(uow))
         payment = copy.deepcopy(rows[payment_id])
         if payment.status is PaymentStatus.PENDING:
@@ -306,6 +284,11 @@ class FakePayments:
             uow.add(*payment.pull_events())
             rows[payment_id] = copy.deepcopy(payment)
         return payment
+
+    async def settle_opened(
+        self, uow: UnitOfWork, opened: Payment, result: ChargeResult
+    ) -> Payment:
+        return await self.settle(uow, opened.id, result)
 
     async def refund_late_capture(self, payment: Payment, result: ChargeResult) -> None:
         self.provider.refunds.append(payment.id)

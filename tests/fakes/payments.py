@@ -7,7 +7,14 @@ from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
 
-from mercato.payments.domain import AlreadyPaid, ChargeResult, Payment, PaymentNotFound, Status
+from mercato.payments.domain import (
+    AlreadyPaid,
+    ChargeRequest,
+    ChargeResult,
+    Payment,
+    PaymentNotFound,
+    Status,
+)
 from mercato.payments.sandbox import SandboxProvider
 from mercato.payments.store import PaymentRepository, payment_from_row, payment_row
 from tests.fakes import fake_for, tables_of
@@ -72,11 +79,11 @@ class ScriptedProvider(SandboxProvider):
         self.refunds: list[ChargeResult | Exception] = []
         self.calls: list[tuple[str, str]] = []
 
-    async def charge(self, **request: Any) -> ChargeResult:
-        self.calls.append(("charge", request["idempotency_key"]))
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        self.calls.append(("charge", request.idempotency_key))
         if self.charges:
             return _answer(self.charges.pop(0))
-        return await super().charge(**request)
+        return await super().charge(request)
 
     async def refund(self, **request: Any) -> ChargeResult:
         self.calls.append(("refund", request["idempotency_key"]))

@@ -18,7 +18,13 @@ from mercato.customers import Role
 from mercato.kernel.values import Address
 from mercato.orders import NewLine, Order
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
-from mercato.payments import SUCCESS_CARD, ChargeResult, Outcome, Payment
+from mercato.payments import (
+    SUCCESS_CARD,
+    ChargeResult,
+    Outcome,
+    Payment,
+    PaymentMeans,
+)
 from mercato.platform.db import sql
 from mercato.platform.outbox import outbox
 from mercato.platform.security import Principal
@@ -55,7 +61,9 @@ async def _died_after_reserving(
         principal, lines=[NewLine(product.id, qty)], shipping_address=ADDRESS
     )
     # The first step of place(), then nothing: the process died before charging or settling.
-    checkout = await container.orders.begin_checkout(principal, order.id, SUCCESS_CARD, None)
+    checkout = await container.orders.begin_checkout(
+        principal, order.id, PaymentMeans(SUCCESS_CARD), None
+    )
     return checkout.order, checkout.payment, product.id
 
 
@@ -112,9 +120,7 @@ async def test_a_charge_that_went_through_places_the_order_when_reconciled(
 ) -> None:
     order, payment, product_id = await _died_after_reserving(container, stock=4, qty=2)
     # The provider captured the charge, but the process died before recording the answer.
-    await container.payments.provider.charge(
-        idempotency_key=payment.idempotency_key, amount=payment.amount, card_number=SUCCESS_CARD
-    )
+    await container.payments.charge(payment, PaymentMeans(SUCCESS_CARD))
     reconciler = CheckoutReconciler(container.orders, container.payments, grace_s=0)
     assert await reconciler.run_once() >= 1
 

@@ -97,7 +97,7 @@ async def test_settling_a_stale_copy_of_a_payment_writes_nothing_and_publishes_n
     captured = ChargeResult(Outcome.CAPTURED, reference="ch_late")
 
     async def settle_from_the_copy(uow: UnitOfWork) -> Payment:
-        return await container.payments.settle(uow, opened.id, captured, known=opened)
+        return await container.payments.settle_opened(uow, opened, captured)
 
     settled = await container.transact(settle_from_the_copy)
     assert (settled.status, settled.failure_reason) == (Status.FAILED, "reconciled")

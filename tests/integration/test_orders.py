@@ -21,6 +21,7 @@ from mercato.payments import (
     SUCCESS_CARD,
     AlreadyPaid,
     PaymentDeclined,
+    PaymentMeans,
     ProviderError,
 )
 from mercato.payments import Status as PaymentStatus
@@ -211,7 +212,7 @@ async def test_an_order_in_checkout_cannot_be_changed_or_cancelled(container: Co
     owner = await customer(container)
     widget = await product(container, stock=5)
     order = await draft(container, owner, {widget.id: 1})
-    await container.orders.begin_checkout(owner, order.id, SUCCESS_CARD, None)
+    await container.orders.begin_checkout(owner, order.id, PaymentMeans(SUCCESS_CARD), None)
 
     with pytest.raises(CheckoutInProgress):
         await container.orders.add_line(owner, order.id, product_id=widget.id, quantity=1)

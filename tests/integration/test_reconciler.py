@@ -8,17 +8,26 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from mercato.bootstrap import Container, build
+from mercato.bootstrap import Container
 from mercato.catalog.store import reservations
 from mercato.config import Settings
 from mercato.kernel.money import Money
 from mercato.orders import Order, Status
 from mercato.orders.domain import CheckoutAbandoned
 from mercato.orders.service import CheckoutReconciler, ReservationSweeper
-from mercato.payments import DECLINED_CARD, SUCCESS_CARD, ChargeResult, Outcome, SandboxProvider
+from mercato.payments import (
+    DECLINED_CARD,
+    SUCCESS_CARD,
+    ChargeRequest,
+    ChargeResult,
+    Outcome,
+    PaymentMeans,
+    SandboxProvider,
+)
 from mercato.payments import Status as PaymentStatus
 from mercato.platform.db import sql
 from mercato.platform.security import Principal
+from tests.conftest import running
 from tests.integration.helpers import (
     assert_stock_balances,
     customer,
@@ -49,9 +58,11 @@ async def crashed_checkout(
     owner = await customer(container)
     widget = await product(container, stock=5)
     order = await draft(container, owner, {widget.id: 2})
-    checkout = await container.orders.begin_checkout(owner, order.id, SUCCESS_CARD, None)
+    checkout = await container.orders.begin_checkout(
+        owner, order.id, PaymentMeans(SUCCESS_CARD), None
+    )
     if charge_with is not None:
-        await container.payments.charge(checkout.payment, card_number=charge_with)
+        await container.payments.charge(checkout.payment, PaymentMeans(charge_with))
     assert await stock(container, widget.id) == (3, 2, 0)
     assert (await container.orders.get(owner, order.id)).checkout_payment_id == checkout.payment.id
     return owner, order, widget.id, checkout.payment.id
@@ -179,9 +190,7 @@ async def test_a_lookup_that_fails_leaves_that_checkout_and_settles_the_others(
     settings: Settings,
 ) -> None:
     provider = _Unsure()
-    container = build(settings, provider=provider)
-    await container.start(workers=False)
-    try:
+    async with running(settings, provider=provider) as container:
         owner, stuck, _, stuck_payment = await crashed_checkout(container, charge_with=SUCCESS_CARD)
         _, paid, _, _ = await crashed_checkout(container, charge_with=SUCCESS_CARD)
         pending = await container.orders.payments(owner, stuck.id)
@@ -194,8 +203,6 @@ async def test_a_lookup_that_fails_leaves_that_checkout_and_settles_the_others(
         assert (await container.orders.get_unchecked(paid.id)).status is Status.PLACED  # type: ignore[union-attr]
         still = await container.orders.payments(owner, stuck.id)
         assert [(p.id, p.status) for p in still] == [(stuck_payment, PaymentStatus.PENDING)]
-    finally:
-        await container.stop()
 
 
 class _Slow(SandboxProvider):
@@ -206,22 +213,10 @@ class _Slow(SandboxProvider):
         self.reconcile: Callable[[], Awaitable[None]] | None = None
         self.refunds: list[str] = []
 
-    async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        amount: Money,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult:
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
         if self.reconcile is not None:
             await self.reconcile()  # gives the checkout up before the charge exists
-        return await super().charge(
-            idempotency_key=idempotency_key,
-            amount=amount,
-            card_number=card_number,
-            payment_method=payment_method,
-        )
+        return await super().charge(request)
 
     async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:
         self.refunds.append(reference)
@@ -234,9 +229,7 @@ async def test_a_charge_captured_after_its_checkout_was_given_up_is_refunded(
     settings: Settings,
 ) -> None:
     provider = _Slow()
-    container = build(settings, provider=provider)
-    await container.start(workers=False)
-    try:
+    async with running(settings, provider=provider) as container:
         reconciler = CheckoutReconciler(container.orders, container.payments, grace_s=0)
         owner = await customer(container)
         widget = await product(container, stock=5)
@@ -260,5 +253,3 @@ async def test_a_charge_captured_after_its_checkout_was_given_up_is_refunded(
         provider.reconcile = None
         placed = await container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
         assert placed.status is Status.PLACED
-    finally:
-        await container.stop()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mercato.kernel.money import Money
-from mercato.payments import ChargeResult, Outcome, StripeProvider
+from mercato.payments import ChargeRequest, ChargeResult, Outcome, PaymentMeans, StripeProvider
 from tests.stripe_standin import SECRET_KEY, RunningStandIn, StripeStandIn
 
 pytestmark = pytest.mark.anyio
@@ -25,6 +25,11 @@ INSUFFICIENT_FUNDS = "4000000000009995"
 PROCESSING_ERROR = "4000000000000119"
 UNLISTED = "4000056655665556"  # a valid number that is none of Stripe's test PaymentMethods
 TEN_EUROS = Money(1000, "EUR")
+
+
+def ten_euros(key: str, *, card: str | None = None, method: str | None = None) -> ChargeRequest:
+    """A charge of ten euros under ``key``, by a card number or a payment method id."""
+    return ChargeRequest(key, TEN_EUROS, PaymentMeans(card, method))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def charges_for(standin: StripeStandIn, key: str) -> list[dict[str, object]]:
 async def test_a_charge_is_captured_and_found_again_by_its_idempotency_key(
     stripe: StripeProvider, stripe_api: StripeStandIn
 ) -> None:
-    result = await stripe.charge(idempotency_key="k-capture", amount=TEN_EUROS, card_number=VISA)
+    result = await stripe.charge(ten_euros("k-capture", card=VISA))
 
     assert result.outcome is Outcome.CAPTURED
     (intent,) = charges_for(stripe_api, "k-capture")
@@ -72,7 +77,7 @@ async def test_a_declined_card_is_declined_with_stripes_decline_code(
     stripe: StripeProvider, stripe_api: StripeStandIn, card: str, reason: str
 ) -> None:
     key = f"k-decline-{card}"
-    result = await stripe.charge(idempotency_key=key, amount=TEN_EUROS, card_number=card)
+    result = await stripe.charge(ten_euros(key, card=card))
 
     assert result == ChargeResult(Outcome.DECLINED, reason=reason)
     assert charges_for(stripe_api, key) == []
@@ -80,9 +85,7 @@ async def test_a_declined_card_is_declined_with_stripes_decline_code(
 
 
 async def test_a_processing_error_is_a_failure_that_may_be_retried(stripe: StripeProvider) -> None:
-    result = await stripe.charge(
-        idempotency_key="k-processing", amount=TEN_EUROS, card_number=PROCESSING_ERROR
-    )
+    result = await stripe.charge(ten_euros("k-processing", card=PROCESSING_ERROR))
     assert result == ChargeResult(Outcome.ERROR, reason="processing_error")
 
 
@@ -92,7 +95,7 @@ async def test_a_rate_limited_charge_fails_and_charges_nothing(
     provider = make_provider(stripe_api, retries=2)  # Stripe's client does not retry a 429
     stripe_api.next_charge("rate_limit")
     try:
-        result = await provider.charge(idempotency_key="k-429", amount=TEN_EUROS, card_number=VISA)
+        result = await provider.charge(ten_euros("k-429", card=VISA))
     finally:
         await provider.close()
     assert result == ChargeResult(Outcome.ERROR, reason="rate_limited")
@@ -103,7 +106,7 @@ async def test_a_rate_limited_charge_fails_and_charges_nothing(
 async def test_a_refused_api_key_fails_and_charges_nothing(stripe_api: StripeStandIn) -> None:
     provider = make_provider(stripe_api, key="sk_test_revoked" + "0" * 20)
     try:
-        result = await provider.charge(idempotency_key="k-401", amount=TEN_EUROS, card_number=VISA)
+        result = await provider.charge(ten_euros("k-401", card=VISA))
     finally:
         await provider.close()
     assert result == ChargeResult(Outcome.ERROR, reason="provider_refused_key")
@@ -120,7 +123,7 @@ async def test_no_answer_is_an_unknown_answer_not_a_failure(
     started = time.monotonic()
     try:
         with pytest.raises(Exception):  # noqa: B017, PT011  # the protocol's "unknown"
-            await provider.charge(idempotency_key=key, amount=TEN_EUROS, card_number=VISA)
+            await provider.charge(ten_euros(key, card=VISA))
     finally:
         await provider.close()
     assert time.monotonic() - started < 1.4  # the client's timeout, not the stand-in's delay
@@ -129,8 +132,8 @@ async def test_no_answer_is_an_unknown_answer_not_a_failure(
 async def test_repeating_a_charge_with_the_same_key_charges_once(
     stripe: StripeProvider, stripe_api: StripeStandIn
 ) -> None:
-    first = await stripe.charge(idempotency_key="k-twice", amount=TEN_EUROS, card_number=VISA)
-    again = await stripe.charge(idempotency_key="k-twice", amount=TEN_EUROS, card_number=VISA)
+    first = await stripe.charge(ten_euros("k-twice", card=VISA))
+    again = await stripe.charge(ten_euros("k-twice", card=VISA))
 
     assert first == again
     assert len(charges_for(stripe_api, "k-twice")) == 1
@@ -142,9 +145,7 @@ async def test_the_clients_own_retry_after_a_dropped_answer_charges_once(
     provider = make_provider(stripe_api, retries=1)
     stripe_api.next_charge("drop")  # the charge is made, its answer lost; the retry replays
     try:
-        result = await provider.charge(
-            idempotency_key="k-retried", amount=TEN_EUROS, card_number=VISA
-        )
+        result = await provider.charge(ten_euros("k-retried", card=VISA))
     finally:
         await provider.close()
     assert result.outcome is Outcome.CAPTURED
@@ -159,9 +160,7 @@ async def test_a_card_number_is_never_logged(
     provider = make_provider(stripe_api)
     try:
         for number in (VISA, UNLISTED):
-            await provider.charge(
-                idempotency_key=f"k-logged-{number}", amount=TEN_EUROS, card_number=number
-            )
+            await provider.charge(ten_euros(f"k-logged-{number}", card=number))
     finally:
         await provider.close()
     sent = [params for method, _, params in stripe_api.requests if method == "POST"]
@@ -173,7 +172,7 @@ async def test_a_card_number_is_never_logged(
 async def test_a_raw_card_number_without_expiry_fails_without_charging(
     stripe: StripeProvider, stripe_api: StripeStandIn
 ) -> None:
-    result = await stripe.charge(idempotency_key="k-raw", amount=TEN_EUROS, card_number=UNLISTED)
+    result = await stripe.charge(ten_euros("k-raw", card=UNLISTED))
     assert result == ChargeResult(Outcome.ERROR, reason="parameter_missing")
     assert charges_for(stripe_api, "k-raw") == []
 
@@ -181,7 +180,7 @@ async def test_a_raw_card_number_without_expiry_fails_without_charging(
 async def test_a_refund_is_made_once_per_key(
     stripe: StripeProvider, stripe_api: StripeStandIn
 ) -> None:
-    charged = await stripe.charge(idempotency_key="k-refund", amount=TEN_EUROS, card_number=VISA)
+    charged = await stripe.charge(ten_euros("k-refund", card=VISA))
 
     first = await stripe.refund(
         idempotency_key="r-refund", reference=charged.reference, amount=TEN_EUROS
@@ -199,7 +198,7 @@ async def test_a_refund_is_made_once_per_key(
 async def test_a_charge_refunded_elsewhere_counts_as_refunded(
     stripe: StripeProvider, stripe_api: StripeStandIn
 ) -> None:
-    charged = await stripe.charge(idempotency_key="k-by-hand", amount=TEN_EUROS, card_number=VISA)
+    charged = await stripe.charge(ten_euros("k-by-hand", card=VISA))
     await stripe.refund(
         idempotency_key="r-dashboard", reference=charged.reference, amount=TEN_EUROS
     )
@@ -233,7 +232,7 @@ async def test_a_payment_method_is_confirmed_as_is_with_no_card_data(
 ) -> None:
     method = stripe_api.tokenise("1881")
 
-    result = await stripe.charge(idempotency_key="k-pm", amount=TEN_EUROS, payment_method=method)
+    result = await stripe.charge(ten_euros("k-pm", method=method))
 
     assert result.outcome is Outcome.CAPTURED
     assert result.card_last4 == "1881"  # from the charge expanded in the same answer
@@ -248,7 +247,7 @@ async def test_a_payment_method_is_confirmed_as_is_with_no_card_data(
 async def test_a_test_card_number_is_captured_with_its_last_four_digits(
     stripe: StripeProvider,
 ) -> None:
-    result = await stripe.charge(idempotency_key="k-last4", amount=TEN_EUROS, card_number=VISA)
+    result = await stripe.charge(ten_euros("k-last4", card=VISA))
     assert (result.outcome, result.card_last4) == (Outcome.CAPTURED, "4242")
 
 
@@ -275,7 +274,7 @@ async def test_a_refused_payment_method_charges_nothing(
     stripe: StripeProvider, stripe_api: StripeStandIn, method: str, expected: ChargeResult
 ) -> None:
     key = f"k-refused-{method}"
-    result = await stripe.charge(idempotency_key=key, amount=TEN_EUROS, payment_method=method)
+    result = await stripe.charge(ten_euros(key, method=method))
 
     assert result == expected
     assert charges_for(stripe_api, key) == []
@@ -288,12 +287,8 @@ async def test_repeating_a_payment_method_charge_with_the_same_key_charges_once(
     method = stripe_api.tokenise("0005")
     stripe_api.next_charge("drop")  # the charge is made, its answer lost; the retry replays
     try:
-        first = await provider.charge(
-            idempotency_key="k-pm-twice", amount=TEN_EUROS, payment_method=method
-        )
-        again = await provider.charge(
-            idempotency_key="k-pm-twice", amount=TEN_EUROS, payment_method=method
-        )
+        first = await provider.charge(ten_euros("k-pm-twice", method=method))
+        again = await provider.charge(ten_euros("k-pm-twice", method=method))
     finally:
         await provider.close()
 

@@ -10,9 +10,11 @@ from mercato.kernel.errors import InvalidValue
 from mercato.kernel.money import Money
 from mercato.payments.domain import (
     SUCCESS_CARD,
+    ChargeRequest,
     ChargeResult,
     Outcome,
     Payment,
+    PaymentMeans,
     check_payment,
     check_payment_method,
 )
@@ -133,7 +135,7 @@ async def test_the_sandbox_answers_stripes_test_payment_methods_like_stripe(
     method: str, expected: ChargeResult
 ) -> None:
     result = await SandboxProvider().charge(
-        idempotency_key=f"k-{method}", amount=EUR_10, payment_method=method
+        ChargeRequest(f"k-{method}", EUR_10, PaymentMeans(payment_method=method))
     )
     if expected.outcome is Outcome.CAPTURED:
         assert result.reference.startswith("sbx_")

@@ -15,9 +15,11 @@ from mercato.payments.domain import (
     DECLINED_CARD,
     ERROR_CARD,
     SUCCESS_CARD,
+    ChargeRequest,
     ChargeResult,
     Outcome,
     Payment,
+    PaymentMeans,
     Status,
     check_card,
 )
@@ -241,49 +243,43 @@ def test_the_sandbox_test_cards_are_the_documented_numbers() -> None:
 @pytest.mark.anyio
 async def test_the_sandbox_captures_the_success_card_with_a_reference_from_the_key() -> None:
     sandbox = SandboxProvider()
-    result = await sandbox.charge(idempotency_key="k1", amount=EUR_10, card_number=SUCCESS_CARD)
+    result = await sandbox.charge(ChargeRequest("k1", EUR_10, PaymentMeans(SUCCESS_CARD)))
     assert result.outcome is Outcome.CAPTURED
     assert result.reference.startswith("sbx_")
     assert len(result.reference) == len("sbx_") + 24
     assert result.reason == ""
     # derived from the key alone: another process answers the same
-    again = await SandboxProvider().charge(
-        idempotency_key="k1", amount=EUR_10, card_number=SUCCESS_CARD
-    )
+    again = await SandboxProvider().charge(ChargeRequest("k1", EUR_10, PaymentMeans(SUCCESS_CARD)))
     assert again == result
 
 
 @pytest.mark.anyio
 async def test_the_sandbox_declines_the_declined_card() -> None:
     result = await SandboxProvider().charge(
-        idempotency_key="k2", amount=EUR_10, card_number=DECLINED_CARD
+        ChargeRequest("k2", EUR_10, PaymentMeans(DECLINED_CARD))
     )
     assert result == ChargeResult(Outcome.DECLINED, reason="card_declined")
 
 
 @pytest.mark.anyio
 async def test_the_sandbox_fails_with_a_processing_error_on_the_error_card() -> None:
-    result = await SandboxProvider().charge(
-        idempotency_key="k3", amount=EUR_10, card_number=ERROR_CARD
-    )
+    result = await SandboxProvider().charge(ChargeRequest("k3", EUR_10, PaymentMeans(ERROR_CARD)))
     assert result == ChargeResult(Outcome.ERROR, reason="processing_error")
 
 
 @pytest.mark.anyio
 async def test_the_sandbox_answers_a_repeated_key_with_the_first_result() -> None:
     sandbox = SandboxProvider()
-    first = await sandbox.charge(idempotency_key="k", amount=EUR_10, card_number=DECLINED_CARD)
-    again = await sandbox.charge(
-        idempotency_key="k", amount=Money(1, "EUR"), card_number=SUCCESS_CARD
-    )
+    first = await sandbox.charge(ChargeRequest("k", EUR_10, PaymentMeans(DECLINED_CARD)))
+    again = await sandbox.charge(ChargeRequest("k", Money(1, "EUR"), PaymentMeans(SUCCESS_CARD)))
     assert again == first == ChargeResult(Outcome.DECLINED, reason="card_declined")
 
 
 @pytest.mark.anyio
 async def test_the_sandbox_gives_different_keys_different_references() -> None:
     sandbox = SandboxProvider()
-    a = await sandbox.charge(idempotency_key="a", amount=EUR_10, card_number=SUCCESS_CARD)
-    b = await sandbox.charge(idempotency_key="b", amount=EUR_10, card_number=SUCCESS_CARD)
+    a = await sandbox.charge(ChargeRequest("a", EUR_10, PaymentMeans(SUCCESS_CARD)))
+    b = await sandbox.charge(ChargeRequest("b", EUR_10, PaymentMeans(SUCCESS_CARD)))
     assert a.reference != b.reference
 
 
@@ -291,7 +287,7 @@ async def test_the_sandbox_gives_different_keys_different_references() -> None:
 async def test_the_sandbox_remembers_charges_for_lookup_and_knows_no_others() -> None:
     sandbox = SandboxProvider()
     assert await sandbox.lookup(idempotency_key="k") is None
-    charged = await sandbox.charge(idempotency_key="k", amount=EUR_10, card_number=ERROR_CARD)
+    charged = await sandbox.charge(ChargeRequest("k", EUR_10, PaymentMeans(ERROR_CARD)))
     assert await sandbox.lookup(idempotency_key="k") == charged
     assert await SandboxProvider().lookup(idempotency_key="k") is None
 

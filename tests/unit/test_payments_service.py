@@ -15,6 +15,8 @@ from mercato.payments import (
     ChargeResult,
     Outcome,
     Payment,
+    PaymentMeans,
+    PaymentOpening,
     PaymentsService,
     Status,
 )
@@ -56,13 +58,8 @@ async def open_payment(
     card_number: str | None = SUCCESS_CARD,
 ) -> Payment:
     async def work(uow: UnitOfWork) -> Payment:
-        return await payments.open(
-            uow,
-            payment_id=f"pay-{order_id}",
-            order_id=order_id,
-            amount=TOTAL,
-            card_number=card_number,
-        )
+        opening = PaymentOpening(f"pay-{order_id}", order_id, TOTAL, PaymentMeans(card_number))
+        return await payments.open(uow, opening)
 
     return await transact(work)
 
@@ -76,7 +73,9 @@ async def settle(
     known: bool = True,
 ) -> Payment:
     async def work(uow: UnitOfWork) -> Payment:
-        return await payments.settle(uow, payment.id, result, known=payment if known else None)
+        if known:
+            return await payments.settle_opened(uow, payment, result)
+        return await payments.settle(uow, payment.id, result)
 
     return await transact(work)
 
@@ -111,7 +110,7 @@ async def test_an_order_with_a_live_payment_cannot_open_another(
     await settle(payments, transact, first, DECLINED)
 
     async def retry(uow: UnitOfWork) -> Payment:
-        return await payments.open(uow, payment_id="pay-2", order_id="order-1", amount=TOTAL)
+        return await payments.open(uow, PaymentOpening("pay-2", "order-1", TOTAL, PaymentMeans()))
 
     assert (await transact(retry)).status is Status.PENDING  # a failed one is no obstacle
 
@@ -121,8 +120,8 @@ async def test_charging_asks_the_provider_with_the_payments_key_and_an_outage_is
 ) -> None:
     payment = await open_payment(payments, transact)
     provider.charges = [ConnectionError("reset by peer"), DECLINED]
-    assert await payments.charge(payment, card_number=SUCCESS_CARD) is None
-    assert await payments.charge(payment, card_number=SUCCESS_CARD) == DECLINED
+    assert await payments.charge(payment, PaymentMeans(SUCCESS_CARD)) is None
+    assert await payments.charge(payment, PaymentMeans(SUCCESS_CARD)) == DECLINED
     assert provider.calls == [("charge", payment.idempotency_key)] * 2
 
 
@@ -245,5 +244,5 @@ async def test_stale_pending_payments_and_an_orders_attempts_are_found(
     stale = await payments.stale_pending(older_than=timedelta(minutes=-1), limit=10)
     assert [p.id for p in stale] == [retry.id]
     assert await payments.lookup(retry) is None  # the provider never saw a charge
-    charged = await payments.charge(retry, card_number=DECLINED_CARD)
+    charged = await payments.charge(retry, PaymentMeans(DECLINED_CARD))
     assert await payments.lookup(retry) == charged

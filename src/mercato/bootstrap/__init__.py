@@ -81,6 +81,9 @@ class Container:
         when connecting raises ``DatabaseUnavailable``. Starting again starts only what is not
         running yet: the application starts once with ``workers=False`` and once more when its
         start-up checks pass. ``started`` says the workers were decided on.
+
+        Every entry point goes through here and :meth:`stop`: the HTTP application's lifespan,
+        ``mercato worker`` (``workers=True``) and the one-off commands (``workers=False``).
         """
         self.metrics.start()
         self.notifier.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -153,26 +154,14 @@ class ProductPage(BaseModel):
     next_cursor: str | None
 
 
-class AdjustmentRead(BaseModel):
-    id: str
-    product_id: str
-    delta: int
-    reason: str
-    actor_id: str
-    available_after: int
-    created_at: datetime
+@dataclass(frozen=True, slots=True)
+class AdjustmentRead(Adjustment):
+    # An audit trail entry is shown as the domain records it: the fields are declared once, in
+    # the domain; this subclass only names its schema (no docstring: it would become one).
 
     @classmethod
     def of(cls, a: Adjustment) -> AdjustmentRead:
-        return cls(
-            id=a.id,
-            product_id=a.product_id,
-            delta=a.delta,
-            reason=a.reason,
-            actor_id=a.actor_id,
-            available_after=a.available_after,
-            created_at=a.created_at,
-        )
+        return cls(**asdict(a))
 
 
 class AdjustmentPage(BaseModel):

@@ -132,20 +132,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
         exporter = metrics_server(settings, MetricsPortApp(container.metrics))
         # bound first: a port already taken stops the worker (status 3) before it starts work
         listener = exporter.config.bind_socket() if exporter else None
-        await container.db.connect()
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        serving = None
-        if exporter and listener:
-            serving = asyncio.create_task(exporter.serve(sockets=[listener]))
-        container.runner.start()
-        await stopping.wait()
-        if exporter and serving:
-            exporter.should_exit = True
-            await serving
-        await container.stop()
+        try:
+            await container.start(workers=True)  # the workers, whatever MERCATO_RUN_WORKERS says
+            serving = None
+            if exporter and listener:
+                serving = asyncio.create_task(exporter.serve(sockets=[listener]))
+            await stopping.wait()
+            if exporter and serving:
+                exporter.should_exit = True
+                await serving
+        finally:
+            await container.stop()
 
     asyncio.run(main())
     return 0

@@ -22,7 +22,6 @@ ACTIONS = {
     Status.CONFIRMED: ("ship", "cancel"),
     Status.SHIPPED: ("deliver",),
 }
-OPEN = (Status.PLACED, Status.CONFIRMED, Status.SHIPPED)
 
 
 def _status(value: str | None) -> Status | None:

@@ -162,11 +162,6 @@ class Money:
         """This amount times basis_points / 10,000, rounded half to even."""
         return Money(round_half_even(self.amount * basis_points, 10_000), self.currency)
 
-    @property
-    def is_zero(self) -> bool:
-        """Whether the amount is zero."""
-        return self.amount == 0
-
     def __str__(self) -> str:
         digits = Currency.minor_digits(self.currency)
         if digits == 0:

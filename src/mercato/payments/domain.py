@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mercato.kernel.errors import Conflict, InvalidValue, NotFound, PaymentRequired, Unavailable
 from mercato.kernel.events import AggregateRoot
@@ -135,10 +135,23 @@ def check_payment_method(value: str) -> str:
     return value
 
 
-def check_payment(
-    *, card_number: str | None, payment_method: str | None
-) -> tuple[str | None, str | None]:
-    """Exactly one of a card number and a payment method id, each checked; returns both."""
+class PaymentMeans(NamedTuple):
+    """What a checkout pays with: a provider's payment method id or (test mode) a card number.
+
+    :func:`check_payment` makes one with exactly one of the two set.
+    """
+
+    card_number: str | None = None
+    payment_method: str | None = None
+
+    @property
+    def card_last4(self) -> str:
+        """The card's last four digits; "" for a payment method (the provider tells them)."""
+        return self.card_number[-4:] if self.card_number else ""
+
+
+def check_payment(*, card_number: str | None, payment_method: str | None) -> PaymentMeans:
+    """Exactly one of a card number and a payment method id, each checked."""
     if card_number is not None and payment_method is not None:
         raise InvalidValue(
             ErrorCode.PAYMENT_METHOD_AMBIGUOUS,
@@ -146,9 +159,9 @@ def check_payment(
             field="card_number",
         )
     if payment_method is not None:
-        return None, check_payment_method(payment_method)
+        return PaymentMeans(payment_method=check_payment_method(payment_method))
     if card_number is not None:
-        return check_card(card_number), None
+        return PaymentMeans(card_number=check_card(card_number))
     raise InvalidValue(
         ErrorCode.PAYMENT_METHOD_REQUIRED,
         "payment_method: a payment method id (or, in test mode, a card_number) is required",
@@ -175,21 +188,39 @@ class ChargeResult:
     reason: str = ""
     card_last4: str = ""  # when the provider says which card paid
 
+    def refusal(self) -> PaymentDeclined | ProviderError:
+        """The error a charge that was not captured means to the customer."""
+        if self.outcome is Outcome.DECLINED:
+            return PaymentDeclined(self.reason or "declined")
+        return ProviderError(self.reason or "error")
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """What a provider is asked to capture: ``amount``, paid by ``means``, once per key."""
+
+    idempotency_key: str
+    amount: Money
+    means: PaymentMeans
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOpening:
+    """A pending payment to record before its charge: for which order, how much, paid how."""
+
+    payment_id: str
+    order_id: str
+    amount: Money
+    means: PaymentMeans
+
 
 class PaymentProvider(Protocol):
-    """A card processor. Both calls must be idempotent on ``idempotency_key``."""
+    """A card processor. Every call must be idempotent on its idempotency key."""
 
     name: str
 
-    async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        amount: Money,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult:
-        """Capture ``amount`` from the payment method or (test mode) the card number."""
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Capture the amount from the payment method or (test mode) the card number."""
         ...
 
     async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:

@@ -17,6 +17,7 @@ from mercato.payments.domain import (
     DECLINED_PAYMENT_METHODS,
     ERROR_CARD,
     ERROR_PAYMENT_METHOD,
+    ChargeRequest,
     ChargeResult,
     Outcome,
 )
@@ -37,26 +38,21 @@ class SandboxProvider:
     def __init__(self) -> None:
         self._seen: dict[str, ChargeResult] = {}
 
-    async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        amount: Money,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult:
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Succeed, decline or fail according to the test card or payment method."""
-        if idempotency_key in self._seen:
-            return self._seen[idempotency_key]
+        key = request.idempotency_key
+        if key in self._seen:
+            return self._seen[key]
+        card_number, payment_method = request.means
         if payment_method is not None:
-            result = _answer_to_method(payment_method, idempotency_key)
+            result = _answer_to_method(payment_method, key)
         elif card_number == DECLINED_CARD:
             result = ChargeResult(Outcome.DECLINED, reason="card_declined")
         elif card_number == ERROR_CARD:
             result = ChargeResult(Outcome.ERROR, reason="processing_error")
         else:
-            result = ChargeResult(Outcome.CAPTURED, reference=_reference(idempotency_key))
-        self._seen[idempotency_key] = result
+            result = ChargeResult(Outcome.CAPTURED, reference=_reference(key))
+        self._seen[key] = result
         return result
 
     async def refund(self, *, idempotency_key: str, reference: str, amount: Money) -> ChargeResult:

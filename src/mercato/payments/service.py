@@ -6,8 +6,16 @@ import logging
 from datetime import datetime, timedelta
 
 from mercato.kernel.clock import utcnow
-from mercato.kernel.money import Money
-from mercato.payments.domain import ChargeResult, Outcome, Payment, PaymentProvider, Status
+from mercato.payments.domain import (
+    ChargeRequest,
+    ChargeResult,
+    Outcome,
+    Payment,
+    PaymentMeans,
+    PaymentOpening,
+    PaymentProvider,
+    Status,
+)
 from mercato.payments.store import PaymentRepository
 from mercato.platform.outbox import OutboxEvent
 from mercato.platform.uow import Transactor, UnitOfWork
@@ -22,74 +30,59 @@ class PaymentsService:
         self._transact = transact
         self.provider = provider
 
-    async def open(
-        self,
-        uow: UnitOfWork,
-        *,
-        payment_id: str,
-        order_id: str,
-        amount: Money,
-        card_number: str | None = None,
-    ) -> Payment:
+    async def open(self, uow: UnitOfWork, opening: PaymentOpening) -> Payment:
         """Inside the caller's transaction: record a pending payment before charging.
 
-        Paid by a payment method (no ``card_number``), the last four digits are not known yet.
+        Paid by a payment method (no card number), the last four digits are not known yet.
         """
         payment = Payment.open(
-            id=payment_id,
-            order_id=order_id,
-            amount=amount,
+            id=opening.payment_id,
+            order_id=opening.order_id,
+            amount=opening.amount,
             provider=self.provider.name,
-            card_last4=card_number[-4:] if card_number else "",
+            card_last4=opening.means.card_last4,
             now=utcnow(),
         )
         await uow.repository(PaymentRepository).add(payment)
         return payment
 
-    async def charge(
-        self,
-        payment: Payment,
-        *,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult | None:
+    async def charge(self, payment: Payment, means: PaymentMeans) -> ChargeResult | None:
         """Ask the provider to capture; None when the answer is unknown (network failure)."""
+        request = ChargeRequest(payment.idempotency_key, payment.amount, means)
         try:
-            return await self.provider.charge(
-                idempotency_key=payment.idempotency_key,
-                amount=payment.amount,
-                card_number=card_number,
-                payment_method=payment_method,
-            )
+            return await self.provider.charge(request)
         except Exception:
             log.exception("payment provider call failed for payment %s", payment.id)
             return None
 
-    async def settle(
-        self,
-        uow: UnitOfWork,
-        payment_id: str,
-        result: ChargeResult,
-        *,
-        known: Payment | None = None,
-    ) -> Payment:
+    async def settle(self, uow: UnitOfWork, payment_id: str, result: ChargeResult) -> Payment:
         """Inside the caller's transaction: record the provider's answer (once).
 
-        With ``known`` (the pending payment as the caller opened it) the answer is written by
-        one conditional update instead of a locked read and an update; if another process
-        settled it first, the stored payment is returned unchanged.
+        The payment is read under a lock; if another process settled it first, the stored
+        payment is returned unchanged.
         """
         payments = uow.repository(PaymentRepository)
-        if known is not None and known.status is Status.PENDING:
-            settled = payments.attach(known)
-            settled.settle(result, now=utcnow())
-            if await payments.save_unless_moved(settled):
-                return settled
         payment = await payments.get(payment_id)
         if payment.status is Status.PENDING:
             payment.settle(result, now=utcnow())
             await payments.save(payment)
         return payment
+
+    async def settle_opened(
+        self, uow: UnitOfWork, opened: Payment, result: ChargeResult
+    ) -> Payment:
+        """:meth:`settle` for the caller that holds the pending payment as it opened it.
+
+        The answer is written by one conditional update instead of a locked read and an
+        update; if another process settled it first, the stored payment is returned unchanged.
+        """
+        if opened.status is Status.PENDING:
+            payments = uow.repository(PaymentRepository)
+            settled = payments.attach(opened)
+            settled.settle(result, now=utcnow())
+            if await payments.save_unless_moved(settled):
+                return settled
+        return await self.settle(uow, opened.id, result)
 
     async def refund_order(self, order_id: str) -> Payment | None:
         """Refund the order's captured payment, if it has one (idempotent)."""

@@ -46,7 +46,7 @@ from typing import Any
 import stripe
 
 from mercato.kernel.money import Money
-from mercato.payments.domain import ChargeResult, Outcome
+from mercato.payments.domain import ChargeRequest, ChargeResult, Outcome, PaymentMeans
 
 METADATA_KEY = "mercato_idempotency_key"
 
@@ -97,29 +97,23 @@ class StripeProvider:
             max_network_retries=max_network_retries,
         )
 
-    async def charge(
-        self,
-        *,
-        idempotency_key: str,
-        amount: Money,
-        card_number: str | None = None,
-        payment_method: str | None = None,
-    ) -> ChargeResult:
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Create and confirm a PaymentIntent; raises when the answer is unknown."""
+        amount, key = request.amount, request.idempotency_key
         params: dict[str, Any] = {
             "amount": amount.amount,
             "currency": amount.currency.lower(),
             "confirm": True,
             "payment_method_types": ["card"],
             "error_on_requires_action": True,  # mercato cannot show a 3-D Secure challenge
-            "metadata": {METADATA_KEY: idempotency_key},
+            "metadata": {METADATA_KEY: key},
             "expand": ["latest_charge"],  # the card's last four digits, in the same answer
-            **_payment_method(card_number, payment_method),
+            **_payment_method(request.means),
         }
         try:
             intent = await self._client.v1.payment_intents.create_async(
                 params,  # type: ignore[arg-type]  # a TypedDict built from parts
-                {"idempotency_key": idempotency_key},
+                {"idempotency_key": key},
             )
         except stripe.CardError as exc:
             return _card_refused(exc)
@@ -166,7 +160,8 @@ class StripeProvider:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
 
-def _payment_method(card_number: str | None, payment_method: str | None) -> dict[str, Any]:
+def _payment_method(means: PaymentMeans) -> dict[str, Any]:
+    card_number, payment_method = means
     if payment_method is not None:
         return {"payment_method": payment_method}
     if card_number is None:

@@ -155,19 +155,16 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
-        """A connection inside one transaction: committed on success, rolled back on error."""
-        try:
-            async with self.pool.acquire(timeout=self._timeout) as raw, raw.transaction():
-                yield PgConnection(raw)
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
+        """A connection inside one transaction: committed on success, rolled back on error.
+
+        Its errors, BEGIN's and COMMIT's among them, are translated by :meth:`connection`.
+        """
+        async with self.connection() as conn, conn.raw.transaction():
+            yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[PgConnection]:
-        """A connection in autocommit mode, for reads."""
+        """A connection in autocommit mode, for reads; driver errors become ours."""
         try:
             async with self.pool.acquire(timeout=self._timeout) as raw:
                 yield PgConnection(raw)

@@ -9,7 +9,7 @@ server validates with. What it cannot see is added here, in one pass over the fi
   400/413/422 from reading the body, the idempotency middleware's 409/422, 503 while starting,
   draining or without a database) are added to every operation they apply to;
 * 401 answers document ``WWW-Authenticate``;
-* routes add their own error codes with :func:`problems` and their links with :func:`links`.
+* routes add their own error codes with :func:`problems` and their links with :func:`link`.
 
 Nothing here changes how a request is served; it only describes it.
 """
@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEMS_KEY = "x-mercato-problems"
-LINKS_KEY = "x-mercato-links"
 
 UNSAFE = frozenset({"post", "put", "patch", "delete"})
 

@@ -170,7 +170,7 @@ class WebhookDispatcher:
         )
 
     async def wait_idle(self) -> None:
-        """Wait until no request is in flight (tests, benchmarks)."""
+        """Wait until no request is in flight or queued (the tests' way to let a round end)."""
         while self._tasks or self._queue:
             self._start_queued()
             await asyncio.gather(*set(self._tasks), return_exceptions=True)

@@ -17,11 +17,15 @@ class DeliveryRead:
         id (str): Sent as webhook-id, the same on every retry and replay
         event_type (str):
         event_sequence (int):
-        status (str):
-        attempts (int):
-        next_attempt_at (datetime.datetime | None):
-        last_status_code (int | None):
-        last_error (None | str):
+        status (str): pending (due at next_attempt_at), succeeded (the endpoint answered 2xx) or failed (given up:
+            attempts exhausted, or the endpoint answered 410 Gone)
+        attempts (int): Requests sent so far; a replay adds to them
+        next_attempt_at (datetime.datetime | None): When a pending delivery is next due; null once it succeeded or
+            failed
+        last_status_code (int | None): The endpoint's HTTP status to the latest attempt; null before the first, or when
+            that attempt got no answer (see last_error)
+        last_error (None | str): Why the latest attempt got no HTTP answer (a timeout, a refused connection, an address
+            mercato will not call); null when it got one
         created_at (datetime.datetime):
         updated_at (datetime.datetime):
     """

@@ -18,7 +18,13 @@ from mercato.orders.service import checkout, drafts, fulfilment, queries
 from mercato.orders.service.checkout import Checkout, CheckoutReconciler, ReservationSweeper
 from mercato.orders.service.common import Deps, Target, orders
 from mercato.orders.store import OrderHead
-from mercato.payments import ChargeResult, Payment, PaymentsForOrders, check_payment
+from mercato.payments import (
+    ChargeResult,
+    Payment,
+    PaymentMeans,
+    PaymentsForOrders,
+    check_payment,
+)
 from mercato.platform.pagination import Page
 from mercato.platform.security import Principal
 from mercato.platform.uow import Transactor, UnitOfWork
@@ -258,17 +264,17 @@ class OrdersService:
     ) -> Order:
         """Reserve stock, charge the payment method (or test card) and place the order; see
         :mod:`mercato.orders.service.checkout`."""
-        card, method = check_payment(card_number=card_number, payment_method=payment_method)
-        begun = await self.begin_checkout(principal, order_id, card, expected_version)
-        return await checkout.pay(self._transact, self._deps, begun, card=card, method=method)
+        means = check_payment(card_number=card_number, payment_method=payment_method)
+        begun = await self.begin_checkout(principal, order_id, means, expected_version)
+        return await checkout.pay(self._transact, self._deps, begun, means)
 
     async def begin_checkout(
-        self, principal: Principal, order_id: str, card: str | None, expected_version: int | None
+        self, principal: Principal, order_id: str, means: PaymentMeans, expected_version: int | None
     ) -> Checkout:
         """Phase 1 of placing: the stock reserved, the payment pending, the draft frozen."""
         target = Target(principal, order_id, expected_version)
         return await self._transact(
-            lambda uow: checkout.begin_checkout(uow, self._deps, target, card)
+            lambda uow: checkout.begin_checkout(uow, self._deps, target, means)
         )
 
     async def settle_checkout(

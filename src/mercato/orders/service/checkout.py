@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 from mercato.catalog import StockForOrders
 from mercato.kernel.clock import utcnow
@@ -30,7 +30,8 @@ from mercato.payments import (
     ChargeResult,
     Outcome,
     Payment,
-    PaymentDeclined,
+    PaymentMeans,
+    PaymentOpening,
     PaymentsForOrders,
     ProviderError,
 )
@@ -63,7 +64,9 @@ class Checkout:
     payment: Payment
 
 
-async def begin_checkout(uow: UnitOfWork, deps: Deps, target: Target, card: str | None) -> Checkout:
+async def begin_checkout(
+    uow: UnitOfWork, deps: Deps, target: Target, means: PaymentMeans
+) -> Checkout:
     """Phase 1: reserve the stock, price the order and open a pending payment for it."""
     order = await locked(uow, target, Actor.OWNER)
     await deps.customers.ensure_can_order(uow, order.customer_id)
@@ -75,9 +78,8 @@ async def begin_checkout(uow: UnitOfWork, deps: Deps, target: Target, card: str 
     payment_id = new_id()
     current = [product_info(r) for r in reserved]
     order.begin_checkout(payment_id, current, pricing=deps.pricing, shipping=deps.shipping, now=now)
-    payment = await deps.payments.open(
-        uow, payment_id=payment_id, order_id=order.id, amount=order.totals.total, card_number=card
-    )
+    opening = PaymentOpening(payment_id, order.id, order.totals.total, means)
+    payment = await deps.payments.open(uow, opening)
     await orders(uow).save(order)
     return Checkout(order, payment)
 
@@ -95,7 +97,10 @@ async def settle(
     order = await orders(uow).get(order_id, lock=True)
     if order is None:
         raise OrderNotFound(order_id)
-    payment = await deps.payments.settle(uow, payment_id, result, known=known)
+    if known is None:
+        payment = await deps.payments.settle(uow, payment_id, result)
+    else:
+        payment = await deps.payments.settle_opened(uow, known, result)
     if order.checkout_payment_id != payment_id:
         return order, payment  # settled already (by the request or by the reconciler)
     if payment.status is PaymentStatus.CAPTURED:
@@ -109,12 +114,10 @@ async def settle(
     return order, payment
 
 
-async def pay(
-    transact: Transactor, deps: Deps, begun: Checkout, *, card: str | None, method: str | None
-) -> Order:
+async def pay(transact: Transactor, deps: Deps, begun: Checkout, means: PaymentMeans) -> Order:
     """Phases 2 and 3: charge, settle, and raise what the customer must hear of a failure."""
     pending = begun.payment
-    result = await deps.payments.charge(pending, card_number=card, payment_method=method)
+    result = await deps.payments.charge(pending, means)
     if result is None:
         raise ProviderError("no_answer")
     order, payment = await transact(
@@ -125,15 +128,8 @@ async def pay(
         await deps.payments.refund_late_capture(payment, result)
         raise CheckoutAbandoned()
     if result.outcome is not Outcome.CAPTURED:
-        refuse(result)
+        raise result.refusal()
     return order
-
-
-def refuse(result: ChargeResult) -> NoReturn:
-    """Raise the error a provider's refusal means to the customer."""
-    if result.outcome is Outcome.DECLINED:
-        raise PaymentDeclined(result.reason or "declined")
-    raise ProviderError(result.reason or "error")
 
 
 class CheckoutReconciler:
