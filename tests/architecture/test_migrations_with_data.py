@@ -4,7 +4,9 @@ Rows of the tables a revision does not create survive its downgrade and its upgr
 (SQLite's batch mode copies whole tables to change them, so this is not a given there); the
 tables it creates are dropped by its downgrade, their rows with them, as the reference's
 database rollback table says of an added table. Revisions that rewrite data on upgrade name
-the columns they rewrite in :data:`REWRITES`.
+the columns they rewrite in :data:`REWRITES`. Search indexes kept as tables (SQLite's FTS5
+tables and their shadow tables) are derived from the products by triggers: they are neither
+seeded nor compared.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mercato.migrations import migrate
+from mercato.migrations.schema import metadata
 from mercato.platform.db import sqlalchemy_url
 from tests.e2e.scratch import scratch_database
 
@@ -27,6 +30,11 @@ Snapshot = dict[str, list[tuple[str, ...]]]
 # 0004 blanks every stored fingerprint each time it runs: rows survive, those values do not.
 REWRITES = {"0004": {"platform_idempotency_keys": {"fingerprint"}}}
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+DERIVED = tuple(metadata.info.get("unmanaged", ()))
+
+
+def _kept(table: sa.Table) -> bool:
+    return table.name != "alembic_version" and not table.name.startswith(DERIVED)
 
 
 def _value(round_: int, table: sa.Table, column: sa.Column[Any]) -> object:
@@ -52,7 +60,7 @@ def _seed(conn: sa.Connection, round_: int) -> None:
     meta = sa.MetaData()
     meta.reflect(conn)
     for table in meta.sorted_tables:
-        if table.name == "alembic_version":
+        if not _kept(table):
             continue
         row = {c.name: _value(round_, table, c) for c in table.columns}
         conn.execute(table.insert().values(**row))
@@ -67,7 +75,7 @@ def _snapshot(conn: sa.Connection) -> Snapshot:
             for row in conn.execute(sa.select(table))
         )
         for table in meta.sorted_tables
-        if table.name != "alembic_version"
+        if _kept(table)
     }
 
 

@@ -337,13 +337,14 @@ class RouteCase:
     access: Access
     body: Body = None
     status: int = 200
+    query: str = ""  # a query string the route needs to answer ``status``
 
     @property
     def id(self) -> str:
         return f"{self.method} {self.path}"
 
     def url(self, world: World, **overrides: str) -> str:
-        return self.path.format(**{**world.ids(), **overrides})
+        return self.path.format(**{**world.ids(), **overrides}) + self.query
 
     async def send(
         self,
@@ -393,6 +394,8 @@ ROUTES: tuple[RouteCase, ...] = (
         lambda w: {"email": w.owner.email, "password": "correct horse battery"},
     ),
     RouteCase("GET", "/v1/products", Access.PUBLIC),
+    RouteCase("GET", "/v1/products/search", Access.PUBLIC, query="?q=product"),
+    RouteCase("GET", "/v1/products/{product_id}/similar", Access.PUBLIC),
     RouteCase("GET", "/v1/products/{product_id}", Access.PUBLIC),
     RouteCase("GET", "/v1/customers/me", Access.SIGNED_IN),
     RouteCase("GET", "/v1/customers", Access.STAFF),

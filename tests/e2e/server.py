@@ -42,6 +42,7 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
             "MERCATO_ARGON2_MEMORY_KIB": "8",
             "MERCATO_WORKER_IDLE_S": "0.2",
             "MERCATO_LOG_LEVEL": "WARNING",
+            "MERCATO_SEARCH_SEMANTIC": "false",
             **extra,
         }
     )

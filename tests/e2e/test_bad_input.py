@@ -17,7 +17,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import httpx
 import pytest
@@ -1136,8 +1136,9 @@ async def _send_text(
         spoiled = quote(_spoiled(world.ids()[text.name], char), safe="")
         url = case.url(world, **{text.name: spoiled})
         return await client.request(case.method, url, json=body, headers=headers)
-    url = case.url(world)
-    params = {text.name: _spoiled("", char)}
+    # the case's own query string (a search's q) stays; httpx would replace it with params
+    url, _, query = case.url(world).partition("?")
+    params = {**dict(parse_qsl(query)), text.name: _spoiled("", char)}
     return await client.request(case.method, url, json=body, params=params, headers=headers)
 
 

@@ -83,6 +83,10 @@ def test_migrations_demo_data_and_staff_accounts_from_the_command_line(sqlite_ur
     assert "2 accounts and 50 products created" in first.stdout, first.stderr
     again = mercato("demo-data", env=env)
     assert "0 accounts and 0 products created" in again.stdout
+    catalog = mercato("demo-data", "--catalog", "120", "--seed", "7", env=env)
+    assert "0 accounts and 120 products created" in catalog.stdout, catalog.stderr
+    more = mercato("demo-data", "--catalog", "150", "--seed", "7", env=env)
+    assert "0 accounts and 30 products created" in more.stdout, more.stderr  # the first 120 kept
 
     made = mercato(
         "users",

@@ -6,12 +6,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from mercato import __version__
 from mercato.bootstrap import business_metrics
+from mercato.bootstrap import search as search_wiring
 from mercato.bootstrap.events import nats_relay_of, webhooks_of
 from mercato.catalog import CatalogService
+from mercato.catalog.service.semantic import SemanticIndex
 from mercato.config import Feature, PaymentProviderName, Settings
 from mercato.customers import CustomersService
 from mercato.customers.events import CustomerEvent
@@ -73,6 +75,11 @@ class Container:
     started: bool = field(default=False)
     nats_relay: NatsRelay | None = None  # outbox to JetStream, when MERCATO_EVENTS_NATS_URL is set
 
+    @property
+    def semantic(self) -> SemanticIndex | None:
+        """Search by meaning, when MERCATO_SEARCH_SEMANTIC is on (bootstrap/search.py)."""
+        return cast(SemanticIndex | None, self.catalog.search.semantic)
+
     async def start(self, *, workers: bool | None = None) -> None:
         """Start this process: metric sampling and the waiting-client hub, the database, then
         the background workers when ``workers`` (by default: when the settings run them).
@@ -92,6 +99,8 @@ class Container:
             return
         if (self.settings.run_workers if workers is None else workers) and not self.started:
             self.runner.start()
+        if self.semantic is not None:
+            self.semantic.model.start()  # in a thread: searches meanwhile are lexical
         self.started = True
 
     async def stop(self) -> None:
@@ -99,6 +108,8 @@ class Container:
         await self.notifier.stop()
         await self.runner.stop()
         await self.dispatcher.drain(self.settings.shutdown_grace_s)
+        if self.semantic is not None:
+            await self.semantic.close()
         await self.db.close()
         for close in self.closers:
             await close()
@@ -228,6 +239,7 @@ class _Background:
     webhooks: WebhooksService
     dispatcher: WebhookDispatcher
     closers: list[Callable[[], Awaitable[None]]]
+    semantic: SemanticIndex | None
 
 
 def _background(
@@ -251,14 +263,15 @@ def _background(
     webhooks, dispatcher = webhooks_of(settings, transact)
     bus.subscribe("*", webhooks.on_event)
     workers: list[Worker] = [relay, reconciler, sweeper, purger, ThrottlePurger(throttle)]
+    semantic = search_wiring.wire(settings, transact, catalog, bus, workers)
     nats_relay = nats_relay_of(settings, db, metrics)
     workers += [nats_relay, dispatcher] if nats_relay else [dispatcher]
     runner = WorkerRunner(workers, idle=settings.worker_idle_s, on_run=metrics.worker_run)
     dispatcher.wake = webhooks.on_enqueued = lambda: runner.wake(dispatcher.name)
+    search_wiring.wake_with(semantic, runner)
     closers: list[Callable[[], Awaitable[None]]] = [nats_relay.close] if nats_relay else []
-    return _Background(
-        bus, relay, reconciler, idempotency, runner, nats_relay, webhooks, dispatcher, closers
-    )
+    queues = (relay, reconciler, idempotency, runner, nats_relay, webhooks, dispatcher, closers)
+    return _Background(bus, *queues, semantic)
 
 
 def _observe(

@@ -19,6 +19,7 @@ from typing import Any
 from mercato import __version__
 from mercato.cli.db.commands import DBOPS_ACTIONS, add_dbops_commands, upgrade_target
 from mercato.cli.rollout import command as rollout
+from mercato.cli.search import add_search_command
 from mercato.cli.switches import add_switch_command
 from mercato.config import ConfigurationError, Settings, explain
 
@@ -91,10 +92,11 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    """Load the demo staff account, demo customer and products (skips what exists)."""
+    """Load the demo staff account, demo customer and products (skips what exists); with
+    --catalog, also a generated catalog of that many products (the same for a --seed)."""
     from mercato.cli.demo import load_demo_data
 
-    report = asyncio.run(load_demo_data(_settings()))
+    report = asyncio.run(load_demo_data(_settings(), catalog=args.catalog, seed=args.seed))
     print(report)
     return 0
 
@@ -256,6 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_db(sub)
     _add_accounts(sub)
     add_switch_command(sub, _settings)
+    add_search_command(sub, _settings)
     _add_config(sub)
     _add_checks(sub)
     rollout.register(sub)
@@ -296,6 +299,11 @@ def _add_accounts(sub: Any) -> None:
     demo = sub.add_parser(
         "demo-data", help="load demo accounts and products", description=cmd_demo_data.__doc__
     )
+    demo.add_argument(
+        "--catalog", type=_ranged(0, 1_000_000), nargs="?", const=300, default=0, metavar="N",
+        help="also generate a realistic catalog of N products (300 if N is left out)",
+    )  # fmt: skip
+    demo.add_argument("--seed", type=_ranged(0, 2**31), default=15, help="the catalog's seed")
     demo.set_defaults(func=cmd_demo_data)
 
     users = sub.add_parser("users", help="manage accounts", description="Manage accounts.")

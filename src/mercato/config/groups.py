@@ -192,6 +192,19 @@ class WorkSettings(BaseModel):
     worker_idle_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
+class SearchSettings(BaseModel):
+    """Product search (docs/search.md): the semantic half, its model and its batches."""
+
+    # Off: lexical search only, no model loaded (the test suite's default).
+    search_semantic: bool = True
+    # Where the model's ONNX graph is kept once built; empty: $XDG_CACHE_HOME/mercato or
+    # ~/.cache/mercato.
+    search_cache_dir: str = ""
+    search_batch: Annotated[int, Field(ge=1, le=1024)] = 64
+    # onnxruntime's threads per process (0: one per core).
+    search_threads: Annotated[int, Field(ge=0, le=64)] = 0
+
+
 class RealtimeSettings(BaseModel):
     """Following orders in real time (long polls and event streams), per process."""
 

@@ -38,12 +38,21 @@ ATTEMPTS = int(config.get_main_option("attempts") or 5)
 LOCK_NOT_AVAILABLE = "55P03"
 
 
+def _managed(name: str | None, type_: str, parent_names: object) -> bool:
+    """Whether autogenerate compares an object: not the search indexes (expression indexes,
+    FTS5 tables and their shadow tables), which a migration writes in each database's own SQL
+    and the tables cannot describe (``metadata.info["unmanaged"]`` holds their prefixes)."""
+    prefixes = tuple(target_metadata.info.get("unmanaged", ()))
+    return not (name and prefixes and name.startswith(prefixes))
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_managed,
     )
 
 

@@ -207,21 +207,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, code, detail, request=request, headers=headers)
 
 
-_ROUTE_TABLES: WeakKeyDictionary[Any, list[tuple[re.Pattern[str], frozenset[str]]]] = (
+_ROUTE_TABLES: WeakKeyDictionary[Any, list[tuple[re.Pattern[str], frozenset[str], str]]] = (
     WeakKeyDictionary()
 )
 
 
 def _allowed(app: Any, path: str) -> list[str]:
-    """Every method some route of the application serves at ``path``."""
+    """Every method some route of the application serves at ``path``; where a route names the
+    path itself (``/v1/products/search``), only its methods, not those of a template that
+    would also match it (``/v1/products/{product_id}``), as the OpenAPI document lists them."""
     table = _ROUTE_TABLES.get(app)
     if table is None:
         table = [
-            (compile_path(str(route.path))[0], frozenset(route.methods or ()))
+            (compile_path(str(route.path))[0], frozenset(route.methods or ()), str(route.path))
             for route in iter_route_contexts(app.routes)
         ]
         _ROUTE_TABLES[app] = table
-    return sorted({m for regex, methods in table if regex.match(path) for m in methods})
+    matching = [(methods, template) for regex, methods, template in table if regex.match(path)]
+    if any(template == path for _, template in matching):
+        matching = [(methods, template) for methods, template in matching if template == path]
+    return sorted({m for methods, _ in matching for m in methods})
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:

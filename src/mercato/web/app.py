@@ -14,6 +14,7 @@ from starlette.types import Lifespan
 from mercato import __version__, console
 from mercato.bootstrap import Container, build
 from mercato.catalog.routes import router as catalog_router
+from mercato.catalog.routes import search_router
 from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
 from mercato.migrations.migrate import SchemaCheck
@@ -139,6 +140,7 @@ def _lifespan(container: Container, lifecycle: Lifecycle) -> Lifespan[FastAPI]:
 
 def _include_routes(app: FastAPI) -> None:
     # Routes are matched in order: the catalog reads, the busiest requests, come first.
+    app.include_router(search_router)  # before /v1/products/{product_id}
     app.include_router(catalog_router)
     app.include_router(orders_router)
     app.include_router(customers_router)

@@ -39,7 +39,10 @@ from .product_read import ProductRead
 from .product_staff_read import ProductStaffRead
 from .product_update import ProductUpdate
 from .quantity_update import QuantityUpdate
+from .search_hit import SearchHit
+from .search_results import SearchResults
 from .ship_order import ShipOrder
+from .signal import Signal
 from .status import Status
 from .stock_adjustment_create import StockAdjustmentCreate
 from .switch import Switch
@@ -89,7 +92,10 @@ __all__ = (
     "ProductStaffRead",
     "ProductUpdate",
     "QuantityUpdate",
+    "SearchHit",
+    "SearchResults",
     "ShipOrder",
+    "Signal",
     "Status",
     "StockAdjustmentCreate",
     "Switch",

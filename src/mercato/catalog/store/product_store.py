@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import cast
 
+import orjson
 import sqlalchemy as sa
 
 from mercato.catalog.domain import (
@@ -60,6 +61,10 @@ _SNAPSHOT = sql(
         _p.id, _p.sku, _p.name, _p.price_amount, _p.currency, _p.weight_grams, _p.active
     ).where(_p.id == _bind("id"))
 )
+_PG_SKUS = sql(sa.text("SELECT sku FROM catalog_products WHERE sku = ANY(CAST(:skus AS text[]))"))
+_SQLITE_SKUS = sql(
+    sa.text("SELECT sku FROM catalog_products WHERE sku IN (SELECT value FROM json_each(:skus))")
+)
 # what a save may change: the counters move only by the stock statements, the rest never
 _IMMUTABLE = ("sku", "available", "reserved", "sold", "created_at")
 
@@ -98,6 +103,14 @@ class ProductRepository(TrackingRepository[Product]):
     async def exists(self, product_id: str) -> bool:
         """Whether there is a product with this id."""
         return await self.conn.fetchval(_VERSION, id=product_id) is not None
+
+    async def existing_skus(self, skus: list[str]) -> set[str]:
+        """Which of ``skus`` are in use."""
+        if self.conn.dialect == "postgresql":
+            rows = await self.conn.fetch(_PG_SKUS, skus=skus)
+        else:
+            rows = await self.conn.fetch(_SQLITE_SKUS, skus=orjson.dumps(skus).decode())
+        return {row["sku"] for row in rows}
 
     async def view(self, product_id: str, *, staff: bool) -> dict[str, object] | None:
         """The API view of a product, or None; inactive products only for staff."""

@@ -133,3 +133,20 @@ def product_view(row: Row, *, staff: bool) -> dict[str, object]:
             updated_at=row["updated_at"],
         )
     return shown
+
+
+vectors = sa.Table(
+    "catalog_product_vectors",
+    metadata,
+    sa.Column("product_id", sa.String(36), sa.ForeignKey("catalog_products.id"), primary_key=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("vector", sa.LargeBinary(), nullable=True),  # 384 float32; NULL: waiting
+    sa.Column("embedded_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_catalog_product_vectors_embedded", "embedded_at"),
+    sa.Index(
+        "ix_catalog_product_vectors_pending",
+        "requested_at",
+        postgresql_where=sa.text("vector IS NULL"),
+        sqlite_where=sa.text("vector IS NULL"),
+    ),
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from mercato.catalog.domain import (
     Adjustment,
@@ -15,6 +16,7 @@ from mercato.catalog.domain import (
     check_opening_stock,
 )
 from mercato.catalog.events import ReservationExpired
+from mercato.catalog.service.search import ProductSearch
 from mercato.catalog.store import ProductRepository, StockRepository
 from mercato.kernel.clock import utcnow
 from mercato.kernel.ids import new_id
@@ -47,6 +49,7 @@ class CatalogService:
 
     def __init__(self, transact: Transactor) -> None:
         self._transact = transact
+        self.search = ProductSearch(transact)
 
     async def create_product(
         self,
@@ -86,6 +89,30 @@ class CatalogService:
                     actor_id=actor_id,
                 )
             return product
+
+        return await self._transact(work)
+
+    async def import_products(self, specs: list[dict[str, Any]], *, actor_id: str) -> int:
+        """Add the products of ``specs`` (``create_product``'s arguments) whose SKUs are not in
+        use, in one unit of work; how many were added."""
+        now = utcnow()
+        new = [_new_product(spec, now) for spec in specs]
+
+        async def work(uow: UnitOfWork) -> int:
+            repository = uow.repository(ProductRepository)
+            taken = await repository.existing_skus([p.sku for p, _ in new])
+            added = 0
+            for product, stock in new:
+                if product.sku in taken:
+                    continue
+                await repository.add(product)
+                if stock:
+                    available = await _adjust(uow, product.id, stock, _INITIAL_STOCK, actor_id)
+                    product.stock_adjusted(
+                        delta=stock, reason=_INITIAL_STOCK, available=available, actor_id=actor_id
+                    )
+                added += 1
+            return added
 
         return await self._transact(work)
 
@@ -217,6 +244,20 @@ class CatalogService:
     async def return_stock(self, uow: UnitOfWork, order_id: str) -> None:
         """Give a cancelled paid order's sold units back to available stock."""
         await uow.repository(StockRepository).give_back(order_id)
+
+
+def _new_product(spec: dict[str, Any], now: datetime) -> tuple[Product, int]:
+    product = Product.create(
+        id=new_id(),
+        sku=spec["sku"],
+        name=spec["name"],
+        description=spec["description"],
+        price=Money.of(spec["price_amount"], Currency.validate(spec["currency"])),
+        weight_grams=spec["weight_grams"],
+        initial_stock=0,
+        now=now,
+    )
+    return product, check_opening_stock(spec["initial_stock"])
 
 
 async def _adjust(uow: UnitOfWork, product_id: str, delta: int, reason: str, actor_id: str) -> int:

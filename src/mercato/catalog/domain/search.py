@@ -1,0 +1,167 @@
+"""Product search, the pure part: what a query asks for, how signals are scored and fused.
+
+A query is cut into terms (lower-cased words, English stop-words dropped); the stores find
+candidates by three signals — an exact SKU, full-text words (with prefixes) and trigrams (typos
+and partial words) — and, where the embeddings are ready, by meaning. Each signal ranks its
+candidates; reciprocal-rank fusion (Cormack et al., 2009) merges the rankings without having to
+make their scores comparable, and an exact SKU always comes first.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+
+from mercato.kernel.errors import InvalidValue
+
+MAX_QUERY_LENGTH = 200
+MAX_DEPTH = 200
+"""How many candidates each signal ranks, and so how far down paging may go: deeper pages are
+not worth their cost (each candidate costs a trigram comparison)."""
+MAX_TERMS = 12
+RRF_K = 60
+"""Reciprocal-rank fusion's constant: 1 / (k + rank); 60 is the published default."""
+SEMANTIC_THRESHOLD = 0.3
+"""A product is near in meaning at this cosine similarity or more (MiniLM puts unrelated
+texts at about 0 to 0.2): below it, a query about nothing in the catalog finds nothing.
+Chosen before the relevance judgments were first run, not tuned on them."""
+FUZZY_THRESHOLD = 0.6
+"""A term matches a word by trigrams when this share of its trigrams are the word's (as
+pg_trgm's default ``word_similarity_threshold``)."""
+
+_STOP = """a about an and any are as at be but by can do does for from get has have how i if in
+into is it its me my need no not of off on or our so some something than that the their them
+then there these this those to too up us want was we what when where which while who why will
+with without you your"""
+STOP_WORDS = frozenset(_STOP.split())
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SKU_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class SearchError(StrEnum):
+    INVALID_CURSOR = "invalid_cursor"
+    INVALID_SEARCH = "invalid_search"
+
+
+class Signal(StrEnum):
+    """What made a product match, reported with each hit."""
+
+    SKU = "sku"
+    WORDS = "words"
+    TRIGRAMS = "trigrams"
+    SEMANTIC = "semantic"
+
+
+class InvalidSearch(InvalidValue):
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(SearchError.INVALID_SEARCH, message, field=field)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What every hit must satisfy; prices in minor units of the product's currency."""
+
+    in_stock: bool = False
+    min_price: int = 0
+    max_price: int = 2**62
+
+    def check(self) -> Filters:
+        """These filters, or InvalidSearch when the price range is empty."""
+        if self.min_price > self.max_price:
+            raise InvalidSearch("min_price is above max_price", field="min_price")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query: its text, its terms, and the SKU it could be."""
+
+    text: str
+    terms: tuple[str, ...]
+    sku: str | None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to look for: only stop-words, punctuation or blanks."""
+        return not self.terms and self.sku is None
+
+
+def parse_query(text: str) -> Query:
+    """Terms of ``text``: lower-cased words without stop-words, at most MAX_TERMS."""
+    text = " ".join(text.split())[:MAX_QUERY_LENGTH]
+    words = [w.lower() for w in _WORD.findall(text)]
+    terms = tuple(dict.fromkeys(w for w in words if w not in STOP_WORDS))[:MAX_TERMS]
+    sku = text.upper() if _SKU_LIKE.match(text) else None
+    return Query(text=text, terms=terms, sku=sku)
+
+
+@lru_cache(maxsize=65536)
+def trigrams(word: str) -> frozenset[str]:
+    """The trigrams of one word, padded as pg_trgm pads them (two blanks before, one after)."""
+    padded = f"  {word} "
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
+def term_similarity(term: str, words: Iterable[str]) -> float:
+    """The best share of ``term``'s trigrams found in one of ``words`` (0..1)."""
+    mine = trigrams(term)
+    return max((len(mine & trigrams(w)) / len(mine) for w in words), default=0.0)
+
+
+def fuzzy_score(terms: Sequence[str], text: str) -> float:
+    """How well ``text`` matches the terms by trigrams: the mean of the terms that match at
+    FUZZY_THRESHOLD or better (0 when none does)."""
+    words = {w.lower() for w in _WORD.findall(text)}
+    scores = [term_similarity(t, words) for t in terms]
+    good = [s for s in scores if s >= FUZZY_THRESHOLD]
+    return sum(good) / len(terms) if good else 0.0
+
+
+@dataclass(slots=True)
+class Hit:
+    """A product found, its fused score and the signals that found it."""
+
+    product_id: str
+    score: float = 0.0
+    signals: list[Signal] = field(default_factory=list)
+
+
+def fuse(rankings: Mapping[Signal, Sequence[str]], *, exact: Iterable[str] = ()) -> list[Hit]:
+    """Reciprocal-rank fusion of the rankings, best first; ``exact`` SKU matches lead."""
+    hits: dict[str, Hit] = {}
+    for signal, ranking in rankings.items():
+        for rank, product_id in enumerate(ranking, start=1):
+            hit = hits.setdefault(product_id, Hit(product_id))
+            hit.score += 1.0 / (RRF_K + rank)
+            hit.signals.append(signal)
+    leading = []
+    for product_id in exact:
+        hit = hits.pop(product_id) if product_id in hits else Hit(product_id)
+        hit.score += 1.0
+        hit.signals.insert(0, Signal.SKU)
+        leading.append(hit)
+    rest = sorted(hits.values(), key=lambda h: (-h.score, h.product_id))
+    return leading + rest
+
+
+def encode_offset(offset: int) -> str:
+    """An opaque cursor for the hits after the first ``offset``."""
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def decode_offset(cursor: str | None) -> int:
+    """The offset a search cursor continues from; InvalidValue for anything else."""
+    if not cursor:
+        return 0
+    try:
+        value = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+    except (ValueError, UnicodeError):
+        value = ""
+    digits = value[1:]
+    if not (value.startswith("o") and digits.isdigit() and int(digits) < MAX_DEPTH):
+        raise InvalidValue(SearchError.INVALID_CURSOR, "the cursor is not valid", field="cursor")
+    return int(digits)

@@ -1,0 +1,138 @@
+"""Searching products: lexical rankings from the database, a semantic one where it is ready,
+fused by reciprocal rank; one page of products read at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mercato.catalog.domain import ProductNotFound
+from mercato.catalog.domain.search import (
+    MAX_DEPTH,
+    Filters,
+    Hit,
+    InvalidSearch,
+    Query,
+    Signal,
+    decode_offset,
+    encode_offset,
+    fuse,
+    parse_query,
+)
+from mercato.catalog.store import SearchRepository
+from mercato.catalog.store.tables import product_view
+from mercato.platform.db import Row
+from mercato.platform.uow import Transactor, UnitOfWork
+
+
+class SemanticRanking(Protocol):
+    """Products nearest in meaning to a text; empty until the model and vectors are ready."""
+
+    async def nearest(self, text: str, *, depth: int) -> list[str]: ...
+
+    async def similar(self, product_id: str, *, depth: int) -> list[tuple[str, float]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One hit of a search page: the product as the API shows it, its score and signals."""
+
+    product: dict[str, object]
+    score: float
+    signals: list[Signal]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    items: list[Found]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rankings:
+    """The rankings a query produced, by signal, and its exact SKU match."""
+
+    exact: list[str]
+    by_signal: dict[Signal, list[str]]
+
+
+class ProductSearch:
+    """Hybrid product search (docs/search.md)."""
+
+    def __init__(self, transact: Transactor, semantic: SemanticRanking | None = None) -> None:
+        self._transact = transact
+        self.semantic = semantic
+        self._trigrams: bool | None = None
+
+    async def search(
+        self, text: str, *, filters: Filters, cursor: str | None, limit: int
+    ) -> SearchPage:
+        """A page of active products matching ``text``, best first."""
+        if not text.strip():
+            raise InvalidSearch("q is blank", field="q")
+        offset = decode_offset(cursor)
+        filters = filters.check()
+        query = parse_query(text)
+        if query.empty:
+            return SearchPage([], None)
+        rankings = await self.rankings(query, filters)
+        hits = fuse(rankings.by_signal, exact=rankings.exact)
+        return await self._page(hits, filters, offset=offset, limit=limit)
+
+    async def similar(self, product_id: str, *, limit: int) -> SearchPage:
+        """Active products nearest in meaning to this one (ProductNotFound if it is not an
+        active product); empty until it and its neighbours are embedded."""
+        if not await self._shown([product_id], Filters()):
+            raise ProductNotFound(product_id)
+        found = await self.semantic.similar(product_id, depth=limit) if self.semantic else []
+        rows = await self._shown([pid for pid, _ in found], Filters())
+        items = [
+            Found(product_view(rows[pid], staff=False), round(score, 6), [Signal.SEMANTIC])
+            for pid, score in found
+            if pid in rows
+        ]
+        return SearchPage(items, None)
+
+    async def rankings(self, query: Query, filters: Filters, *, depth: int = MAX_DEPTH) -> Rankings:
+        """Every signal's ranking of ``query`` (the evaluation compares them one by one)."""
+        if self._trigrams is None:
+            self._trigrams = await self._transact.read(
+                lambda uow: uow.repository(SearchRepository).has_trigrams()
+            )
+        trigrams = self._trigrams
+        lexical = await self._transact.read(
+            lambda uow: uow.repository(SearchRepository).lexical(
+                query, filters, depth=depth, trigrams=trigrams
+            )
+        )
+        by_signal = {Signal.WORDS: lexical.words, Signal.TRIGRAMS: lexical.trigrams}
+        if self.semantic is not None:
+            nearest = await self.semantic.nearest(query.text, depth=depth)
+            if nearest:
+                by_signal[Signal.SEMANTIC] = await self._passing(nearest, filters)
+        return Rankings(lexical.exact, by_signal)
+
+    async def _passing(self, ids: list[str], filters: Filters) -> list[str]:
+        """``ids`` (in order) of the active products that pass the filters."""
+        shown = await self._shown(ids, filters)
+        return [i for i in ids if i in shown]
+
+    async def _shown(self, ids: Sequence[str], filters: Filters) -> dict[str, Row]:
+        async def read(uow: UnitOfWork) -> dict[str, Row]:
+            return await uow.repository(SearchRepository).shown(ids, filters)
+
+        return await self._transact.read(read)
+
+    async def _page(
+        self, hits: list[Hit], filters: Filters, *, offset: int, limit: int
+    ) -> SearchPage:
+        window = hits[offset : offset + limit]
+        rows = await self._shown([h.product_id for h in window], filters)
+        items = [
+            Found(product_view(rows[h.product_id], staff=False), round(h.score, 6), h.signals)
+            for h in window
+            if h.product_id in rows
+        ]
+        more = len(hits) > offset + limit and offset + limit < MAX_DEPTH
+        return SearchPage(items, encode_offset(offset + limit) if more else None)

@@ -1,0 +1,166 @@
+"""Lexical product search on both databases: words, prefixes, typos, SKUs, filters, paging.
+
+The database is shared by the session, so each test names its products with a word of its
+own (:func:`word`) and looks only at those.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from mercato.bootstrap import Container
+from mercato.catalog.domain.search import Filters, InvalidSearch
+from mercato.catalog.service import ProductChanges
+from mercato.cli import catalog
+from mercato.kernel.errors import InvalidValue
+from mercato.platform.db import sql
+
+pytestmark = pytest.mark.anyio
+
+
+def word() -> str:
+    """A made-up word no other test uses (letters only, so typos of it can be made)."""
+    return "".join(chr(ord("a") + int(c, 16)) for c in uuid.uuid4().hex[:10])
+
+
+async def add(
+    container: Container,
+    name: str,
+    *,
+    description: str = "",
+    sku: str | None = None,
+    price: int = 1000,
+    stock: int = 5,
+) -> str:
+    product = await container.catalog.create_product(
+        actor_id="01900000-0000-7000-8000-000000000000",
+        sku=sku or f"S-{uuid.uuid4().hex[:12].upper()}",
+        name=name,
+        description=description,
+        price_amount=price,
+        currency="EUR",
+        weight_grams=100,
+        initial_stock=stock,
+    )
+    return product.id
+
+
+async def found(
+    container: Container, text: str, *, filters: Filters | None = None, limit: int = 20
+) -> list[tuple[str, list[str]]]:
+    page = await container.catalog.search.search(
+        text, filters=filters or Filters(), cursor=None, limit=limit
+    )
+    return [(str(f.product["id"]), [str(s) for s in f.signals]) for f in page.items]
+
+
+async def test_words_in_name_and_description_rank_the_name_first(container: Container) -> None:
+    w = word()
+    in_description = await add(container, "Plain thing", description=f"made of {w} fibre")
+    in_name = await add(container, f"{w} basket")
+    hits = await found(container, w)
+    assert [h for h, _ in hits] == [in_name, in_description]
+    assert "words" in hits[0][1]
+
+
+async def test_a_prefix_a_typo_and_a_partial_word_find_the_product(container: Container) -> None:
+    w = word()
+    wanted = await add(container, f"Travel {w}phones")
+    assert (await found(container, f"{w}ph"))[0][0] == wanted  # prefix
+    typo = w[:3] + w[4:] + "phones"  # one letter dropped
+    hits = await found(container, typo)
+    assert hits[0] == (wanted, ["trigrams"])
+    assert (await found(container, f"{w[2:]}phones"))[0][0] == wanted  # inside a word
+
+
+async def test_an_exact_sku_comes_first_whatever_the_case(container: Container) -> None:
+    w = word()
+    sku = f"{w[:6].upper()}-42"
+    await add(container, f"{w} lamp {w[:6]}")
+    wanted = await add(container, "Desk lamp", sku=sku)
+    hits = await found(container, sku.lower())
+    assert hits[0] == (wanted, ["sku", *hits[0][1][1:]])
+
+
+async def test_stop_words_alone_find_nothing_and_do_not_dilute_a_query(
+    container: Container,
+) -> None:
+    w = word()
+    wanted = await add(container, f"The {w} of the year")
+    assert await found(container, "the of and") == []
+    assert (await found(container, f"something for the {w}"))[0][0] == wanted
+
+
+async def test_filters_keep_to_stock_and_price(container: Container) -> None:
+    w = word()
+    cheap = await add(container, f"{w} cheap", price=500)
+    dear = await add(container, f"{w} dear", price=5000)
+    gone = await add(container, f"{w} gone", price=800, stock=0)
+    assert {h for h, _ in await found(container, w)} == {cheap, dear, gone}
+    in_stock = await found(container, w, filters=Filters(in_stock=True))
+    assert {h for h, _ in in_stock} == {cheap, dear}
+    band = await found(container, w, filters=Filters(min_price=600, max_price=5000))
+    assert {h for h, _ in band} == {dear, gone}
+    with pytest.raises(InvalidSearch):
+        await found(container, w, filters=Filters(min_price=10, max_price=1))
+
+
+async def test_pages_follow_the_cursor_without_repeats(container: Container) -> None:
+    w = word()
+    made = {await add(container, f"{w} item {i}") for i in range(5)}
+    search = container.catalog.search
+    seen: list[str] = []
+    cursor = None
+    for _ in range(3):
+        page = await search.search(w, filters=Filters(), cursor=cursor, limit=2)
+        seen += [str(f.product["id"]) for f in page.items]
+        cursor = page.next_cursor
+    assert cursor is None
+    assert sorted(seen) == sorted(made)
+    with pytest.raises(InvalidValue):
+        await search.search(w, filters=Filters(), cursor="bm90LWEtY3Vyc29y", limit=2)
+
+
+async def test_a_renamed_or_deactivated_product_is_found_by_its_new_state_at_once(
+    container: Container,
+) -> None:
+    old, new = word(), word()
+    product_id = await add(container, f"{old} kettle")
+    await container.catalog.update_product(
+        product_id, ProductChanges(name=f"{new} kettle"), expected_version=None
+    )
+    assert await found(container, old) == []
+    assert [h for h, _ in await found(container, new)] == [product_id]
+    await container.catalog.update_product(
+        product_id, ProductChanges(active=False), expected_version=None
+    )
+    assert await found(container, new) == []
+
+
+async def test_sqlites_search_tables_are_kept_by_triggers_at_head(
+    container: Container, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL indexes the products' columns themselves")
+    names = sql(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+    async with container.db.connection() as conn:
+        triggers = {row["name"] for row in await conn.fetch(names)}
+    assert {"catalog_search_insert", "catalog_search_update", "catalog_search_delete"} <= triggers
+
+
+async def test_importing_a_generated_catalog_twice_adds_it_once(container: Container) -> None:
+    w = word().upper()
+    batch = [
+        {**catalog.product(3, i), "sku": f"{w}-{i}", "name": f"{w} {catalog.product(3, i)['name']}"}
+        for i in range(40)
+    ]
+    actor = "01900000-0000-7000-8000-000000000000"
+    assert await container.catalog.import_products(batch, actor_id=actor) == 40
+    assert await container.catalog.import_products(batch[:50], actor_id=actor) == 0
+    hits = await found(container, f"{w.lower()} travel flask", limit=5)
+    first = await container.catalog.get_product(hits[0][0])
+    assert "Travel Flask" in first.name
+    assert first.available == batch[0]["initial_stock"]
