@@ -8,8 +8,9 @@ import asyncio
 import io
 import json
 import random
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from mercato.catalog.service import ProductChanges
 from mercato.catalog.service.semantic import SemanticIndex
 from mercato.cli.search import reindex
 from mercato.migrations import migrate
-from mercato.platform.embedder import BackgroundModel, MiniLM, cached_graph, model_dir
+from mercato.platform.embedder import BackgroundModel, Matrix, MiniLM, cached_graph, model_dir
 from tests.conftest import PG_URL, REQUIRE_PG, make_settings, running
 
 pytestmark = pytest.mark.anyio
@@ -147,20 +148,68 @@ async def test_search_never_waits_for_the_model(container: Container, minilm: Mi
     index = container.semantic
     assert index is not None
 
+    loaded = threading.Event()  # the model "loads" until the test has searched
+
     def slow() -> MiniLM:
-        time.sleep(5)
+        loaded.wait(30)
         return minilm
 
     index.model = BackgroundModel(slow)
     index.model.start()
     started = time.monotonic()
-    page = await container.catalog.search.search(
-        "teapot", filters=Filters(min_price=price, max_price=price), cursor=None, limit=5
-    )
-    assert time.monotonic() - started < 1.0
+    try:
+        page = await container.catalog.search.search(
+            "teapot", filters=Filters(min_price=price, max_price=price), cursor=None, limit=5
+        )
+        assert time.monotonic() - started < 1.0
+        assert not index.model.ready
+    finally:
+        loaded.set()
     assert [f.product["id"] for f in page.items] == [product]
     assert "semantic" not in page.items[0].signals
-    await asyncio.sleep(0)
+    await index.model.loaded()
+
+
+class CountingModel(BackgroundModel):
+    """The model, counting the texts it is asked to embed."""
+
+    def __init__(self, model: MiniLM) -> None:
+        super().__init__(lambda: model)
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        self.texts.extend(texts)
+        return await super().embed(texts)
+
+
+async def test_a_repeated_query_is_not_embedded_again(container: Container, minilm: MiniLM) -> None:
+    price = random.randrange(10**8, 2 * 10**8)
+    flask = await add(container, "Insulated travel flask", "Double-walled steel, 500 ml", price)
+    index = await settle(container)
+    index.model = model = CountingModel(minilm)
+    await model.loaded()
+    index.query_cache = 2
+    band = Filters(min_price=price, max_price=price)
+
+    async def ids(text: str) -> list[str]:
+        page = await container.catalog.search.search(text, filters=band, cursor=None, limit=5)
+        return [f.product["id"] for f in page.items]
+
+    first = await ids("something to keep coffee warm on the go")
+    assert first == [flask]
+    assert await ids("something to keep coffee warm on the go") == first
+    assert model.texts == ["something to keep coffee warm on the go"]
+    await ids("a hot drink while travelling")
+    await ids("something to keep coffee warm on the go")  # the most recent two stay
+    await ids("soup for a winter hike")  # pushes out the least recently used
+    await ids("something to keep coffee warm on the go")
+    await ids("a hot drink while travelling")
+    assert model.texts == [
+        "something to keep coffee warm on the go",
+        "a hot drink while travelling",
+        "soup for a winter hike",
+        "a hot drink while travelling",
+    ]
 
 
 def test_the_pgvector_server_is_required_where_postgres_is(pgvector_url: str) -> None:
@@ -186,3 +235,14 @@ def test_reindex_embeds_every_product_and_shows_its_progress(tmp_path: Path) -> 
     assert asyncio.run(main()) == 40
     last = out.getvalue().rstrip().rsplit("\r", 1)[-1]
     assert last.startswith("reindex [" + "#" * 30 + "] 40/40 "), last
+
+
+async def test_no_query_is_kept_when_the_cache_is_off(container: Container, minilm: MiniLM) -> None:
+    index = container.semantic
+    assert index is not None
+    index.model = model = CountingModel(minilm)
+    index.query_cache = 0
+    await model.loaded()
+    for _ in range(2):
+        await index.nearest("a warm blanket", depth=5)
+    assert model.texts == ["a warm blanket", "a warm blanket"]

@@ -26,7 +26,9 @@ def semantic_index(settings: Settings, transact: Transactor) -> SemanticIndex:
     """The semantic index for these settings (nothing loads until the model is started)."""
     folder, threads = cache_dir(settings), settings.search_threads
     model = BackgroundModel(lambda: MiniLM.load(folder, threads=threads))
-    return SemanticIndex(transact, model, batch=settings.search_batch)
+    return SemanticIndex(
+        transact, model, batch=settings.search_batch, query_cache=settings.search_query_cache
+    )
 
 
 def wire(

@@ -203,6 +203,9 @@ class SearchSettings(BaseModel):
     search_batch: Annotated[int, Field(ge=1, le=1024)] = 64
     # onnxruntime's threads per process (0: one per core).
     search_threads: Annotated[int, Field(ge=0, le=64)] = 0
+    # Vectors of the most recent distinct queries kept per process (1.5 KB each; 0: none): a
+    # repeated query then costs a matrix product, not a pass through the model.
+    search_query_cache: Annotated[int, Field(ge=0, le=1_000_000)] = 4096
 
 
 class RealtimeSettings(BaseModel):

@@ -3,6 +3,7 @@ fused by reciprocal rank; one page of products read at the end."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -101,17 +102,26 @@ class ProductSearch:
                 lambda uow: uow.repository(SearchRepository).has_trigrams()
             )
         trigrams = self._trigrams
-        lexical = await self._transact.read(
-            lambda uow: uow.repository(SearchRepository).lexical(
-                query, filters, depth=depth, trigrams=trigrams
-            )
+        # the two halves at once: the database ranks words while the model embeds the query
+        lexical, semantic = await asyncio.gather(
+            self._transact.read(
+                lambda uow: uow.repository(SearchRepository).lexical(
+                    query, filters, depth=depth, trigrams=trigrams
+                )
+            ),
+            self._semantic(query, filters, depth=depth),
         )
         by_signal = {Signal.WORDS: lexical.words, Signal.TRIGRAMS: lexical.trigrams}
-        if self.semantic is not None:
-            nearest = await self.semantic.nearest(query.text, depth=depth)
-            if nearest:
-                by_signal[Signal.SEMANTIC] = await self._passing(nearest, filters)
+        if semantic:
+            by_signal[Signal.SEMANTIC] = semantic
         return Rankings(lexical.exact, by_signal)
+
+    async def _semantic(self, query: Query, filters: Filters, *, depth: int) -> list[str]:
+        """The semantic ranking of the products passing the filters (empty if there is none)."""
+        if self.semantic is None:
+            return []
+        nearest = await self.semantic.nearest(query.text, depth=depth)
+        return await self._passing(nearest, filters) if nearest else []
 
     async def _passing(self, ids: list[str], filters: Filters) -> list[str]:
         """``ids`` (in order) of the active products that pass the filters."""

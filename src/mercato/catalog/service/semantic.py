@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -27,6 +28,7 @@ from mercato.platform.uow import Transactor, UnitOfWork
 
 T = TypeVar("T")
 REFRESH_S = 1.0
+IN_LOOP_ROWS = 2048  # below this a scan takes well under a millisecond
 _TEXT_FIELDS = frozenset({"name", "description"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -72,25 +74,48 @@ class VectorMatrix:
 class SemanticIndex:
     """The semantic ranking for search, and the indexing that feeds it."""
 
-    def __init__(self, transact: Transactor, model: BackgroundModel, *, batch: int = 64) -> None:
+    def __init__(
+        self,
+        transact: Transactor,
+        model: BackgroundModel,
+        *,
+        batch: int = 64,
+        query_cache: int = 4096,
+    ) -> None:
         self._transact = transact
         self.model = model
         self.batch = batch
+        # Shoppers repeat queries: the vectors of the most recent ones are kept, so a repeated
+        # query costs a matrix product, not a pass through the model (10-20 ms of CPU here).
+        self.query_cache = query_cache
         self.matrix = VectorMatrix()
         self.on_requested: Callable[[], None] = lambda: None  # wakes the indexer
         self._seen = _EPOCH
         self._checked = 0.0
         self._refreshing: asyncio.Task[int] | None = None
         self._pgvector: bool | None = None
+        self._queries: OrderedDict[str, Matrix] = OrderedDict()
 
     async def nearest(self, text: str, *, depth: int) -> list[str]:
         """Products nearest in meaning to ``text``; empty while the model or vectors are not
         ready (never waits for them)."""
         if not self.model.ready:
             return []
-        (query,) = await self.model.embed([text])
-        found = await self._nearest(query, depth)
+        found = await self._nearest(await self._query_vector(text), depth)
         return [pid for pid, score in found if score >= SEMANTIC_THRESHOLD]
+
+    async def _query_vector(self, text: str) -> Matrix:
+        """The text's embedding, from the cache of recent queries when it is there."""
+        cached = self._queries.get(text)
+        if cached is not None:
+            self._queries.move_to_end(text)
+            return cached
+        vector: Matrix = (await self.model.embed([text]))[0]
+        if self.query_cache:
+            self._queries[text] = vector
+            if len(self._queries) > self.query_cache:
+                self._queries.popitem(last=False)
+        return vector
 
     async def similar(self, product_id: str, *, depth: int) -> list[tuple[str, float]]:
         """Products nearest to this product's own embedding (itself left out)."""
@@ -109,7 +134,10 @@ class SemanticIndex:
             literal = vector_literal(query.tolist())
             return await self._read(lambda r: r.pgvector_nearest(literal, depth=depth))
         self._refresh_soon()
-        return self.matrix.nearest(query, depth)
+        if len(self.matrix.ids) < IN_LOOP_ROWS:
+            return self.matrix.nearest(query, depth)
+        # a scan of the whole matrix (15 MB at 10,000 products): off the event loop
+        return await asyncio.to_thread(self.matrix.nearest, query, depth)
 
     async def _uses_pgvector(self) -> bool:
         if self._pgvector is None:
