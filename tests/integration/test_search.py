@@ -6,8 +6,11 @@ own (:func:`word`) and looks only at those.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
@@ -16,7 +19,10 @@ from mercato.catalog.domain.search import Filters, InvalidSearch
 from mercato.catalog.service import ProductChanges
 from mercato.cli import catalog
 from mercato.kernel.errors import InvalidValue
+from mercato.migrations import migrate
 from mercato.platform.db import sql
+from tests.conftest import PG_URL
+from tests.e2e.scratch import scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -140,15 +146,52 @@ async def test_a_renamed_or_deactivated_product_is_found_by_its_new_state_at_onc
     assert await found(container, new) == []
 
 
-async def test_sqlites_search_tables_are_kept_by_triggers_at_head(
+async def test_the_search_tables_are_kept_by_triggers_at_head(
     container: Container, backend: str
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL indexes the products' columns themselves")
-    names = sql(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+    names = {
+        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+        "postgres": "SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal",
+    }[backend]
     async with container.db.connection() as conn:
-        triggers = {row["name"] for row in await conn.fetch(names)}
-    assert {"catalog_search_insert", "catalog_search_update", "catalog_search_delete"} <= triggers
+        triggers = {row["name"] for row in await conn.fetch(sql(sa.text(names)))}
+    wanted = {
+        "sqlite": {"catalog_search_insert", "catalog_search_update", "catalog_search_delete"},
+        "postgres": {"catalog_search_doc", "catalog_search_doc_update"},
+    }[backend]
+    assert wanted <= triggers
+
+
+DOC_VERSION = sql(
+    sa.text("SELECT CAST(xmin AS text) AS v FROM catalog_search_docs WHERE product_id = :id")
+)
+
+
+async def test_moving_stock_never_rewrites_a_products_search_document(
+    container: Container, backend: str
+) -> None:
+    """Stock moves on every order: it must not pay for the product's words (PostgreSQL)."""
+    if backend != "postgres":
+        pytest.skip("SQLite's triggers fire on name, SKU and description only (migration 0009)")
+    w = word()
+    product = await add(container, f"{w} kettle", description="Boils water")
+    async with container.db.connection() as conn:
+        before = await conn.fetchval(DOC_VERSION, id=product)
+    assert before is not None
+    await container.catalog.adjust_stock(
+        product, delta=7, reason="delivery", actor_id="01900000-0000-7000-8000-000000000000"
+    )
+    await container.catalog.update_product(
+        product, ProductChanges(price_amount=1234), expected_version=None
+    )
+    async with container.db.connection() as conn:
+        assert await conn.fetchval(DOC_VERSION, id=product) == before
+    await container.catalog.update_product(
+        product, ProductChanges(description="Boils water, whistles"), expected_version=None
+    )
+    async with container.db.connection() as conn:
+        assert await conn.fetchval(DOC_VERSION, id=product) != before
+    assert [i for i, _ in await found(container, f"{w} whistles")] == [product]
 
 
 async def test_importing_a_generated_catalog_twice_adds_it_once(container: Container) -> None:
@@ -164,3 +207,35 @@ async def test_importing_a_generated_catalog_twice_adds_it_once(container: Conta
     first = await container.catalog.get_product(hits[0][0])
     assert "Travel Flask" in first.name
     assert first.available == batch[0]["initial_stock"]
+
+
+def test_migration_0011_stores_the_documents_of_products_already_there_and_reverts(
+    tmp_path: Path,
+) -> None:
+    """Products written before the upgrade are searchable after it; the downgrade gives back
+    the expression index the release before it searches with."""
+    if not PG_URL:
+        pytest.skip("migration 0011 changes PostgreSQL only (MERCATO_TEST_DATABASE_URL)")
+    w = word()
+    insert = f"""INSERT INTO catalog_products VALUES ('p-{w}', 'SKU-{w}', '{w} lantern',
+        'Lights a tent', 1000, 'EUR', 100, true, 5, 0, 0, now(), now(), 1)"""
+    match = f"SELECT product_id FROM catalog_search_docs WHERE doc @@ to_tsquery('{w}')"
+    indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_products'"
+    tables = "SELECT tablename FROM pg_tables WHERE tablename = 'catalog_search_docs'"
+
+    async def query(url: str, statement: str) -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [str(r[0]) for r in await conn.fetch(statement)]
+        finally:
+            await conn.close()
+
+    with scratch_database("postgres", tmp_path, "search_docs") as url:
+        migrate.upgrade(url, "0010")
+        asyncio.run(query(url, insert))
+        migrate.upgrade(url)
+        assert asyncio.run(query(url, match)) == [f"p-{w}"]
+        assert "ix_catalog_products_search_doc" not in asyncio.run(query(url, indexes))
+        migrate.downgrade(url, "0010")
+        assert "ix_catalog_products_search_doc" in asyncio.run(query(url, indexes))
+        assert asyncio.run(query(url, tables)) == []

@@ -63,3 +63,10 @@ def test_a_cursor_the_server_did_not_make_is_refused(cursor: str) -> None:
     with pytest.raises(InvalidValue) as refused:
         decode_offset(cursor)
     assert refused.value.code == "invalid_cursor"
+
+
+def test_typos_are_looked_for_in_short_queries_only() -> None:
+    assert parse_query("hedphones").fuzzy
+    assert parse_query("wireles noise cancelling hedphones").fuzzy is False
+    assert parse_query("the best of wireless hedphones").fuzzy  # stop-words are not terms
+    assert parse_query("the of").fuzzy is False

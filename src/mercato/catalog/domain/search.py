@@ -32,6 +32,10 @@ Chosen before the relevance judgments were first run, not tuned on them."""
 FUZZY_THRESHOLD = 0.6
 """A term matches a word by trigrams when this share of its trigrams are the word's (as
 pg_trgm's default ``word_similarity_threshold``)."""
+FUZZY_MAX_TERMS = 3
+"""Typos and partial words are looked for in queries of at most this many terms. A shopper's
+typo comes in a short query ("hedphones"); a long descriptive one is matched by its words and
+its meaning, and comparing its trigrams with every product's name costs a scan of them all."""
 
 _STOP = """a about an and any are as at be but by can do does for from get has have how i if in
 into is it its me my need no not of off on or our so some something than that the their them
@@ -88,6 +92,12 @@ class Query:
     def empty(self) -> bool:
         """Nothing to look for: only stop-words, punctuation or blanks."""
         return not self.terms and self.sku is None
+
+    @property
+    def fuzzy(self) -> bool:
+        """Whether typos and partial words are looked for (by trigrams): in queries of at most
+        FUZZY_MAX_TERMS terms."""
+        return 0 < len(self.terms) <= FUZZY_MAX_TERMS
 
 
 def parse_query(text: str) -> Query:

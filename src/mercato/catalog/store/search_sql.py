@@ -1,8 +1,9 @@
-"""The search statements, in each database's own SQL (migration 0009 built their indexes).
+"""The search statements, in each database's own SQL (migrations 0009 and 0011 built their indexes).
 
-PostgreSQL matches the weighted ``tsvector`` (name A, SKU B, description C) with a prefix
-``tsquery`` of the terms, and the lower-cased name by ``pg_trgm`` word similarity (``<%``),
-in one statement both GIN indexes answer (a BitmapOr). SQLite asks its two FTS5 tables, words
+PostgreSQL matches each product's stored weighted ``tsvector`` (name A, SKU B, description C;
+``catalog_search_docs``, migration 0011) with a prefix ``tsquery`` of the terms, and the
+lower-cased name by ``pg_trgm`` word similarity (``<%``), in one statement that both GIN
+indexes answer. SQLite asks its two FTS5 tables, words
 (porter stemmer, prefix queries) and trigrams. Every statement applies the filters and returns
 at most ``depth`` candidates with what ranking them needs; the products themselves are read
 for one page only.
@@ -15,33 +16,40 @@ import sqlalchemy as sa
 from mercato.catalog.store.tables import products
 from mercato.platform.db import metadata, sql
 
-# the search indexes are written in each database's SQL by migration 0009, not by the tables
+# the search indexes are written in each database's SQL by migrations 0009 and 0011
 metadata.info.setdefault("unmanaged", set()).update(
     {"ix_catalog_products_search_", "catalog_search_"}
 )
 
-# Keep in step with migration 0009: the planner uses the index only for this very expression.
-DOCUMENT = (
-    "setweight(to_tsvector('english', name), 'A') || "
-    "setweight(to_tsvector('simple', sku), 'B') || "
-    "setweight(to_tsvector('english', description), 'C')"
-)
 _FILTERS = (
     "p.available >= :min_available AND p.price_amount >= :min_price "
     "AND p.price_amount <= :max_price"
 )
+# ts_rank's weights of D, C, B, A: description (C) 0.2, SKU (B) 0.5, name (A) 1.0
+_WEIGHTS = "'{0.05, 0.2, 0.5, 1.0}'"
 
+# The candidates: the ``depth`` products whose stored document best matches the words (its GIN
+# index, with the words' rank), and, for a short query (Query.fuzzy), the products whose
+# lower-cased name is like it by trigrams (the name's GIN index, rank 0); each product once,
+# ranked by its words' rank plus its name's trigram similarity, to keep the best ``depth``.
 PG_LEXICAL = sql(
     sa.text(
         f"""
-        SELECT p.id, p.name, p.sku,
-               CASE WHEN ({DOCUMENT}) @@ q THEN ts_rank('{{0.05, 0.2, 0.5, 1.0}}', {DOCUMENT}, q)
-                    ELSE 0 END AS words
-        FROM catalog_products AS p, to_tsquery('english', :tsquery) AS q
+        WITH candidates AS (
+            (SELECT d.product_id AS id, ts_rank({_WEIGHTS}, d.doc, q) AS words
+             FROM catalog_search_docs AS d, to_tsquery('english', :tsquery) AS q
+             WHERE d.doc @@ q
+             ORDER BY words DESC
+             LIMIT :depth)
+            UNION ALL
+            SELECT p.id, 0 FROM catalog_products AS p
+            WHERE CAST(:fuzzy AS boolean) AND CAST(:text AS text) <% lower(p.name)
+        )
+        SELECT p.id, p.name, p.sku, max(c.words) AS words
+        FROM candidates AS c JOIN catalog_products AS p ON p.id = c.id
         WHERE p.active AND {_FILTERS}
-          AND (({DOCUMENT}) @@ q OR CAST(:text AS text) <% lower(p.name))
-        ORDER BY ts_rank('{{0.05, 0.2, 0.5, 1.0}}', {DOCUMENT}, q)
-                 + word_similarity(CAST(:text AS text), lower(p.name)) DESC, p.id
+        GROUP BY p.id
+        ORDER BY max(c.words) + word_similarity(CAST(:text AS text), lower(p.name)) DESC, p.id
         LIMIT :depth
         """
     )
@@ -51,9 +59,11 @@ PG_LEXICAL = sql(
 PG_WORDS = sql(
     sa.text(
         f"""
-        SELECT p.id, p.name, p.sku, ts_rank('{{0.05, 0.2, 0.5, 1.0}}', {DOCUMENT}, q) AS words
-        FROM catalog_products AS p, to_tsquery('english', :tsquery) AS q
-        WHERE p.active AND {_FILTERS} AND ({DOCUMENT}) @@ q
+        SELECT p.id, p.name, p.sku, ts_rank({_WEIGHTS}, d.doc, q) AS words
+        FROM catalog_search_docs AS d
+        JOIN catalog_products AS p ON p.id = d.product_id,
+             to_tsquery('english', :tsquery) AS q
+        WHERE p.active AND {_FILTERS} AND d.doc @@ q
         ORDER BY words DESC, p.id
         LIMIT :depth
         """

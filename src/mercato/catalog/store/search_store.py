@@ -30,14 +30,17 @@ def _filters(filters: Filters) -> dict[str, int]:
     }
 
 
-def _rank(rows: Sequence[Row], terms: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """The candidates ranked by words (those that matched them) and by trigram similarity of
-    their name and SKU (those similar enough)."""
+def _rank(rows: Sequence[Row], query: Query) -> tuple[list[str], list[str]]:
+    """The candidates ranked by words (those that matched them) and, for a short query, by
+    trigram similarity of their name and SKU (those similar enough)."""
     seen: dict[str, Row] = {}
     for row in rows:  # on SQLite a product can come twice: by its words, by its trigrams
         if row["id"] not in seen or row["words"] > seen[row["id"]]["words"]:
             seen[row["id"]] = row
     words = sorted((r for r in seen.values() if r["words"] > 0), key=lambda r: -r["words"])
+    if not query.fuzzy:
+        return [r["id"] for r in words], []
+    terms = query.terms
     fuzzy = {i: fuzzy_score(terms, f"{r['name']} {r['sku']}") for i, r in seen.items()}
     grams = sorted((i for i, s in fuzzy.items() if s > 0), key=lambda i: -fuzzy[i])
     return [r["id"] for r in words], grams
@@ -76,20 +79,20 @@ class SearchRepository(Repository):
                 q.PG_LEXICAL,
                 tsquery=q.tsquery(query.terms),
                 text=" ".join(query.terms),
+                fuzzy=query.fuzzy,
                 depth=depth,
                 **bounds,
             )
         else:
-            rows = await self._sqlite(query.terms, bounds, depth)
-        words, grams = _rank(rows, query.terms)
+            rows = await self._sqlite(query, bounds, depth)
+        words, grams = _rank(rows, query)
         return Lexical(exact, words, grams)
 
-    async def _sqlite(
-        self, terms: tuple[str, ...], bounds: dict[str, int], depth: int
-    ) -> list[Row]:
+    async def _sqlite(self, query: Query, bounds: dict[str, int], depth: int) -> list[Row]:
         conn = self.conn
-        rows = await conn.fetch(q.SQLITE_WORDS, match=q.fts5_words(terms), depth=depth, **bounds)
-        grams = q.fts5_grams(terms)
+        words = q.fts5_words(query.terms)
+        rows = await conn.fetch(q.SQLITE_WORDS, match=words, depth=depth, **bounds)
+        grams = q.fts5_grams(query.terms) if query.fuzzy else None
         if grams is not None:
             rows += await conn.fetch(q.SQLITE_GRAMS, match=grams, depth=depth, **bounds)
         return rows
