@@ -70,3 +70,9 @@ def test_typos_are_looked_for_in_short_queries_only() -> None:
     assert parse_query("wireles noise cancelling hedphones").fuzzy is False
     assert parse_query("the best of wireless hedphones").fuzzy  # stop-words are not terms
     assert parse_query("the of").fuzzy is False
+
+
+def test_meaning_outweighs_one_stray_word() -> None:
+    """A product found by meaning alone, second, outranks one a single word matched, first."""
+    hits = fuse({Signal.WORDS: ["word"], Signal.SEMANTIC: ["other", "meant"]})
+    assert [h.product_id for h in hits] == ["other", "meant", "word"]
