@@ -27,11 +27,14 @@ _REQUEST_ALL = sql(
         "ON CONFLICT (product_id) DO UPDATE SET vector = NULL, requested_at = :now"
     )
 )
+# Oldest requests first, in the order of the partial index on requested_at alone: a tiebreak
+# on product_id made PostgreSQL sort every waiting row per batch (200 ms a batch with 100,000
+# products asked for at once by a reindex, against 1 ms).
 _PENDING = sql(
     sa.text(
         "SELECT v.product_id, v.requested_at, p.name, p.sku, p.description "
         "FROM catalog_product_vectors AS v JOIN catalog_products AS p ON p.id = v.product_id "
-        "WHERE v.vector IS NULL ORDER BY v.requested_at, v.product_id LIMIT :limit"
+        "WHERE v.vector IS NULL ORDER BY v.requested_at LIMIT :limit"
     ).columns(requested_at=sa.DateTime(timezone=True))
 )
 _COUNT_PENDING = sql(sa.text("SELECT count(*) FROM catalog_product_vectors WHERE vector IS NULL"))
