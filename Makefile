@@ -8,6 +8,7 @@ export MERCATO_DATABASE_URL ?= sqlite:///./mercato.db
 
 .PHONY: install run serve migrate demo-data test unit lint format typecheck imports validate-deploy client \
 	bench clean tools check-deploy bench-observability bench-realtime bench-events bench-webhooks \
+	bench-search search-eval \
 	console-screenshots
 
 $(STAMP): pyproject.toml clients/python/setup.py
@@ -84,6 +85,12 @@ bench-realtime: install  ## held long polls and event streams on one process (be
 
 bench-events: install  ## outbox to NATS JetStream: relay throughput, COMMIT-to-consumer latency (bench/README.md)
 	$(BIN)/python -m bench.events
+
+bench-search: install  ## product search latency at 10k/100k products and indexing throughput (bench/README.md)
+	$(BIN)/python -m bench.search
+
+search-eval: install  ## product search relevance: nDCG@10 and recall@10 per query class (docs/search.md)
+	$(BIN)/python -m bench.search_eval
 
 bench-webhooks: install  ## webhook delivery throughput; healthy endpoints' latency with 10 % slow or failing
 	$(BIN)/python -m bench.webhooks
