@@ -38,11 +38,14 @@ _PENDING = sql(
     ).columns(requested_at=sa.DateTime(timezone=True))
 )
 _COUNT_PENDING = sql(sa.text("SELECT count(*) FROM catalog_product_vectors WHERE vector IS NULL"))
-# guarded by the request it answers: a product changed again meanwhile waits for its new text
+# Guarded by the request it answers: a product changed again meanwhile waits for its new text.
+# Not also by "vector IS NULL": that let PostgreSQL pick the partial index of waiting rows,
+# which after a reindex holds every product under one requested_at and was scanned whole for
+# each row stored (0.9 s a batch of 64 at 100,000 products), instead of the primary key.
 _STORE = sql(
     sa.text(
         "UPDATE catalog_product_vectors SET vector = :vector, embedded_at = :now "
-        "WHERE product_id = :id AND requested_at = :requested AND vector IS NULL"
+        "WHERE product_id = :id AND requested_at = :requested"
     )
 )
 _PGVECTOR_STORE = sql(
