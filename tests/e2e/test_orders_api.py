@@ -302,3 +302,28 @@ async def test_request_ids_are_echoed_and_named_in_every_problem(
     one = await client.get("/livez")
     two = await client.get("/livez")
     assert one.headers["x-request-id"] != two.headers["x-request-id"]
+
+
+async def test_a_placement_answered_directly_answers_as_fastapis_handler_does(
+    client: httpx.AsyncClient, staff: User
+) -> None:
+    # application/json is answered by the route's direct path; a +json type only by FastAPI's
+    product = await create_product(client, staff, stock=5)
+    customer = await register(client)
+    answers = []
+    for kind in ("application/json", "application/vnd.mercato+json"):
+        order = await draft(client, customer, [(product["id"], 2)])
+        placed = await client.post(
+            f"/v1/orders/{order['id']}/place",
+            content=b'{"card_number": "%s"}' % SUCCESS_CARD.encode(),
+            headers={**customer.auth, "Content-Type": kind, "If-Match": f'"{order["version"]}"'},
+        )
+        assert placed.status_code == 200, placed.text
+        read = await client.get(f"/v1/orders/{order['id']}", headers=customer.auth)
+        assert placed.json() == read.json()
+        assert placed.headers["etag"] == read.headers["etag"] == f'"{read.json()["version"]}"'
+        answers.append(placed)
+    direct, documented = answers
+    assert direct.headers["content-type"] == documented.headers["content-type"]
+    shape = lambda o: {k: v for k, v in o.items() if not k.endswith(("id", "_at"))}  # noqa: E731
+    assert shape(direct.json()) == shape(documented.json())

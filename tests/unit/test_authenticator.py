@@ -3,6 +3,9 @@ most one second."""
 
 from __future__ import annotations
 
+import time
+
+import jwt
 import pytest
 
 from mercato.kernel.errors import AuthenticationFailed, PermissionDenied
@@ -92,3 +95,84 @@ async def test_the_memory_stays_bounded() -> None:
         accounts.known[f"u{n}"] = Account(Role.CUSTOMER, active=True)
         await auth.check(Principal(f"u{n}", Role.CUSTOMER))
     assert len(auth._cached) <= 10
+
+
+class Clock:
+    """Wall time the test moves (a token's exp is wall time)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_verified_token_is_not_decoded_again_during_its_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = TokenService(SECRET, ttl_s=3600)
+    token, _ = tokens.issue(Principal("u1", Role.CUSTOMER))
+    first = tokens.verify(token)
+    monkeypatch.setattr(jwt, "decode", _no_decoding)
+    assert tokens.verify(token) == first
+
+
+async def test_a_remembered_token_is_judged_again_once_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    tokens = TokenService(SECRET, ttl_s=60, clock=clock)
+    token, _ = tokens.issue(Principal("u1", Role.CUSTOMER))
+    expires_at = tokens.verify(token).expires_at
+    assert expires_at is not None
+    monkeypatch.setattr(jwt, "decode", _no_decoding)
+    clock.now = expires_at - 0.001
+    assert tokens.verify(token).user_id == "u1"
+    clock.now = expires_at  # PyJWT's rule: expired once now reaches exp
+    monkeypatch.setattr(jwt, "decode", _expired)
+    with pytest.raises(AuthenticationFailed) as refused:
+        tokens.verify(token)  # decoded again, and PyJWT refuses it
+    assert refused.value.code == "token_expired"
+
+
+async def test_a_remembered_token_of_a_deactivated_staff_account_is_refused() -> None:
+    # the token stays remembered; its account is still checked on every request
+    accounts, auth, tokens = _setup()
+    accounts.known["s1"] = Account(Role.STAFF, active=True)
+    token, _ = tokens.issue(Principal("s1", Role.STAFF))
+    assert (await auth.verify(token)).is_staff
+    accounts.known["s1"] = Account(Role.STAFF, active=False)
+    auth.forget("s1")  # what deactivating does in the process that did it
+    with pytest.raises(PermissionDenied) as refused:
+        await auth.verify(token)
+    assert refused.value.code == "account_inactive"
+    accounts.known["s1"] = Account(Role.CUSTOMER, active=True)  # demoted and reactivated
+    accounts.now += ACCOUNT_CACHE_S  # and noticed by another process within a second
+    with pytest.raises(PermissionDenied) as demoted:
+        await auth.verify(token)
+    assert demoted.value.code == "role_changed"
+
+
+async def test_forged_tokens_are_never_remembered() -> None:
+    tokens = TokenService(SECRET, ttl_s=3600)
+    other = TokenService("another-secret-that-is-long-enough-00000", ttl_s=3600)
+    forged, _ = other.issue(Principal("u1", Role.STAFF))
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed) as refused:
+            tokens.verify(forged)
+        assert refused.value.code == "invalid_token"
+
+
+async def test_the_token_memory_stays_bounded() -> None:
+    tokens = TokenService(SECRET, ttl_s=3600, max_cached=10)
+    for n in range(100):
+        tokens.verify(tokens.issue(Principal(f"u{n}", Role.CUSTOMER))[0])
+    assert len(tokens._verified) <= 10
+
+
+def _no_decoding(*_: object, **__: object) -> dict[str, object]:
+    raise AssertionError("a remembered token was decoded again")
+
+
+def _expired(*_: object, **__: object) -> dict[str, object]:
+    raise jwt.ExpiredSignatureError("Signature has expired")

@@ -1,4 +1,5 @@
-"""FastAPI routes whose held requests are answered by a raw ASGI app.
+"""FastAPI routes whose held requests are answered by a raw ASGI app, and routes whose
+well-formed requests are answered without FastAPI's dependency resolution.
 
 A long poll or an event stream holds its connection for minutes, and everything its request
 keeps alive costs memory for as long (``bench/realtime.py`` measures it). FastAPI's request
@@ -12,14 +13,21 @@ Pydantic types the endpoint declares and returns the ASGI app that answers it (a
 response), or None to let FastAPI's handler call the endpoint, which answers invalid input with
 the usual 422 naming the field. An endpoint hands a held response back to FastAPI wrapped in a
 :class:`Handoff`, so both ways answer alike.
+
+A :class:`DirectRoute` (made by :func:`answered_directly`) is the same idea for a busy command:
+its ``direct`` function reads the request with the same Pydantic types the endpoint declares
+and answers it, or returns None to let FastAPI's handler answer (invalid input included, so
+refusals and their order stay FastAPI's). The body it read is kept on the ``Request``, which
+FastAPI's handler reads again. Errors it raises go to the same exception handlers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 from fastapi.routing import APIRoute
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -61,3 +69,30 @@ class EventStreamHandoff(Handoff):
     """A held ``text/event-stream`` response."""
 
     media_type = "text/event-stream"
+
+
+Direct = Callable[[Request], Awaitable[Response | None]]
+
+
+class DirectRoute(APIRoute):
+    """An API route whose ``direct`` answers a well-formed request before FastAPI's handler."""
+
+    direct: Direct
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # FastAPI builds the handler once per route (and per inclusion of its router)
+        documented = super().get_route_handler()
+        direct = self.direct
+
+        async def handler(request: Request) -> Response:
+            answer = await direct(request)
+            return await documented(request) if answer is None else answer
+
+        return handler
+
+
+def answered_directly(direct: Direct) -> type[APIRoute]:
+    """A route class whose requests ``direct`` answers when it can (see :class:`DirectRoute`)."""
+    return cast(
+        type[APIRoute], type("DirectRoute", (DirectRoute,), {"direct": staticmethod(direct)})
+    )

@@ -48,12 +48,30 @@ class Principal:
 
 
 class TokenService:
-    """Issues and verifies access tokens."""
+    """Issues and verifies access tokens.
 
-    def __init__(self, secret: str, *, ttl_s: int, issuer: str = "mercato") -> None:
+    A token that verified is remembered, by its exact text, until it expires: its signature,
+    issuer and claims cannot change, so checking them again on every request of its lifetime
+    (``jwt.decode``: base64, JSON, HMAC) would only repeat the same answer. What can change, the
+    account behind it, is not remembered here: :class:`Authenticator` checks the account on
+    every request.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        ttl_s: int,
+        issuer: str = "mercato",
+        max_cached: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret
         self._ttl = timedelta(seconds=ttl_s)
         self._issuer = issuer
+        self._max_cached = max_cached
+        self._clock = clock  # wall time, as a token's exp is
+        self._verified: dict[str, tuple[int, Principal]] = {}  # token -> (its exp, principal)
 
     def issue(self, principal: Principal) -> tuple[str, int]:
         """A signed token for the principal and its lifetime in seconds."""
@@ -69,6 +87,22 @@ class TokenService:
 
     def verify(self, token: str) -> Principal:
         """The principal a token names; AuthenticationFailed if it is forged, malformed or old."""
+        known = self._verified.get(token)
+        # PyJWT's rule: valid while now < exp; an expired token is decoded again, which refuses it
+        if known is not None and self._clock() < known[0]:
+            return known[1]
+        exp, principal = self._decode(token)
+        if len(self._verified) >= self._max_cached:
+            self._forget_expired()
+        self._verified[token] = (exp, principal)
+        return principal
+
+    def _forget_expired(self) -> None:
+        now = self._clock()
+        fresh = {token: known for token, known in self._verified.items() if now < known[0]}
+        self._verified = fresh if len(fresh) < self._max_cached else {}
+
+    def _decode(self, token: str) -> tuple[int, Principal]:
         try:
             claims = jwt.decode(
                 token,
@@ -77,7 +111,8 @@ class TokenService:
                 issuer=self._issuer,
                 options={"require": ["exp", "sub", "iss"]},
             )
-            return Principal(str(claims["sub"]), Role(claims["role"]), int(claims["exp"]))
+            exp = int(claims["exp"])
+            return exp, Principal(str(claims["sub"]), Role(claims["role"]), exp)
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed(ErrorCode.TOKEN_EXPIRED, "the token has expired") from None
         except (jwt.PyJWTError, KeyError, ValueError):
