@@ -8,7 +8,8 @@
 \set ON_ERROR_STOP on
 BEGIN;
 TRUNCATE orders_lines, orders_orders, catalog_reservations, catalog_stock_adjustments,
-         payments_payments, platform_outbox, platform_idempotency_keys, catalog_product_vectors,
+         payments_payments, platform_outbox, platform_idempotency_keys, catalog_search_docs,
+         catalog_product_vectors,
          catalog_products,
          customers_customers;
 
