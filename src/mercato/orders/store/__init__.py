@@ -75,17 +75,32 @@ _HEADER = [c.name for c in orders.c]
 
 # An order and its lines in one round trip (one snapshot): one row per line, or one row with
 # NULL line columns for an order without lines. For reads that change nothing.
+_LINE_COLUMNS = [c for c in lines.c if c.name != "order_id"]
 _GET = sql(
-    sa.select(orders, *(c for c in lines.c if c.name != "order_id"))
+    sa.select(orders, *_LINE_COLUMNS)
     .select_from(orders.outerjoin(lines, _l.order_id == _o.id))
     .where(_o.id == _bind("id"))
     .order_by(_l.position)
 )
-# For a change: lock the order row first, then read its lines in a statement of their own. A
-# statement that waited for the lock sees the order row as the lock holder committed it but
-# every other row as it was when the statement began (READ COMMITTED), so lines read in the
-# locking statement could predate the holder's edit and be written back over it.
-_LOCK = sql(sa.select(orders).where(_o.id == _bind("id")).with_for_update())
+# For a change: lock the order row and read its lines. A statement that waited for the lock
+# sees the order row as the lock holder committed it but every other row as it was when the
+# statement began (READ COMMITTED), so lines read in the locking statement could predate the
+# holder's edit and be written back over it. The statement therefore also returns the order's
+# version as its own snapshot saw it (``seen``, an unlocked read of the same row): every change
+# to an order's lines commits together with a higher version, so when the locked row's version
+# equals the snapshot's, no change committed in between and the lines read are current; when it
+# differs (the statement waited for a change), the lines are read again now that the lock is
+# held. One round trip in the common case, two after a wait.
+_seen = orders.alias("seen")
+_LOCK = sql(
+    sa.select(orders, _seen.c.version.label("seen_version"), *_LINE_COLUMNS)
+    .select_from(
+        orders.join(_seen, _seen.c.id == _o.id).outerjoin(lines, _l.order_id == _o.id)
+    )
+    .where(_o.id == _bind("id"))
+    .order_by(_l.position)
+    .with_for_update(of=orders)
+)
 _LINES = sql(sa.select(lines).where(_l.order_id == _bind("id")).order_by(_l.position))
 _INSERT = sql(sa.insert(orders).values({n: _bind(n) for n in _HEADER}))
 _UPDATE = sql(
@@ -232,14 +247,18 @@ class OrderRepository(TrackingRepository[Order]):
     async def get(self, order_id: str, *, lock: bool = False) -> Order | None:
         """The order with its lines, or None.
 
-        ``lock`` row-locks the order until commit and reads the lines only once the lock is
-        held, so what a change starts from includes every change committed before it.
+        ``lock`` row-locks the order until commit and returns the lines as they are once the
+        lock is held (see ``_LOCK``), so what a change starts from includes every change
+        committed before it.
         """
         if lock:
-            head = await self.conn.fetchrow(_LOCK, id=order_id)
-            if head is None:
+            rows = await self.conn.fetch(_LOCK, id=order_id)
+            if not rows:
                 return None
-            return self._loaded(_order(head, await self.conn.fetch(_LINES, id=order_id)))
+            head = rows[0]
+            if head["version"] != head["seen_version"]:  # waited for a change: read it anew
+                return self._loaded(_order(head, await self.conn.fetch(_LINES, id=order_id)))
+            return self._loaded(_order(head, _lines_of(rows)))
         rows = await self.conn.fetch(_GET, id=order_id)
         return self._loaded(_order(rows[0], _lines_of(rows))) if rows else None
 
