@@ -109,6 +109,26 @@ _INSERT = sql(
 )
 
 
+def columns(events: Iterable[DomainEvent]) -> dict[str, list[str]]:
+    """Outbox rows as one list per column (without ``occurred_at``), in the events' order: for
+    a statement that inserts them with ``unnest`` as part of a larger change."""
+    kinds: list[str] = []
+    ids: list[str] = []
+    names: list[str] = []
+    payloads: list[str] = []
+    for e in events:
+        kinds.append(e.aggregate_type)
+        ids.append(e.aggregate_id)
+        names.append(e.event_type)
+        payloads.append(orjson.dumps(e.payload()).decode())
+    return {
+        "aggregate_types": kinds,
+        "aggregate_ids": ids,
+        "event_types": names,
+        "payloads": payloads,
+    }
+
+
 async def append(conn: Connection, events: Iterable[DomainEvent]) -> int:
     """Write events to the outbox inside the caller's transaction; returns how many."""
     now = utcnow()

@@ -16,6 +16,7 @@ the provider what happened to the pending payment and runs step 3 for it; the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,9 +24,11 @@ from typing import Protocol
 
 from mercato.catalog import StockForOrders
 from mercato.kernel.clock import utcnow
+from mercato.kernel.events import DomainEvent
 from mercato.kernel.ids import new_id
 from mercato.orders.domain import CheckoutAbandoned, Order, OrderNotFound
 from mercato.orders.service.common import Actor, Deps, Target, locked, orders, product_info
+from mercato.orders.store.checkout import settle_at_once
 from mercato.payments import (
     ChargeResult,
     Outcome,
@@ -36,6 +39,7 @@ from mercato.payments import (
     ProviderError,
 )
 from mercato.payments import Status as PaymentStatus
+from mercato.platform.db import Connection
 from mercato.platform.uow import Transactor, UnitOfWork
 
 log = logging.getLogger("mercato.orders")
@@ -120,9 +124,12 @@ async def pay(transact: Transactor, deps: Deps, begun: Checkout, means: PaymentM
     result = await deps.payments.charge(pending, means)
     if result is None:
         raise ProviderError("no_answer")
-    order, payment = await transact(
-        lambda uow: settle(uow, deps, pending.order_id, pending.id, result, known=pending)
-    )
+    settled = await _settle_at_once(transact, begun, result) if transact.one_statement else None
+    if settled is None:
+        settled = await transact(
+            lambda uow: settle(uow, deps, pending.order_id, pending.id, result, known=pending)
+        )
+    order, payment = settled
     if result.outcome is Outcome.CAPTURED and payment.status is not PaymentStatus.CAPTURED:
         # captured after the reconciler or sweeper had given this checkout up as stuck
         await deps.payments.refund_late_capture(payment, result)
@@ -130,6 +137,46 @@ async def pay(transact: Transactor, deps: Deps, begun: Checkout, means: PaymentM
     if result.outcome is not Outcome.CAPTURED:
         raise result.refusal()
     return order
+
+
+async def _settle_at_once(
+    transact: Transactor, begun: Checkout, result: ChargeResult
+) -> tuple[Order, Payment] | None:
+    """Phase 3 in one statement (PostgreSQL), from what phase 1 left: ``begun.order`` is settled
+    in memory and written only if its row is still at the version phase 1 saved; None when it is
+    not (settled or changed meanwhile: the caller settles the general way, from the rows).
+    ``begun`` is used up either way."""
+    order, expected = begun.order, begun.order.version
+    payment = dataclasses.replace(begun.payment)
+    now = utcnow()
+    payment.settle(result, now=now)
+    captured = payment.status is PaymentStatus.CAPTURED
+    if captured:
+        order.complete_checkout(now=now)
+    else:
+        order.abort_checkout(now=now)
+    events = [*order.pull_events(), *payment.pull_events()]  # as a unit of work orders them
+    answer = {
+        "id": payment.id,
+        "status": payment.status.value,
+        "card_last4": payment.card_last4,
+        "provider_reference": payment.provider_reference,
+        "failure_reason": payment.failure_reason,
+    }
+
+    async def write(conn: Connection) -> tuple[bool, list[DomainEvent]]:
+        done = await settle_at_once(
+            conn,
+            order,
+            expected_version=expected,
+            payment=answer,
+            captured=captured,
+            events=events,
+            now=now,
+        )
+        return done, events if done else []
+
+    return (order, payment) if await transact.at_once(write) else None
 
 
 class CheckoutReconciler:
