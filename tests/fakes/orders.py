@@ -59,6 +59,9 @@ class FakeOrderRepository(OrderRepository):
         row = self._rows().get(order_id)
         return None if row is None else self._loaded(copy.deepcopy(row))
 
+    async def lock_with_customer(self, order_id: str) -> tuple[Order, bool] | None:
+        return None  # as on SQLite: the order and the customer are asked for on their own
+
     async def add(self, order: Order) -> None:
         if order.id in self._rows():
             raise AssertionError(f"order {order.id} inserted twice")

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from mercato.bootstrap import Container
 from mercato.catalog.service import ProductChanges
 from mercato.catalog.store import ProductRepository
+from mercato.customers import CustomerInactive
+from mercato.customers.store import CustomerRepository
 from mercato.kernel.clock import utcnow
 from mercato.kernel.values import Quantity
 from mercato.orders import Order
@@ -171,7 +173,11 @@ async def test_a_settle_that_waited_for_the_sweeper_writes_nothing_over_its_sett
     with pytest.raises(CheckoutAbandoned):  # captured too late: refunded, not placed
         await waiting
     after = await container.orders.get(owner, order.id)
-    assert (after.status.value, after.in_checkout, after.version) == ("draft", False, order.version + 2)
+    assert (after.status.value, after.in_checkout, after.version) == (
+        "draft",
+        False,
+        order.version + 2,
+    )
     assert await stock_of(container, item_id) == (3, 0, 0)
     assert [p.status.value for p in await container.payments.list_for_order(order.id)] == ["failed"]
     events = [r["event_type"] for r in await outbox_rows(container.db, order.id)]
@@ -194,7 +200,11 @@ async def test_a_settle_that_waited_for_a_lock_holder_who_changed_nothing_places
     placed = await waiting
     assert (placed.status.value, placed.version) == ("placed", order.version + 2)
     stored = await container.orders.get(owner, order.id)
-    assert (stored.status.value, stored.version, stored.in_checkout) == ("placed", placed.version, False)
+    assert (stored.status.value, stored.version, stored.in_checkout) == (
+        "placed",
+        placed.version,
+        False,
+    )
     assert await stock_of(container, item_id) == (2, 0, 1)
     assert [p.status.value for p in await container.payments.list_for_order(order.id)] == [
         "captured"
@@ -202,3 +212,35 @@ async def test_a_settle_that_waited_for_a_lock_holder_who_changed_nothing_places
     events = [r["event_type"] for r in await outbox_rows(container.db, order.id)]
     assert events.count("OrderPlaced") == 1
     assert [r["state"] for r in await reservation_rows(container.db, order.id)] == ["committed"]
+
+
+@pytest.mark.usefixtures("postgres")
+async def test_a_placement_that_waited_for_a_deactivation_is_refused_and_reserves_nothing(
+    container: Container,
+) -> None:
+    # Phase 1 locks the order and share-locks the customer in one statement; the customer's
+    # state it reads must be the one the deactivation committed, not the statement's snapshot.
+    owner = await customer(container)
+    item = await product(container, stock=5)
+    order = await draft(container, owner, {item.id: 2})
+
+    async with container.db.transaction() as holder:
+        customers = UnitOfWork(holder).repository(CustomerRepository)
+        account = await customers.get(owner.user_id, lock=True)
+        waiting = asyncio.create_task(
+            container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
+        )
+        await _waiting_for_a_lock(container)
+        account.deactivate()
+        await customers.save(account)
+
+    with pytest.raises(CustomerInactive):
+        await waiting
+    assert await stock_of(container, item.id) == (5, 0, 0)
+    assert await container.payments.list_for_order(order.id) == []
+    stored = await container.orders.get(owner, order.id)
+    assert (stored.status.value, stored.in_checkout, stored.version) == (
+        "draft",
+        False,
+        order.version,
+    )

@@ -23,11 +23,20 @@ from datetime import timedelta
 from typing import Protocol
 
 from mercato.catalog import StockForOrders
+from mercato.customers import CustomerInactive
 from mercato.kernel.clock import utcnow
 from mercato.kernel.events import DomainEvent
 from mercato.kernel.ids import new_id
 from mercato.orders.domain import CheckoutAbandoned, Order, OrderNotFound
-from mercato.orders.service.common import Actor, Deps, Target, locked, orders, product_info
+from mercato.orders.service.common import (
+    Actor,
+    Deps,
+    Target,
+    allowed,
+    locked,
+    orders,
+    product_info,
+)
 from mercato.orders.store.checkout import settle_at_once
 from mercato.payments import (
     ChargeResult,
@@ -72,8 +81,7 @@ async def begin_checkout(
     uow: UnitOfWork, deps: Deps, target: Target, means: PaymentMeans
 ) -> Checkout:
     """Phase 1: reserve the stock, price the order and open a pending payment for it."""
-    order = await locked(uow, target, Actor.OWNER)
-    await deps.customers.ensure_can_order(uow, order.customer_id)
+    order = await _payable(uow, deps, target)
     order.ensure_placeable()  # before any stock is taken: a placed order's retry is refused as such
     now = utcnow()
     reserved = await deps.catalog.reserve(
@@ -86,6 +94,20 @@ async def begin_checkout(
     payment = await deps.payments.open(uow, opening)
     await orders(uow).save(order)
     return Checkout(order, payment)
+
+
+async def _payable(uow: UnitOfWork, deps: Deps, target: Target) -> Order:
+    """The target order, locked, once its owner is known to be allowed to order; where the
+    store can, the order and its customer's state come in one statement."""
+    found = await orders(uow).lock_with_customer(target.order_id)
+    if found is None:
+        order = await locked(uow, target, Actor.OWNER)
+        await deps.customers.ensure_can_order(uow, order.customer_id)
+        return order
+    order, active = allowed(target, found[0], Actor.OWNER), found[1]
+    if not active:
+        raise CustomerInactive(order.customer_id)
+    return order
 
 
 async def settle(

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from mercato.kernel.money import Money
 from mercato.kernel.values import Address, Quantity
 from mercato.orders.domain import Order, OrderConflict, OrderLine, Status, Totals
+from mercato.orders.store.checkout import _LOCK_WITH_CUSTOMER
 from mercato.platform.db import Row, metadata, rows_by, sql
 from mercato.platform.uow import TrackingRepository, UnitOfWork
 
@@ -94,9 +95,7 @@ _GET = sql(
 _seen = orders.alias("seen")
 _LOCK = sql(
     sa.select(orders, _seen.c.version.label("seen_version"), *_LINE_COLUMNS)
-    .select_from(
-        orders.join(_seen, _seen.c.id == _o.id).outerjoin(lines, _l.order_id == _o.id)
-    )
+    .select_from(orders.join(_seen, _seen.c.id == _o.id).outerjoin(lines, _l.order_id == _o.id))
     .where(_o.id == _bind("id"))
     .order_by(_l.position)
     .with_for_update(of=orders)
@@ -261,6 +260,25 @@ class OrderRepository(TrackingRepository[Order]):
             return self._loaded(_order(head, _lines_of(rows)))
         rows = await self.conn.fetch(_GET, id=order_id)
         return self._loaded(_order(rows[0], _lines_of(rows))) if rows else None
+
+    async def lock_with_customer(self, order_id: str) -> tuple[Order, bool] | None:
+        """PostgreSQL: the order as ``get(order_id, lock=True)`` returns it and whether its
+        customer is active, the customer's row share-locked until commit (one round trip).
+
+        None if either row is missing, and always on SQLite: the caller then asks for each on
+        its own, which also tells which one is missing.
+        """
+        if self.conn.dialect != "postgresql":
+            return None
+        rows = await self.conn.fetch(_LOCK_WITH_CUSTOMER, id=order_id)
+        if not rows:
+            return None
+        head = rows[0]
+        if head["version"] != head["seen_version"]:  # waited for a change: read the lines anew
+            order = _order(head, await self.conn.fetch(_LINES, id=order_id))
+        else:
+            order = _order(head, _lines_of(rows))
+        return self._loaded(order), bool(head["customer_active"])
 
     async def add(self, order: Order) -> None:
         """Insert a new order and its lines; its events are collected on commit."""

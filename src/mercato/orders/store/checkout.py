@@ -1,4 +1,5 @@
-"""PostgreSQL: phase 3 of a checkout (settle) as one statement, for the request that began it.
+"""PostgreSQL: the checkout's statements that span modules: phase 1's lock of the order with
+its customer's state, and phase 3 (settle) as one statement for the request that began it.
 
 The request that opened a checkout knows everything settling it writes: the order as phase 1
 froze it (and its version), the pending payment, and the provider's answer. So instead of the
@@ -7,9 +8,10 @@ reservations with their stock counters, the order and the outbox, it sends one s
 data-modifying CTEs, guarded by the order's version, outside an explicit transaction:
 PostgreSQL runs a lone statement as a transaction of its own, all of it or none of it.
 
-This statement names the tables of the catalog and payments modules and of the outbox: it is
-the one place where the checkout's coordinator writes them directly, each part mirroring that
-module's own guarded statement (``PaymentRepository``'s status-guarded update, the catalog's
+These statements name the tables of the customers, catalog and payments modules and of the
+outbox: this is the one place where the checkout's coordinator reads or writes them directly,
+each part mirroring that module's own statement (the customers' share-locked check of
+``active``, (``PaymentRepository``'s status-guarded update, the catalog's
 ``_move_at_once``, ``outbox.append``). When the guard does not hold (anyone else settled or
 changed the order since phase 1), it writes nothing and the caller settles through the
 modules' facades as the reconciler does.
@@ -26,6 +28,29 @@ from mercato.kernel.events import DomainEvent
 from mercato.orders.domain import Order
 from mercato.platform import outbox
 from mercato.platform.db import Connection, sql
+
+# Phase 1's first statement: the order locked with its lines (as ``_LOCK`` in the repository:
+# the lines are current unless ``version`` differs from ``seen_version``, the order's version in
+# the statement's own snapshot), and whether its customer is active, the customer's row
+# share-locked until commit so a deactivation waits for this checkout (as the customers
+# module's own check locks it). Both rows are locked, so both are returned as committed when
+# the lock was granted, even after a wait. No row: the order or its customer is missing.
+_LOCK_WITH_CUSTOMER = sql(
+    sa.text(
+        """
+        SELECT o.*, seen.version AS seen_version, c.active AS customer_active,
+               l.product_id, l.position, l.sku, l.name, l.unit_price, l.quantity,
+               l.weight_grams
+        FROM orders_orders o
+        JOIN orders_orders seen ON seen.id = o.id
+        JOIN customers_customers c ON c.id = o.customer_id
+        LEFT JOIN orders_lines l ON l.order_id = o.id
+        WHERE o.id = :id
+        ORDER BY l.position
+        FOR UPDATE OF o FOR SHARE OF c
+        """
+    )
+)
 
 # Read top to bottom; each CTE runs only if the one before it produced its row, so the statement
 # writes everything or nothing, and takes its locks in the order every settle takes them (the
