@@ -39,6 +39,7 @@ from mercato.orders.service.common import (
 )
 from mercato.orders.store.checkout import settle_at_once
 from mercato.payments import (
+    AlreadyPaid,
     ChargeResult,
     Outcome,
     Payment,
@@ -48,7 +49,7 @@ from mercato.payments import (
     ProviderError,
 )
 from mercato.payments import Status as PaymentStatus
-from mercato.platform.db import Connection
+from mercato.platform.db import Connection, UniqueViolation
 from mercato.platform.uow import Transactor, UnitOfWork
 
 log = logging.getLogger("mercato.orders")
@@ -90,10 +91,22 @@ async def begin_checkout(
     payment_id = new_id()
     current = [product_info(r) for r in reserved]
     order.begin_checkout(payment_id, current, pricing=deps.pricing, shipping=deps.shipping, now=now)
-    opening = PaymentOpening(payment_id, order.id, order.totals.total, means)
-    payment = await deps.payments.open(uow, opening)
-    await orders(uow).save(order)
+    payment = deps.payments.prepare(PaymentOpening(payment_id, order.id, order.totals.total, means))
+    await _record(uow, deps, order, payment)
     return Checkout(order, payment)
+
+
+async def _record(uow: UnitOfWork, deps: Deps, order: Order, payment: Payment) -> None:
+    """Write the frozen draft and its pending payment: in one statement where the store can."""
+    try:
+        if await orders(uow).save_with_payment(order, payment):
+            return
+    except UniqueViolation as exc:  # the payments module's own insert says the same
+        if exc.mentions("live_order"):
+            raise AlreadyPaid(order.id) from None
+        raise
+    await deps.payments.record(uow, payment)
+    await orders(uow).save(order)
 
 
 async def _payable(uow: UnitOfWork, deps: Deps, target: Target) -> Order:

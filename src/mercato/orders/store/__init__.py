@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from mercato.kernel.money import Money
 from mercato.kernel.values import Address, Quantity
 from mercato.orders.domain import Order, OrderConflict, OrderLine, Status, Totals
-from mercato.orders.store.checkout import _LOCK_WITH_CUSTOMER
+from mercato.orders.store.checkout import _LOCK_WITH_CUSTOMER, begin_at_once
+from mercato.payments import Payment
 from mercato.platform.db import Row, metadata, rows_by, sql
 from mercato.platform.uow import TrackingRepository, UnitOfWork
 
@@ -279,6 +280,23 @@ class OrderRepository(TrackingRepository[Order]):
         else:
             order = _order(head, _lines_of(rows))
         return self._loaded(order), bool(head["customer_active"])
+
+    async def save_with_payment(self, order: Order, payment: Payment) -> bool:
+        """PostgreSQL: save an order that began its checkout and insert its pending payment in
+        one statement, writing only the order columns that starting a checkout changes.
+
+        False, with nothing written, on SQLite or when the order's lines changed too (repriced
+        at checkout): the caller then records the payment and saves the order on their own.
+        """
+        if self.conn.dialect != "postgresql":
+            return False
+        if list(order.lines.values()) != self._lines_seen.get(id(order)):
+            return False
+        expected = cast(int, self.loaded_token(order))
+        if not await begin_at_once(self.conn, order, payment, expected_version=expected):
+            raise await self._conflict(order)  # never expected: the order is locked
+        self._track(order)
+        return True
 
     async def add(self, order: Order) -> None:
         """Insert a new order and its lines; its events are collected on commit."""

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from mercato.kernel.events import DomainEvent
 from mercato.orders.domain import Order
+from mercato.payments import Payment
 from mercato.platform import outbox
 from mercato.platform.db import Connection, sql
 
@@ -48,6 +49,32 @@ _LOCK_WITH_CUSTOMER = sql(
         WHERE o.id = :id
         ORDER BY l.position
         FOR UPDATE OF o FOR SHARE OF c
+        """
+    )
+)
+
+# Phase 1's last statement: the pending payment's row (``opened``, refused by the partial unique
+# index if the order has a live payment already) and the columns of the order that starting a
+# checkout changes (totals, the payment, the version). It only writes: the order's row is
+# locked by this transaction since its first statement, so the version guard always holds (a
+# second line of defence, as in every order save); a guard that failed would roll the whole
+# transaction back, payment row included.
+_BEGIN = sql(
+    sa.text(
+        """
+        WITH opened AS (
+            INSERT INTO payments_payments
+                (id, order_id, amount, currency, status, provider, idempotency_key,
+                 card_last4, provider_reference, failure_reason, created_at, updated_at)
+            VALUES (:payment_id, :order_id, :amount, :currency, :payment_status, :provider,
+                    :idempotency_key, :card_last4, :provider_reference, :failure_reason,
+                    CAST(:opened_at AS timestamptz), CAST(:opened_at AS timestamptz))
+        )
+        UPDATE orders_orders
+        SET subtotal = :subtotal, discount = :discount, shipping = :shipping, tax = :tax,
+            total = :total, checkout_payment_id = :payment_id,
+            updated_at = CAST(:updated_at AS timestamptz), version = :version
+        WHERE id = :order_id AND version = :expected_version
         """
     )
 )
@@ -165,3 +192,35 @@ async def settle_at_once(
         **outbox.columns(events),
     )
     return row is not None and row["settled"] == 1
+
+
+async def begin_at_once(
+    conn: Connection, order: Order, payment: Payment, *, expected_version: int
+) -> bool:
+    """Insert the checkout's pending payment and write the order's checkout columns in one
+    statement; False if the order was not at ``expected_version`` (the caller must then roll
+    the transaction back)."""
+    totals = order.totals
+    changed = await conn.execute(
+        _BEGIN,
+        payment_id=payment.id,
+        order_id=order.id,
+        amount=payment.amount.amount,
+        currency=payment.amount.currency,
+        payment_status=payment.status.value,
+        provider=payment.provider,
+        idempotency_key=payment.idempotency_key,
+        card_last4=payment.card_last4,
+        provider_reference=payment.provider_reference,
+        failure_reason=payment.failure_reason,
+        opened_at=payment.created_at,
+        subtotal=totals.subtotal.amount,
+        discount=totals.discount.amount,
+        shipping=totals.shipping.amount,
+        tax=totals.tax.amount,
+        total=totals.total.amount,
+        updated_at=order.updated_at,
+        version=order.version,
+        expected_version=expected_version,
+    )
+    return changed == 1
