@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator
 
 from mercato.cli import event_schemas
 from mercato.kernel.events import DomainEvent
-from mercato.platform.jetstream import envelope
 from mercato.platform import outbox
+from mercato.platform.jetstream import envelope
 from mercato.platform.outbox import OutboxEvent
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events" / "v1"
