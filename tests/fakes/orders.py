@@ -59,6 +59,12 @@ class FakeOrderRepository(OrderRepository):
         row = self._rows().get(order_id)
         return None if row is None else self._loaded(copy.deepcopy(row))
 
+    async def lock_with_customer(self, order_id: str) -> tuple[Order, bool] | None:
+        return None  # as on SQLite: the order and the customer are asked for on their own
+
+    async def save_with_payment(self, order: Order, payment: Payment) -> bool:
+        return False  # as on SQLite: the payment and the order are written on their own
+
     async def add(self, order: Order) -> None:
         if order.id in self._rows():
             raise AssertionError(f"order {order.id} inserted twice")
@@ -255,7 +261,12 @@ class FakePayments:
         return rows
 
     async def open(self, uow: UnitOfWork, opening: PaymentOpening) -> Payment:
-        payment = Payment.open(
+        payment = self.prepare(opening)
+        await self.record(uow, payment)
+        return payment
+
+    def prepare(self, opening: PaymentOpening) -> Payment:
+        return Payment.open(
             id=opening.payment_id,
             order_id=opening.order_id,
             amount=opening.amount,
@@ -263,8 +274,9 @@ class FakePayments:
             card_last4=opening.means.card_last4,
             now=utcnow(),
         )
+
+    async def record(self, uow: UnitOfWork, payment: Payment) -> None:
         self._rows(tables_of(uow))[payment.id] = copy.deepcopy(payment)
-        return payment
 
     async def charge(self, payment: Payment, means: PaymentMeans) -> ChargeResult | None:
         if self.provider.unreachable:

@@ -54,9 +54,11 @@ class CountingDatabase:
         self.dialect = db.dialect
         self.url = db.url
         self.sent: list[str] = []
+        self.transactions = 0  # explicit ones: each costs a BEGIN and a COMMIT round trip
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[CountingConnection]:
+        self.transactions += 1
         async with self._db.transaction() as conn:
             yield CountingConnection(conn, self.sent)
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from mercato.bootstrap import Container
-from mercato.catalog import OutOfStock
+from mercato.catalog import OutOfStock, ProductChanges
 from mercato.customers import CustomerInactive
 from mercato.kernel.ids import new_id
 from mercato.kernel.money import Money
@@ -268,3 +268,62 @@ async def test_the_database_refuses_a_second_live_payment_for_an_order(
         await conn.execute(_INSERT_PAYMENT, **{**raw, "status": "failed"})
     statuses = sorted(p.status for p in await container.orders.payments(owner, order.id))
     assert statuses == [PaymentStatus.CAPTURED, PaymentStatus.FAILED]
+
+
+async def test_a_checkout_refused_by_a_live_payment_leaves_nothing_reserved_or_frozen(
+    container: Container,
+) -> None:
+    # Never expected (a live payment belongs to a checkout or a placed order), but the index is
+    # the last line: phase 1's payment row and order columns, written in one statement on
+    # PostgreSQL, are refused together with the stock reserved before them.
+    owner = await customer(container)
+    widget = await product(container, stock=5)
+    order = await draft(container, owner, {widget.id: 2})
+    now = datetime.now(UTC)
+    leftover = Payment.open(
+        id=new_id(),
+        order_id=order.id,
+        amount=Money(1, "EUR"),
+        provider="sandbox",
+        card_last4="4242",
+        now=now,
+    )
+    async with container.db.transaction() as conn:
+        await UnitOfWork(conn).repository(PaymentRepository).add(leftover)
+
+    with pytest.raises(AlreadyPaid):
+        await container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
+
+    assert await stock(container, widget.id) == (5, 0, 0)
+    assert await reservation_rows(container.db, order.id) == []
+    stored = await container.orders.get(owner, order.id)
+    assert (stored.status, stored.in_checkout, stored.version) == (
+        Status.DRAFT,
+        False,
+        order.version,
+    )
+    assert [p.id for p in await container.orders.payments(owner, order.id)] == [leftover.id]
+
+
+async def test_a_draft_repriced_at_checkout_is_placed_with_its_new_lines(
+    container: Container,
+) -> None:
+    owner = await customer(container)
+    widget = await product(container, stock=5, price=1000)
+    order = await draft(container, owner, {widget.id: 2})
+    await container.catalog.update_product(
+        widget.id, ProductChanges(price_amount=1500), expected_version=None
+    )
+
+    placed = await container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
+
+    stored = await container.orders.get(owner, order.id)
+    for seen in (placed, stored):
+        assert seen.status is Status.PLACED
+        assert seen.lines[widget.id].unit_price.amount == 1500
+        assert seen.totals.subtotal.amount == 3000
+    captured = await container.orders.payments(owner, order.id)
+    assert [(p.status, p.amount) for p in captured] == [
+        (PaymentStatus.CAPTURED, stored.totals.total)
+    ]
+    assert await stock(container, widget.id) == (3, 0, 2)

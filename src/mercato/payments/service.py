@@ -31,11 +31,19 @@ class PaymentsService:
         self.provider = provider
 
     async def open(self, uow: UnitOfWork, opening: PaymentOpening) -> Payment:
-        """Inside the caller's transaction: record a pending payment before charging.
+        """Inside the caller's transaction: record a pending payment before charging."""
+        payment = self.prepare(opening)
+        await self.record(uow, payment)
+        return payment
+
+    def prepare(self, opening: PaymentOpening) -> Payment:
+        """A pending payment for ``opening``, not yet recorded: the caller records it with
+        :meth:`record`, or writes its row together with its own change, in the transaction that
+        precedes the charge.
 
         Paid by a payment method (no card number), the last four digits are not known yet.
         """
-        payment = Payment.open(
+        return Payment.open(
             id=opening.payment_id,
             order_id=opening.order_id,
             amount=opening.amount,
@@ -43,8 +51,11 @@ class PaymentsService:
             card_last4=opening.means.card_last4,
             now=utcnow(),
         )
+
+    async def record(self, uow: UnitOfWork, payment: Payment) -> None:
+        """Inside the caller's transaction: insert a prepared pending payment (AlreadyPaid if
+        the order has a live payment already)."""
         await uow.repository(PaymentRepository).add(payment)
-        return payment
 
     async def charge(self, payment: Payment, means: PaymentMeans) -> ChargeResult | None:
         """Ask the provider to capture; None when the answer is unknown (network failure)."""

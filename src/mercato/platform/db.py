@@ -203,15 +203,20 @@ async def run_in_transaction(
     *,
     attempts: int = 5,
     on_retry: Callable[[int], None] | None = None,
+    single_statement: bool = False,
 ) -> T:
     """Run ``work`` in one transaction, retrying deadlocks and serialization failures.
 
     Retries back off exponentially with full jitter (10 ms base); after ``attempts`` the last
     :class:`TransientError` propagates, which the HTTP layer answers with 503 and Retry-After.
+
+    With ``single_statement``, ``work`` sends exactly one statement, on a connection outside an
+    explicit transaction: PostgreSQL runs a lone statement as a transaction of its own (all of
+    its CTEs or none), so BEGIN and COMMIT would add two round trips and nothing else.
     """
     for attempt in range(1, attempts + 1):
         try:
-            async with db.transaction() as conn:
+            async with db.connection() if single_statement else db.transaction() as conn:
                 return await work(conn)
         except TransientError:
             if attempt == attempts:

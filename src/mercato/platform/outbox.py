@@ -109,6 +109,35 @@ _INSERT = sql(
 )
 
 
+def encode(event: DomainEvent) -> str:
+    """An event's payload as stored: its fields as JSON (``DomainEvent.payload``'s mapping).
+
+    orjson reads a dataclass's fields itself, forty times faster than building the mapping
+    with ``dataclasses.asdict`` first (which copies every nested value).
+    """
+    return orjson.dumps(event).decode()
+
+
+def columns(events: Iterable[DomainEvent]) -> dict[str, list[str]]:
+    """Outbox rows as one list per column (without ``occurred_at``), in the events' order: for
+    a statement that inserts them with ``unnest`` as part of a larger change."""
+    kinds: list[str] = []
+    ids: list[str] = []
+    names: list[str] = []
+    payloads: list[str] = []
+    for e in events:
+        kinds.append(e.aggregate_type)
+        ids.append(e.aggregate_id)
+        names.append(e.event_type)
+        payloads.append(encode(e))
+    return {
+        "aggregate_types": kinds,
+        "aggregate_ids": ids,
+        "event_types": names,
+        "payloads": payloads,
+    }
+
+
 async def append(conn: Connection, events: Iterable[DomainEvent]) -> int:
     """Write events to the outbox inside the caller's transaction; returns how many."""
     now = utcnow()
@@ -117,7 +146,7 @@ async def append(conn: Connection, events: Iterable[DomainEvent]) -> int:
             "aggregate_type": e.aggregate_type,
             "aggregate_id": e.aggregate_id,
             "event_type": e.event_type,
-            "payload": orjson.dumps(e.payload()).decode(),
+            "payload": encode(e),
             "occurred_at": now,
         }
         for e in events

@@ -154,8 +154,13 @@ class TrackingRepository(Repository, ABC, Generic[A]):
 class Transactor:
     """Runs service functions as units of work against one database."""
 
+    # Whether :meth:`at_once` may be used: PostgreSQL runs a statement of several data-modifying
+    # CTEs atomically; SQLite's dialect of mercato's statements has no such form.
+    one_statement = False
+
     def __init__(self, db: Database, *, attempts: int = 5) -> None:
         self.db = db
+        self.one_statement = db.dialect == "postgresql"
         self.attempts = attempts
         self._after_commit: list[AfterCommit] = []
         self._on_retry: list[Callable[[int], None]] = []
@@ -189,6 +194,29 @@ class Transactor:
             self.db, attempt, attempts=self.attempts, on_retry=self._retried
         )
         self._committed(committed)
+        return result
+
+    async def at_once(
+        self, work: Callable[[Connection], Awaitable[tuple[T, list[DomainEvent]]]]
+    ) -> T:
+        """Run a unit of work that is one statement, without BEGIN and COMMIT (PostgreSQL
+        only: see :attr:`one_statement`); retried like any unit of work.
+
+        ``work`` sends its single statement, which writes its own outbox rows, and returns its
+        result with the events those rows hold (none when the statement changed nothing); the
+        after-commit hooks get them, as for :meth:`__call__`.
+        """
+        written: list[DomainEvent] = []
+
+        async def attempt(conn: Connection) -> T:
+            result, events = await work(conn)
+            written[:] = events
+            return result
+
+        result = await run_in_transaction(
+            self.db, attempt, attempts=self.attempts, on_retry=self._retried, single_statement=True
+        )
+        self._committed(written)
         return result
 
     def _committed(self, events: list[DomainEvent]) -> None:

@@ -266,7 +266,7 @@ class OrdersService:
         :mod:`mercato.orders.service.checkout`."""
         means = check_payment(card_number=card_number, payment_method=payment_method)
         begun = await self.begin_checkout(principal, order_id, means, expected_version)
-        return await checkout.pay(self._transact, self._deps, begun, means)
+        return await self.pay(begun, means)
 
     async def begin_checkout(
         self, principal: Principal, order_id: str, means: PaymentMeans, expected_version: int | None
@@ -276,6 +276,11 @@ class OrdersService:
         return await self._transact(
             lambda uow: checkout.begin_checkout(uow, self._deps, target, means)
         )
+
+    async def pay(self, begun: Checkout, means: PaymentMeans) -> Order:
+        """Phases 2 and 3 of placing: charge the pending payment of a checkout this process
+        began and settle it (``begun`` is used up)."""
+        return await checkout.pay(self._transact, self._deps, begun, means)
 
     async def settle_checkout(
         self,

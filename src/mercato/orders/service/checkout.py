@@ -16,17 +16,30 @@ the provider what happened to the pending payment and runs step 3 for it; the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from mercato.catalog import StockForOrders
+from mercato.customers import CustomerInactive
 from mercato.kernel.clock import utcnow
+from mercato.kernel.events import DomainEvent
 from mercato.kernel.ids import new_id
 from mercato.orders.domain import CheckoutAbandoned, Order, OrderNotFound
-from mercato.orders.service.common import Actor, Deps, Target, locked, orders, product_info
+from mercato.orders.service.common import (
+    Actor,
+    Deps,
+    Target,
+    allowed,
+    locked,
+    orders,
+    product_info,
+)
+from mercato.orders.store.checkout import settle_at_once
 from mercato.payments import (
+    AlreadyPaid,
     ChargeResult,
     Outcome,
     Payment,
@@ -36,6 +49,7 @@ from mercato.payments import (
     ProviderError,
 )
 from mercato.payments import Status as PaymentStatus
+from mercato.platform.db import Connection, UniqueViolation
 from mercato.platform.uow import Transactor, UnitOfWork
 
 log = logging.getLogger("mercato.orders")
@@ -68,8 +82,7 @@ async def begin_checkout(
     uow: UnitOfWork, deps: Deps, target: Target, means: PaymentMeans
 ) -> Checkout:
     """Phase 1: reserve the stock, price the order and open a pending payment for it."""
-    order = await locked(uow, target, Actor.OWNER)
-    await deps.customers.ensure_can_order(uow, order.customer_id)
+    order = await _payable(uow, deps, target)
     order.ensure_placeable()  # before any stock is taken: a placed order's retry is refused as such
     now = utcnow()
     reserved = await deps.catalog.reserve(
@@ -78,10 +91,36 @@ async def begin_checkout(
     payment_id = new_id()
     current = [product_info(r) for r in reserved]
     order.begin_checkout(payment_id, current, pricing=deps.pricing, shipping=deps.shipping, now=now)
-    opening = PaymentOpening(payment_id, order.id, order.totals.total, means)
-    payment = await deps.payments.open(uow, opening)
-    await orders(uow).save(order)
+    payment = deps.payments.prepare(PaymentOpening(payment_id, order.id, order.totals.total, means))
+    await _record(uow, deps, order, payment)
     return Checkout(order, payment)
+
+
+async def _record(uow: UnitOfWork, deps: Deps, order: Order, payment: Payment) -> None:
+    """Write the frozen draft and its pending payment: in one statement where the store can."""
+    try:
+        if await orders(uow).save_with_payment(order, payment):
+            return
+    except UniqueViolation as exc:  # the payments module's own insert says the same
+        if exc.mentions("live_order"):
+            raise AlreadyPaid(order.id) from None
+        raise
+    await deps.payments.record(uow, payment)
+    await orders(uow).save(order)
+
+
+async def _payable(uow: UnitOfWork, deps: Deps, target: Target) -> Order:
+    """The target order, locked, once its owner is known to be allowed to order; where the
+    store can, the order and its customer's state come in one statement."""
+    found = await orders(uow).lock_with_customer(target.order_id)
+    if found is None:
+        order = await locked(uow, target, Actor.OWNER)
+        await deps.customers.ensure_can_order(uow, order.customer_id)
+        return order
+    order, active = allowed(target, found[0], Actor.OWNER), found[1]
+    if not active:
+        raise CustomerInactive(order.customer_id)
+    return order
 
 
 async def settle(
@@ -120,9 +159,12 @@ async def pay(transact: Transactor, deps: Deps, begun: Checkout, means: PaymentM
     result = await deps.payments.charge(pending, means)
     if result is None:
         raise ProviderError("no_answer")
-    order, payment = await transact(
-        lambda uow: settle(uow, deps, pending.order_id, pending.id, result, known=pending)
-    )
+    settled = await _settle_at_once(transact, begun, result) if transact.one_statement else None
+    if settled is None:
+        settled = await transact(
+            lambda uow: settle(uow, deps, pending.order_id, pending.id, result, known=pending)
+        )
+    order, payment = settled
     if result.outcome is Outcome.CAPTURED and payment.status is not PaymentStatus.CAPTURED:
         # captured after the reconciler or sweeper had given this checkout up as stuck
         await deps.payments.refund_late_capture(payment, result)
@@ -130,6 +172,46 @@ async def pay(transact: Transactor, deps: Deps, begun: Checkout, means: PaymentM
     if result.outcome is not Outcome.CAPTURED:
         raise result.refusal()
     return order
+
+
+async def _settle_at_once(
+    transact: Transactor, begun: Checkout, result: ChargeResult
+) -> tuple[Order, Payment] | None:
+    """Phase 3 in one statement (PostgreSQL), from what phase 1 left: ``begun.order`` is settled
+    in memory and written only if its row is still at the version phase 1 saved; None when it is
+    not (settled or changed meanwhile: the caller settles the general way, from the rows).
+    ``begun`` is used up either way."""
+    order, expected = begun.order, begun.order.version
+    payment = dataclasses.replace(begun.payment)
+    now = utcnow()
+    payment.settle(result, now=now)
+    captured = payment.status is PaymentStatus.CAPTURED
+    if captured:
+        order.complete_checkout(now=now)
+    else:
+        order.abort_checkout(now=now)
+    events = [*order.pull_events(), *payment.pull_events()]  # as a unit of work orders them
+    answer = {
+        "id": payment.id,
+        "status": payment.status.value,
+        "card_last4": payment.card_last4,
+        "provider_reference": payment.provider_reference,
+        "failure_reason": payment.failure_reason,
+    }
+
+    async def write(conn: Connection) -> tuple[bool, list[DomainEvent]]:
+        done = await settle_at_once(
+            conn,
+            order,
+            expected_version=expected,
+            payment=answer,
+            captured=captured,
+            events=events,
+            now=now,
+        )
+        return done, events if done else []
+
+    return (order, payment) if await transact.at_once(write) else None
 
 
 class CheckoutReconciler:

@@ -68,8 +68,13 @@ def visible(principal: Principal, order: Order | None, order_id: str) -> Order:
 
 async def locked(uow: UnitOfWork, target: Target, actor: Actor) -> Order:
     """The target order, row-locked, once the caller is known to be allowed to change it."""
+    return allowed(target, await orders(uow).get(target.order_id, lock=True), actor)
+
+
+def allowed(target: Target, order: Order | None, actor: Actor) -> Order:
+    """The target order (loaded under lock) if the caller may change it; raises otherwise."""
     principal, order_id = target.principal, target.order_id
-    order = visible(principal, await orders(uow).get(order_id, lock=True), order_id)
+    order = visible(principal, order, order_id)
     if actor is Actor.STAFF and not principal.is_staff:
         raise PermissionDenied("staff_only", "only staff may do this")
     if actor is Actor.OWNER:

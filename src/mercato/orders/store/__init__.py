@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from mercato.kernel.money import Money
 from mercato.kernel.values import Address, Quantity
 from mercato.orders.domain import Order, OrderConflict, OrderLine, Status, Totals
+from mercato.orders.store.checkout import _LOCK_WITH_CUSTOMER, begin_at_once
+from mercato.payments import Payment
 from mercato.platform.db import Row, metadata, rows_by, sql
 from mercato.platform.uow import TrackingRepository, UnitOfWork
 
@@ -75,17 +77,30 @@ _HEADER = [c.name for c in orders.c]
 
 # An order and its lines in one round trip (one snapshot): one row per line, or one row with
 # NULL line columns for an order without lines. For reads that change nothing.
+_LINE_COLUMNS = [c for c in lines.c if c.name != "order_id"]
 _GET = sql(
-    sa.select(orders, *(c for c in lines.c if c.name != "order_id"))
+    sa.select(orders, *_LINE_COLUMNS)
     .select_from(orders.outerjoin(lines, _l.order_id == _o.id))
     .where(_o.id == _bind("id"))
     .order_by(_l.position)
 )
-# For a change: lock the order row first, then read its lines in a statement of their own. A
-# statement that waited for the lock sees the order row as the lock holder committed it but
-# every other row as it was when the statement began (READ COMMITTED), so lines read in the
-# locking statement could predate the holder's edit and be written back over it.
-_LOCK = sql(sa.select(orders).where(_o.id == _bind("id")).with_for_update())
+# For a change: lock the order row and read its lines. A statement that waited for the lock
+# sees the order row as the lock holder committed it but every other row as it was when the
+# statement began (READ COMMITTED), so lines read in the locking statement could predate the
+# holder's edit and be written back over it. The statement therefore also returns the order's
+# version as its own snapshot saw it (``seen``, an unlocked read of the same row): every change
+# to an order's lines commits together with a higher version, so when the locked row's version
+# equals the snapshot's, no change committed in between and the lines read are current; when it
+# differs (the statement waited for a change), the lines are read again now that the lock is
+# held. One round trip in the common case, two after a wait.
+_seen = orders.alias("seen")
+_LOCK = sql(
+    sa.select(orders, _seen.c.version.label("seen_version"), *_LINE_COLUMNS)
+    .select_from(orders.join(_seen, _seen.c.id == _o.id).outerjoin(lines, _l.order_id == _o.id))
+    .where(_o.id == _bind("id"))
+    .order_by(_l.position)
+    .with_for_update(of=orders)
+)
 _LINES = sql(sa.select(lines).where(_l.order_id == _bind("id")).order_by(_l.position))
 _INSERT = sql(sa.insert(orders).values({n: _bind(n) for n in _HEADER}))
 _UPDATE = sql(
@@ -232,16 +247,56 @@ class OrderRepository(TrackingRepository[Order]):
     async def get(self, order_id: str, *, lock: bool = False) -> Order | None:
         """The order with its lines, or None.
 
-        ``lock`` row-locks the order until commit and reads the lines only once the lock is
-        held, so what a change starts from includes every change committed before it.
+        ``lock`` row-locks the order until commit and returns the lines as they are once the
+        lock is held (see ``_LOCK``), so what a change starts from includes every change
+        committed before it.
         """
         if lock:
-            head = await self.conn.fetchrow(_LOCK, id=order_id)
-            if head is None:
+            rows = await self.conn.fetch(_LOCK, id=order_id)
+            if not rows:
                 return None
-            return self._loaded(_order(head, await self.conn.fetch(_LINES, id=order_id)))
+            head = rows[0]
+            if head["version"] != head["seen_version"]:  # waited for a change: read it anew
+                return self._loaded(_order(head, await self.conn.fetch(_LINES, id=order_id)))
+            return self._loaded(_order(head, _lines_of(rows)))
         rows = await self.conn.fetch(_GET, id=order_id)
         return self._loaded(_order(rows[0], _lines_of(rows))) if rows else None
+
+    async def lock_with_customer(self, order_id: str) -> tuple[Order, bool] | None:
+        """PostgreSQL: the order as ``get(order_id, lock=True)`` returns it and whether its
+        customer is active, the customer's row share-locked until commit (one round trip).
+
+        None if either row is missing, and always on SQLite: the caller then asks for each on
+        its own, which also tells which one is missing.
+        """
+        if self.conn.dialect != "postgresql":
+            return None
+        rows = await self.conn.fetch(_LOCK_WITH_CUSTOMER, id=order_id)
+        if not rows:
+            return None
+        head = rows[0]
+        if head["version"] != head["seen_version"]:  # waited for a change: read the lines anew
+            order = _order(head, await self.conn.fetch(_LINES, id=order_id))
+        else:
+            order = _order(head, _lines_of(rows))
+        return self._loaded(order), bool(head["customer_active"])
+
+    async def save_with_payment(self, order: Order, payment: Payment) -> bool:
+        """PostgreSQL: save an order that began its checkout and insert its pending payment in
+        one statement, writing only the order columns that starting a checkout changes.
+
+        False, with nothing written, on SQLite or when the order's lines changed too (repriced
+        at checkout): the caller then records the payment and saves the order on their own.
+        """
+        if self.conn.dialect != "postgresql":
+            return False
+        if list(order.lines.values()) != self._lines_seen.get(id(order)):
+            return False
+        expected = cast(int, self.loaded_token(order))
+        if not await begin_at_once(self.conn, order, payment, expected_version=expected):
+            raise await self._conflict(order)  # never expected: the order is locked
+        self._track(order)
+        return True
 
     async def add(self, order: Order) -> None:
         """Insert a new order and its lines; its events are collected on commit."""
