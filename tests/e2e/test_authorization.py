@@ -299,8 +299,12 @@ async def _deactivate(app: FastAPI, *user_ids: str) -> None:
 @pytest.fixture(scope="module")
 async def retired(app: FastAPI) -> World:
     """A world whose staff member and order owner have both been deactivated since they logged
-    in (their tokens are still validly signed and unexpired)."""
+    in (their tokens are still validly signed and unexpired). Another staff account stays
+    active, so the deactivation is allowed whichever tests ran before on this database."""
     made = await shared_world(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mercato.test") as http:
+        await staff_user(http, app.state.container)
     await _deactivate(app, made.staff.id, made.owner.id)
     return made
 
