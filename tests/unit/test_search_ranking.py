@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mercato.catalog.domain.search import (
     MAX_DEPTH,
     MAX_TERMS,
+    FuzzyMatcher,
     Signal,
     decode_offset,
     encode_offset,
@@ -76,3 +77,14 @@ def test_meaning_outweighs_one_stray_word() -> None:
     """A product found by meaning alone, second, outranks one a single word matched, first."""
     hits = fuse({Signal.WORDS: ["word"], Signal.SEMANTIC: ["other", "meant"]})
     assert [h.product_id for h in hits] == ["other", "meant", "word"]
+
+
+def test_one_matcher_scores_many_texts_as_each_alone() -> None:
+    """The matcher remembers words across texts; no text's score may depend on another's."""
+    names = ["Wireless headphones", "Headphone stand", "Kettle", "Travel kettle headphones", ""]
+    terms = ["hedphones", "ketle"]
+    matcher = FuzzyMatcher(terms)
+    for _ in range(2):
+        assert [matcher.score(n) for n in names] == [fuzzy_score(terms, n) for n in names]
+    assert matcher.score("Travel kettle headphones") > matcher.score("Wireless headphones") > 0
+    assert FuzzyMatcher([]).score("Kettle") == 0.0
