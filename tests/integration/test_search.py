@@ -283,3 +283,36 @@ async def test_a_search_reads_the_database_once(
     monkeypatch.setattr(transact, "read", counted)
     assert (await found(container, f"{w} lamp"))[0][0] == lamp
     assert reads == 1
+
+
+def test_migration_0012_costs_trigram_comparisons_so_the_index_is_used_and_reverts(
+    tmp_path: Path,
+) -> None:
+    """At pg_trgm's default cost of 1 the planner scanned every product's name rather than use
+    the trigram index (90 ms against 5 ms at 10,000 products)."""
+    if not PG_URL:
+        pytest.skip("migration 0012 changes PostgreSQL only (MERCATO_TEST_DATABASE_URL)")
+    costs = "SELECT procost FROM pg_proc WHERE proname IN ('word_similarity_op', " \
+        "'word_similarity_commutator_op')"  # fmt: skip
+    plan = "EXPLAIN SELECT id FROM catalog_products WHERE 'electirc kettle' <% lower(name)"
+    fill = """INSERT INTO catalog_products SELECT 'p-' || i, 'SKU-' || i, 'Thing ' || md5(i::text),
+        '', 1000, 'EUR', 100, true, 5, 0, 0, now(), now(), 1 FROM generate_series(1, 10000) AS i"""
+
+    async def query(url: str, *statements: str) -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            for statement in statements[:-1]:
+                await conn.execute(statement)
+            return [str(r[0]) for r in await conn.fetch(statements[-1])]
+        finally:
+            await conn.close()
+
+    with scratch_database("postgres", tmp_path, "search_cost") as url:
+        migrate.upgrade(url, "0011")
+        asyncio.run(query(url, fill, "ANALYZE catalog_products", "SELECT 1"))
+        assert "Seq Scan" in asyncio.run(query(url, plan))[0]
+        migrate.upgrade(url)
+        assert asyncio.run(query(url, costs)) == ["100.0", "100.0"]
+        assert "Index Scan" in "\n".join(asyncio.run(query(url, plan)))
+        migrate.downgrade(url, "0011")
+        assert asyncio.run(query(url, costs)) == ["1.0", "1.0"]
