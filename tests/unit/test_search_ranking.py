@@ -17,6 +17,7 @@ from mercato.catalog.domain.search import (
     fuzzy_score,
     parse_query,
 )
+from mercato.catalog.store.search_sql import fts5_grams
 from mercato.kernel.errors import InvalidValue
 
 
@@ -88,3 +89,11 @@ def test_one_matcher_scores_many_texts_as_each_alone() -> None:
         assert [matcher.score(n) for n in names] == [fuzzy_score(terms, n) for n in names]
     assert matcher.score("Travel kettle headphones") > matcher.score("Wireless headphones") > 0
     assert FuzzyMatcher([]).score("Kettle") == 0.0
+
+
+def test_sqlite_looks_for_typos_by_four_letters_of_a_long_term_and_three_of_a_short_one() -> None:
+    assert fts5_grams(("hedphones",)) == " OR ".join(
+        f'"{g}"' for g in ("hedp", "edph", "dpho", "phon", "hone", "ones")
+    )
+    assert fts5_grams(("jigs", "mug")) == '"jig" OR "igs" OR "mug"'
+    assert fts5_grams(("go",)) is None

@@ -161,8 +161,16 @@ def fts5_words(terms: tuple[str, ...]) -> str:
 
 
 def fts5_grams(terms: tuple[str, ...], *, limit: int = 24) -> str | None:
-    """An FTS5 trigram query matching any trigram of the terms (None: no term is long enough)."""
-    grams = dict.fromkeys(t[i : i + 3] for t in terms for i in range(len(t) - 2))
+    """An FTS5 trigram query matching any four letters in a row of a term of five or more,
+    any three of a shorter one (None: no term is long enough). Four letters share a typo's
+    neighbourhood as well as three do, but far fewer names hold them ("phon" against "one"):
+    a third of the matches to rank."""
+    grams = dict.fromkeys(
+        t[i : i + size]
+        for t in terms
+        for size in [4 if len(t) >= 5 else 3]
+        for i in range(len(t) - size + 1)
+    )
     if not grams:
         return None
     return " OR ".join(f'"{gram}"' for gram in list(grams)[:limit])
