@@ -1,16 +1,18 @@
 """Search speed: latency under 16 clients at 10k and 100k products, and indexing throughput.
 
     .venv/bin/python -m bench.search [--sizes 10000 100000] [--databases sqlite postgres]
-        [--clients 16] [--duration 20]
+        [--clients 16] [--duration 20] [--workers 1]
 
 For each database and catalog size: a fresh database (SQLite in a temporary folder;
 PostgreSQL `mercato_search_bench`, dropped and made again) gets `demo-data --catalog N`
-(seed 15), its embeddings, and ANALYZE; then a real `mercato serve` (one process, the model
-loaded) answers GET /v1/products/search from 16 concurrent clients for --duration seconds,
-cycling through the 62 queries of bench/search_judgments.toml, once with the server's cache of
-query vectors ("repeated": after the warm-up every query's vector is cached) and once with it
-off ("unseen": every query goes through the model). Reported for each: requests/s, p50 and p99
-latency, the server's resident memory; and the size of the vector matrix it holds.
+(seed 15), its embeddings, and ANALYZE; then a real `mercato serve` (--workers processes,
+the model loaded in each) answers GET /v1/products/search from 16 concurrent clients for
+--duration seconds, cycling through the 62 queries of bench/search_judgments.toml, once with
+the server's cache of query vectors ("repeated": after the warm-up every query's vector is
+cached) and once with it off ("unseen": every query goes through the model). Reported for
+each: requests/s, p50 and p99 latency, the server's CPU per request and resident memory (all
+its processes), the load generator's share of the machine's CPU; and the size of the vector
+matrix it holds.
 
 Embeddings: the first 10,000 products are embedded by the real indexer path (the search
 worker's batches: read waiting products, embed, store), which gives the indexing throughput;
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -32,8 +35,8 @@ import tomllib
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
 import numpy as np
 from tests.conftest import make_settings, running
 from tests.e2e.server import running_server
@@ -110,46 +113,110 @@ async def load(url: str, size: int) -> dict[str, float]:
     return {"load_s": loaded, "indexed": embedded, "index_per_s": embedded / seconds}
 
 
-async def _client(http: httpx.AsyncClient, until: float, offset: int, out: list[float]) -> None:
+class Client:
+    """One keep-alive HTTP/1.1 connection that sends GETs and reads the answers, with as
+    little CPU as asyncio allows: the load generator shares the two cores with the server it
+    measures (its share is reported)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, base: str) -> Client:
+        host, port = base.removeprefix("http://").split(":")
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def get(self, q: str) -> tuple[int, bytes]:
+        path = f"/v1/products/search?{urlencode({'q': q, 'limit': 10})}"
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _client(base: str, until: float, offset: int, out: list[float]) -> None:
+    client = await Client.connect(base)
     i = offset
-    while time.monotonic() < until:
-        q = QUERIES[i % len(QUERIES)]
-        i += 1
-        started = time.perf_counter()
-        answer = await http.get("/v1/products/search", params={"q": q, "limit": 10})
-        out.append(time.perf_counter() - started)
-        assert answer.status_code == 200, answer.text
+    try:
+        while time.monotonic() < until:
+            q = QUERIES[i % len(QUERIES)]
+            i += 1
+            started = time.perf_counter()
+            status, body = await client.get(q)
+            out.append(time.perf_counter() - started)
+            assert status == 200, body
+    finally:
+        client.close()
 
 
-async def hammer(base: str, clients: int, duration: float) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
-        for _ in range(600):  # until the model has loaded and the matrix is in
-            hit = (await http.get("/v1/products/search", params={"q": "thermos"})).json()
+async def _ready(base: str) -> None:
+    """Wait until the model has loaded and the matrix is in, then warm every query once."""
+    client = await Client.connect(base)
+    try:
+        for _ in range(600):
+            hit = json.loads((await client.get("thermos"))[1])
             if hit["items"] and "semantic" in hit["items"][0]["signals"]:
                 break
             await asyncio.sleep(0.5)
         for q in QUERIES:  # warm every query's statements once
-            await http.get("/v1/products/search", params={"q": q})
-        times: list[float] = []
-        until = time.monotonic() + duration
-        await asyncio.gather(*(_client(http, until, i * 5, times) for i in range(clients)))
+            await client.get(q)
+    finally:
+        client.close()
+
+
+async def hammer(base: str, clients: int, duration: float, pids: list[int]) -> dict[str, float]:
+    await _ready(base)
+    times: list[float] = []
+    server_cpu, own_cpu = cpu_s(pids), time.process_time()
+    until = time.monotonic() + duration
+    await asyncio.gather(*(_client(base, until, i * 5, times) for i in range(clients)))
+    server_cpu, own_cpu = cpu_s(pids) - server_cpu, time.process_time() - own_cpu
     times.sort()
     return {
         "requests_per_s": len(times) / duration,
         "p50_ms": statistics.median(times) * 1000,
         "p99_ms": times[int(len(times) * 0.99)] * 1000,
+        "server_cpu_ms": server_cpu / len(times) * 1000,
+        "client_cpu_share": own_cpu / duration / (os.cpu_count() or 1),
     }
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def tree(pid: int) -> list[int]:
+    """The process and its descendants (the workers of ``mercato serve --workers N``)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return [pid, *(p for c in found for p in tree(c))]
 
 
-def run(database: str, size: int, clients: int, duration: float, folder: Path) -> dict[str, Any]:
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user and system) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pids: list[int]) -> float:
+    """The processes' resident memory, summed (copies of the model in each worker)."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def run(
+    database: str, size: int, clients: int, duration: float, folder: Path, workers: int
+) -> dict[str, Any]:
     """One catalog, searched twice: with the server's cache of query vectors (the 62 queries
     repeat, as shoppers' do) and without it (every query goes through the model)."""
     url = fresh(database, folder, size)
@@ -158,9 +225,10 @@ def run(database: str, size: int, clients: int, duration: float, folder: Path) -
     for name, cache in (("repeated", "4096"), ("unseen", "0")):
         env = {"MERCATO_SEARCH_SEMANTIC": "true", "MERCATO_RUN_WORKERS": "false",
                "MERCATO_SEARCH_QUERY_CACHE": cache}  # fmt: skip
-        with running_server(url, folder, **env) as server:
-            latency = asyncio.run(hammer(server.base_url, clients, duration))
-            result[name] = {**latency, "rss_mb": rss_mb(server.process.pid)}
+        with running_server(url, folder, workers=workers, **env) as server:
+            pids = tree(server.process.pid)
+            latency = asyncio.run(hammer(server.base_url, clients, duration, pids))
+            result[name] = {**latency, "rss_mb": rss_mb(pids)}
     return {**result, "matrix_mb": size * 384 * 4 / 2**20}
 
 
@@ -170,12 +238,15 @@ def main() -> None:
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="mercato serve --workers")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             for database in args.databases:
-                result = run(database, size, args.clients, args.duration, Path(folder))
+                result = run(
+                    database, size, args.clients, args.duration, Path(folder), args.workers
+                )
                 print(json.dumps(result), flush=True)
                 results.append(result)
     OUT.mkdir(exist_ok=True)

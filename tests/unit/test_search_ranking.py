@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mercato.catalog.domain.search import (
     MAX_DEPTH,
     MAX_TERMS,
+    FuzzyMatcher,
     Signal,
     decode_offset,
     encode_offset,
@@ -16,6 +17,7 @@ from mercato.catalog.domain.search import (
     fuzzy_score,
     parse_query,
 )
+from mercato.catalog.store.search_sql import fts5_grams
 from mercato.kernel.errors import InvalidValue
 
 
@@ -76,3 +78,22 @@ def test_meaning_outweighs_one_stray_word() -> None:
     """A product found by meaning alone, second, outranks one a single word matched, first."""
     hits = fuse({Signal.WORDS: ["word"], Signal.SEMANTIC: ["other", "meant"]})
     assert [h.product_id for h in hits] == ["other", "meant", "word"]
+
+
+def test_one_matcher_scores_many_texts_as_each_alone() -> None:
+    """The matcher remembers words across texts; no text's score may depend on another's."""
+    names = ["Wireless headphones", "Headphone stand", "Kettle", "Travel kettle headphones", ""]
+    terms = ["hedphones", "ketle"]
+    matcher = FuzzyMatcher(terms)
+    for _ in range(2):
+        assert [matcher.score(n) for n in names] == [fuzzy_score(terms, n) for n in names]
+    assert matcher.score("Travel kettle headphones") > matcher.score("Wireless headphones") > 0
+    assert FuzzyMatcher([]).score("Kettle") == 0.0
+
+
+def test_sqlite_looks_for_typos_by_four_letters_of_a_long_term_and_three_of_a_short_one() -> None:
+    assert fts5_grams(("hedphones",)) == " OR ".join(
+        f'"{g}"' for g in ("hedp", "edph", "dpho", "phon", "hone", "ones")
+    )
+    assert fts5_grams(("jigs", "mug")) == '"jig" OR "igs" OR "mug"'
+    assert fts5_grams(("go",)) is None

@@ -81,6 +81,8 @@ class MiniLM:
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        # its threads would spin after each run, waiting for the next: CPU the searches need
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: its shape-merging notes are not ours
         graph = str(cached_graph(folder / "model.safetensors", cache_dir))

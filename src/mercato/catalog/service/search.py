@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from mercato.catalog.domain import ProductNotFound
 from mercato.catalog.domain.search import (
+    CANDIDATES,
     MAX_DEPTH,
     Filters,
-    Hit,
     InvalidSearch,
     Query,
     Signal,
@@ -52,10 +52,12 @@ class SearchPage:
 
 @dataclass(frozen=True, slots=True)
 class Rankings:
-    """The rankings a query produced, by signal, and its exact SKU match."""
+    """The rankings a query produced, by signal, its exact SKU match, and the public view's
+    columns of every product they hold (they all pass the filters), by id."""
 
     exact: list[str]
     by_signal: dict[Signal, list[str]]
+    rows: dict[str, Row] = field(default_factory=dict)
 
 
 class ProductSearch:
@@ -79,7 +81,14 @@ class ProductSearch:
             return SearchPage([], None)
         rankings = await self.rankings(query, filters)
         hits = fuse(rankings.by_signal, exact=rankings.exact)
-        return await self._page(hits, filters, offset=offset, limit=limit)
+        window = hits[offset : offset + limit]
+        rows = rankings.rows
+        items = [
+            Found(product_view(rows[h.product_id], staff=False), round(h.score, 6), h.signals)
+            for h in window
+        ]
+        more = len(hits) > offset + limit and offset + limit < MAX_DEPTH
+        return SearchPage(items, encode_offset(offset + limit) if more else None)
 
     async def similar(self, product_id: str, *, limit: int) -> SearchPage:
         """Active products nearest in meaning to this one (ProductNotFound if it is not an
@@ -95,54 +104,44 @@ class ProductSearch:
         ]
         return SearchPage(items, None)
 
-    async def rankings(self, query: Query, filters: Filters, *, depth: int = MAX_DEPTH) -> Rankings:
-        """Every signal's ranking of ``query`` (the evaluation compares them one by one)."""
+    async def rankings(
+        self, query: Query, filters: Filters, *, depth: int = CANDIDATES
+    ) -> Rankings:
+        """Every signal's ranking of ``query`` (the evaluation compares them one by one).
+
+        Two reads at most: the lexical statements (with the products' columns), while the
+        model embeds the query; then the semantic candidates that pass the filters."""
         if self._trigrams is None:
             self._trigrams = await self._transact.read(
                 lambda uow: uow.repository(SearchRepository).has_trigrams()
             )
         trigrams = self._trigrams
-        # the two halves at once: the database ranks words while the model embeds the query
-        lexical, semantic = await asyncio.gather(
+        lexical, nearest = await asyncio.gather(
             self._transact.read(
                 lambda uow: uow.repository(SearchRepository).lexical(
                     query, filters, depth=depth, trigrams=trigrams
                 )
             ),
-            self._semantic(query, filters, depth=depth),
+            self._nearest(query, depth=depth),
         )
+        rows = lexical.rows
         by_signal = {Signal.WORDS: lexical.words, Signal.TRIGRAMS: lexical.trigrams}
-        if semantic:
-            by_signal[Signal.SEMANTIC] = semantic
-        return Rankings(lexical.exact, by_signal)
+        if nearest:
+            unread = [i for i in nearest if i not in rows]  # lexical candidates pass the filters
+            if unread:
+                rows.update(await self._shown(unread, filters))
+            by_signal[Signal.SEMANTIC] = [i for i in nearest if i in rows]
+        return Rankings(lexical.exact, by_signal, rows)
 
-    async def _semantic(self, query: Query, filters: Filters, *, depth: int) -> list[str]:
-        """The semantic ranking of the products passing the filters (empty if there is none)."""
+    async def _nearest(self, query: Query, *, depth: int) -> list[str]:
+        """The products nearest in meaning to the query, filters not applied (empty without
+        the semantic half)."""
         if self.semantic is None:
             return []
-        nearest = await self.semantic.nearest(query.text, depth=depth)
-        return await self._passing(nearest, filters) if nearest else []
-
-    async def _passing(self, ids: list[str], filters: Filters) -> list[str]:
-        """``ids`` (in order) of the active products that pass the filters."""
-        shown = await self._shown(ids, filters)
-        return [i for i in ids if i in shown]
+        return await self.semantic.nearest(query.text, depth=depth)
 
     async def _shown(self, ids: Sequence[str], filters: Filters) -> dict[str, Row]:
         async def read(uow: UnitOfWork) -> dict[str, Row]:
             return await uow.repository(SearchRepository).shown(ids, filters)
 
         return await self._transact.read(read)
-
-    async def _page(
-        self, hits: list[Hit], filters: Filters, *, offset: int, limit: int
-    ) -> SearchPage:
-        window = hits[offset : offset + limit]
-        rows = await self._shown([h.product_id for h in window], filters)
-        items = [
-            Found(product_view(rows[h.product_id], staff=False), round(h.score, 6), h.signals)
-            for h in window
-            if h.product_id in rows
-        ]
-        more = len(hits) > offset + limit and offset + limit < MAX_DEPTH
-        return SearchPage(items, encode_offset(offset + limit) if more else None)

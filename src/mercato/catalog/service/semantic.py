@@ -60,7 +60,10 @@ class VectorMatrix:
         count = len(self.ids)
         if not count:
             return []
-        scores = self._data[:count] @ query
+        # einsum, not ``@``: the product is the same, but ``@`` hands it to OpenBLAS, whose
+        # threads spin for milliseconds after each one; under load they took more CPU than
+        # the searches (a server's CPU per search 20 ms with them, 8 ms without, docs/search.md)
+        scores = np.einsum("ij,j->i", self._data[:count], query)
         depth = min(depth, count)
         top = np.argpartition(-scores, depth - 1)[:depth]
         top = top[np.argsort(-scores[top], kind="stable")]

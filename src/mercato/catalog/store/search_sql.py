@@ -1,12 +1,13 @@
-"""The search statements, in each database's own SQL (migrations 0009 and 0011 built their indexes).
+"""The search statements, in each database's own SQL (migrations 0009, 0011 and 0012 built
+and tuned their indexes).
 
 PostgreSQL matches each product's stored weighted ``tsvector`` (name A, SKU B, description C;
 ``catalog_search_docs``, migration 0011) with a prefix ``tsquery`` of the terms, and the
 lower-cased name by ``pg_trgm`` word similarity (``<%``), in one statement that both GIN
-indexes answer. SQLite asks its two FTS5 tables, words
-(porter stemmer, prefix queries) and trigrams. Every statement applies the filters and returns
-at most ``depth`` candidates with what ranking them needs; the products themselves are read
-for one page only.
+indexes answer. SQLite asks its two FTS5 tables, words (porter stemmer, prefix queries) and
+trigrams. Every statement returns at most ``depth`` candidates per signal that pass the
+filters, with what ranking them needs and the columns of the public view: a search page is
+built from them without reading its products again.
 """
 
 from __future__ import annotations
@@ -25,94 +26,115 @@ _FILTERS = (
     "p.available >= :min_available AND p.price_amount >= :min_price "
     "AND p.price_amount <= :max_price"
 )
+_SHOWN = (
+    "p.id, p.sku, p.name, p.description, p.price_amount, p.currency, p.weight_grams, "
+    "p.active, p.available, p.version"
+)
 # ts_rank's weights of D, C, B, A: description (C) 0.2, SKU (B) 0.5, name (A) 1.0
 _WEIGHTS = "'{0.05, 0.2, 0.5, 1.0}'"
 
-# The candidates: the ``depth`` products whose stored document best matches the words (its GIN
-# index, with the words' rank), and, for a short query (Query.fuzzy), the products whose
-# lower-cased name is like it by trigrams (the name's GIN index, rank 0); each product once,
-# ranked by its words' rank plus its name's trigram similarity, to keep the best ``depth``.
-PG_LEXICAL = sql(
-    sa.text(
-        f"""
-        WITH candidates AS (
-            (SELECT d.product_id AS id, ts_rank({_WEIGHTS}, d.doc, q) AS words
-             FROM catalog_search_docs AS d, to_tsquery('english', :tsquery) AS q
-             WHERE d.doc @@ q
-             ORDER BY words DESC
-             LIMIT :depth)
-            UNION ALL
-            SELECT p.id, 0 FROM catalog_products AS p
-            WHERE CAST(:fuzzy AS boolean) AND CAST(:text AS text) <% lower(p.name)
-        )
-        SELECT p.id, p.name, p.sku, max(c.words) AS words
-        FROM candidates AS c JOIN catalog_products AS p ON p.id = c.id
-        WHERE p.active AND {_FILTERS}
-        GROUP BY p.id
-        ORDER BY max(c.words) + word_similarity(CAST(:text AS text), lower(p.name)) DESC, p.id
-        LIMIT :depth
-        """
-    )
-)
+# Each statement comes twice. The *top* one ranks every match but joins only the best
+# ``depth`` to their products, with the filters in the join: a candidate the filters refuse
+# comes back with a NULL id, so the store can tell "fewer matches than depth" (the answer is
+# complete) from "the filters refused some of the best" (it then asks the *filtered* one,
+# which joins every match to its product first: exact, and as slow as joining them all).
+# Without filters only inactive products are refused, so the top one nearly always answers.
+# Each returns the public view's columns, so the page needs no read of its own.
 
-# without pg_trgm: full-text words only; typos are then matched among these candidates
-PG_WORDS = sql(
-    sa.text(
-        f"""
-        SELECT p.id, p.name, p.sku, ts_rank({_WEIGHTS}, d.doc, q) AS words
-        FROM catalog_search_docs AS d
-        JOIN catalog_products AS p ON p.id = d.product_id,
-             to_tsquery('english', :tsquery) AS q
-        WHERE p.active AND {_FILTERS} AND d.doc @@ q
-        ORDER BY words DESC, p.id
-        LIMIT :depth
+
+def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
+    """The ``depth`` best products by words and, for a short query (Query.fuzzy) and with
+    pg_trgm, the ``depth`` whose lower-cased name is most like the query by trigrams (the
+    name's GIN index; 0012 makes the planner use it); ``words`` and ``similarity`` say which."""
+    inner = f"JOIN catalog_products AS p ON p.id = d.product_id AND p.active AND {_FILTERS}"
+    grams = f"""
+        , grams AS MATERIALIZED (
+            SELECT p.id, word_similarity(CAST(:text AS text), lower(p.name)) AS similarity
+            FROM catalog_products AS p
+            WHERE CAST(:fuzzy AS boolean) AND CAST(:text AS text) <% lower(p.name)
+                {f"AND p.active AND {_FILTERS}" if filtered else ""}
+            ORDER BY similarity DESC, p.id
+            LIMIT :depth
+        )"""
+    either = "SELECT id, NULL, similarity FROM grams" if trigrams else "SELECT NULL, NULL, NULL"
+    return f"""
+        WITH words AS MATERIALIZED (
+            SELECT d.product_id AS id, ts_rank({_WEIGHTS}, d.doc, q) AS words
+            FROM catalog_search_docs AS d {inner if filtered else ""},
+                 to_tsquery('english', :tsquery) AS q
+            WHERE d.doc @@ q
+            ORDER BY words DESC, d.product_id
+            LIMIT :depth
+        ){grams if trigrams else ""},
+        candidates (id, words, similarity) AS (
+            SELECT id, words, CAST(NULL AS real) FROM words UNION ALL {either}
+        )
+        SELECT c.words, c.similarity, {_SHOWN}
+        FROM candidates AS c
+        LEFT JOIN catalog_products AS p ON p.id = c.id AND p.active AND {_FILTERS}
+        WHERE c.id IS NOT NULL
         """
-    )
-)
+
+
+PG_LEXICAL_TOP = sql(sa.text(_pg_lexical(trigrams=True, filtered=False)))
+PG_LEXICAL_FILTERED = sql(sa.text(_pg_lexical(trigrams=True, filtered=True)))
+# without pg_trgm: full-text words only; typos are then matched among these candidates
+PG_WORDS_TOP = sql(sa.text(_pg_lexical(trigrams=False, filtered=False)))
+PG_WORDS_FILTERED = sql(sa.text(_pg_lexical(trigrams=False, filtered=True)))
 HAS_TRIGRAMS = sql(sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'"))
 
-SQLITE_WORDS = sql(
-    sa.text(
-        f"""
-        SELECT p.id, p.name, p.sku, -w.rank AS words
-        FROM (SELECT rowid AS rid, bm25(catalog_search_words, 10.0, 4.0, 1.0) AS rank
-              FROM catalog_search_words WHERE catalog_search_words MATCH :match) AS w
-        JOIN catalog_products AS p ON p.rowid = w.rid
-        WHERE p.active = 1 AND {_FILTERS}
-        ORDER BY w.rank, p.id
-        LIMIT :depth
-        """
-    )
-)
 
-SQLITE_GRAMS = sql(
-    sa.text(
-        f"""
-        SELECT p.id, p.name, p.sku, 0.0 AS words
-        FROM (SELECT rowid AS rid, bm25(catalog_search_grams, 3.0, 1.0) AS rank
-              FROM catalog_search_grams WHERE catalog_search_grams MATCH :match) AS g
-        JOIN catalog_products AS p ON p.rowid = g.rid
-        WHERE p.active = 1 AND {_FILTERS}
-        ORDER BY g.rank, p.id
-        LIMIT :depth
+def _sqlite(table: str, weights: str, *, filtered: bool) -> str:
+    """The ``depth`` best matches of one FTS5 table, by ``bm25`` with these column weights.
+    Unfiltered, FTS5's own ``ORDER BY rank LIMIT`` keeps them before any product is read."""
+    bm25 = f"bm25({table}, {weights})"
+    if filtered:
+        return f"""
+            SELECT -{bm25} AS rank, {_SHOWN}
+            FROM {table} AS f JOIN catalog_products AS p ON p.rowid = f.rowid
+            WHERE {table} MATCH :match AND p.active = 1 AND {_FILTERS}
+            ORDER BY {bm25}, p.id
+            LIMIT :depth
+            """
+    return f"""
+        SELECT -f.rank AS rank, {_SHOWN}
+        FROM (SELECT rowid AS rid, rank FROM {table}
+              WHERE {table} MATCH :match AND rank MATCH 'bm25({weights})'
+              ORDER BY rank
+              LIMIT :depth) AS f
+        LEFT JOIN catalog_products AS p ON p.rowid = f.rid AND p.active = 1 AND {_FILTERS}
+        ORDER BY f.rank, p.id
         """
-    )
-)
+
+
+# bm25's weights: name 10, SKU 4, description 1; trigrams: name 3, SKU 1
+_WORDS, _GRAMS = ("catalog_search_words", "10.0, 4.0, 1.0"), ("catalog_search_grams", "3.0, 1.0")
+SQLITE_WORDS_TOP = sql(sa.text(_sqlite(*_WORDS, filtered=False)))
+SQLITE_WORDS_FILTERED = sql(sa.text(_sqlite(*_WORDS, filtered=True)))
+SQLITE_GRAMS_TOP = sql(sa.text(_sqlite(*_GRAMS, filtered=False)))
+SQLITE_GRAMS_FILTERED = sql(sa.text(_sqlite(*_GRAMS, filtered=True)))
 
 _p = products.c
 _bind = sa.bindparam
 BY_SKU = sql(
-    sa.select(_p.id).where(
+    sa.select(
+        _p.id,
+        _p.sku,
+        _p.name,
+        _p.description,
+        _p.price_amount,
+        _p.currency,
+        _p.weight_grams,
+        _p.active,
+        _p.available,
+        _p.version,
+    ).where(
         _p.sku == _bind("sku"),
         _p.active == sa.true(),
         _p.available >= _bind("min_available"),
         _p.price_amount >= _bind("min_price"),
         _p.price_amount <= _bind("max_price"),
     )
-)
-_SHOWN = (
-    "p.id, p.sku, p.name, p.description, p.price_amount, p.currency, p.weight_grams, "
-    "p.active, p.available, p.version"
 )
 PG_BY_IDS = sql(
     sa.text(
@@ -139,8 +161,16 @@ def fts5_words(terms: tuple[str, ...]) -> str:
 
 
 def fts5_grams(terms: tuple[str, ...], *, limit: int = 24) -> str | None:
-    """An FTS5 trigram query matching any trigram of the terms (None: no term is long enough)."""
-    grams = dict.fromkeys(t[i : i + 3] for t in terms for i in range(len(t) - 2))
+    """An FTS5 trigram query matching any four letters in a row of a term of five or more,
+    any three of a shorter one (None: no term is long enough). Four letters share a typo's
+    neighbourhood as well as three do, but far fewer names hold them ("phon" against "one"):
+    a third of the matches to rank."""
+    grams = dict.fromkeys(
+        t[i : i + size]
+        for t in terms
+        for size in [4 if len(t) >= 5 else 3]
+        for i in range(len(t) - size + 1)
+    )
     if not grams:
         return None
     return " OR ".join(f'"{gram}"' for gram in list(grams)[:limit])

@@ -7,19 +7,21 @@ from dataclasses import dataclass
 
 import orjson
 
-from mercato.catalog.domain.search import Filters, Query, fuzzy_score
+from mercato.catalog.domain.search import Filters, FuzzyMatcher, Query
 from mercato.catalog.store import search_sql as q
-from mercato.platform.db import Row
+from mercato.platform.db import Row, Statement
 from mercato.platform.uow import Repository
 
 
 @dataclass(frozen=True, slots=True)
 class Lexical:
-    """The lexical rankings of a query: exact SKU, full-text words, trigrams (ids, best first)."""
+    """The lexical rankings of a query: exact SKU, full-text words, trigrams (ids, best first),
+    and the public view's columns of every product they hold, by id."""
 
     exact: list[str]
     words: list[str]
     trigrams: list[str]
+    rows: dict[str, Row]
 
 
 def _filters(filters: Filters) -> dict[str, int]:
@@ -30,20 +32,33 @@ def _filters(filters: Filters) -> dict[str, int]:
     }
 
 
-def _rank(rows: Sequence[Row], query: Query) -> tuple[list[str], list[str]]:
-    """The candidates ranked by words (those that matched them) and, for a short query, by
-    trigram similarity of their name and SKU (those similar enough)."""
+def _rank(rows: Sequence[Row], query: Query) -> tuple[list[str], list[str], dict[str, Row]]:
+    """The candidates (best words first, then the others) ranked by words (those that matched
+    them) and, for a short query, by trigram similarity of their name and SKU (those similar
+    enough); and the candidates by id."""
     seen: dict[str, Row] = {}
-    for row in rows:  # on SQLite a product can come twice: by its words, by its trigrams
+    for row in rows:  # a product can come twice: by its words, by its trigrams
         if row["id"] not in seen or row["words"] > seen[row["id"]]["words"]:
             seen[row["id"]] = row
     words = sorted((r for r in seen.values() if r["words"] > 0), key=lambda r: -r["words"])
     if not query.fuzzy:
-        return [r["id"] for r in words], []
-    terms = query.terms
-    fuzzy = {i: fuzzy_score(terms, f"{r['name']} {r['sku']}") for i, r in seen.items()}
+        return [r["id"] for r in words], [], seen
+    matcher = FuzzyMatcher(query.terms)
+    fuzzy = {i: matcher.score(f"{r['name']} {r['sku']}") for i, r in seen.items()}
     grams = sorted((i for i, s in fuzzy.items() if s > 0), key=lambda i: -fuzzy[i])
-    return [r["id"] for r in words], grams
+    return [r["id"] for r in words], grams, seen
+
+
+def _refused_some(rows: Sequence[Row], depth: int) -> bool:
+    """Whether a *top* statement's ``depth`` best matches (a full list: there may be more)
+    lost some to the filters (their id is NULL), so its answer may be short."""
+    return len(rows) >= depth and any(r["id"] is None for r in rows)
+
+
+def _passing(rows: Sequence[Row], *, rank: str | None) -> list[Row]:
+    """The rows the filters let through, their ``words`` the column ``rank`` (higher is
+    better) of a words match, 0 for a trigram match."""
+    return [{**r, "words": r[rank] if rank else 0.0} for r in rows if r["id"] is not None]
 
 
 class SearchRepository(Repository):
@@ -64,37 +79,60 @@ class SearchRepository(Repository):
         """The lexical rankings of ``query``, each at most ``depth`` long."""
         conn = self.conn
         bounds = _filters(filters)
-        exact: list[str] = []
+        sku = None
         if query.sku is not None:
-            found = await conn.fetchval(q.BY_SKU, sku=query.sku, **bounds)
-            exact = [found] if found else []
-        if not query.terms:
-            return Lexical(exact, [], [])
-        if conn.dialect == "postgresql" and not trigrams:
-            rows = await conn.fetch(
-                q.PG_WORDS, tsquery=q.tsquery(query.terms), depth=depth, **bounds
-            )
-        elif conn.dialect == "postgresql":
-            rows = await conn.fetch(
-                q.PG_LEXICAL,
-                tsquery=q.tsquery(query.terms),
-                text=" ".join(query.terms),
-                fuzzy=query.fuzzy,
-                depth=depth,
-                **bounds,
-            )
-        else:
+            sku = await conn.fetchrow(q.BY_SKU, sku=query.sku, **bounds)
+        rows: list[Row] = []
+        if query.terms and conn.dialect == "postgresql":
+            rows = await self._postgres(query, bounds, depth, trigrams=trigrams)
+        elif query.terms:
             rows = await self._sqlite(query, bounds, depth)
-        words, grams = _rank(rows, query)
-        return Lexical(exact, words, grams)
+        words, grams, shown = _rank(rows, query)
+        if sku is None:
+            return Lexical([], words, grams, shown)
+        shown.setdefault(sku["id"], sku)
+        return Lexical([sku["id"]], words, grams, shown)
+
+    async def _postgres(
+        self, query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool
+    ) -> list[Row]:
+        top, filtered = (
+            (q.PG_LEXICAL_TOP, q.PG_LEXICAL_FILTERED) if trigrams else
+            (q.PG_WORDS_TOP, q.PG_WORDS_FILTERED)
+        )  # fmt: skip
+        params = {"tsquery": q.tsquery(query.terms), "depth": depth, **bounds}
+        if trigrams:
+            params.update(text=" ".join(query.terms), fuzzy=query.fuzzy)
+        rows = await self.conn.fetch(top, **params)
+        by_words = [r for r in rows if r["words"] is not None]
+        by_grams = [r for r in rows if r["similarity"] is not None]
+        if _refused_some(by_words, depth) or _refused_some(by_grams, depth):
+            rows = await self.conn.fetch(filtered, **params)
+            by_words = [r for r in rows if r["words"] is not None]
+            by_grams = [r for r in rows if r["similarity"] is not None]
+        # best first, as SQLite's statements give them (ties by id: the same answer each time)
+        by_words.sort(key=lambda r: (-r["words"], r["id"] or ""))
+        by_grams.sort(key=lambda r: (-r["similarity"], r["id"] or ""))
+        return [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)]
 
     async def _sqlite(self, query: Query, bounds: dict[str, int], depth: int) -> list[Row]:
-        conn = self.conn
         words = q.fts5_words(query.terms)
-        rows = await conn.fetch(q.SQLITE_WORDS, match=words, depth=depth, **bounds)
+        found = await self._fts5(q.SQLITE_WORDS_TOP, q.SQLITE_WORDS_FILTERED, words, bounds, depth)
+        rows = _passing(found, rank="rank")
         grams = q.fts5_grams(query.terms) if query.fuzzy else None
         if grams is not None:
-            rows += await conn.fetch(q.SQLITE_GRAMS, match=grams, depth=depth, **bounds)
+            found = await self._fts5(
+                q.SQLITE_GRAMS_TOP, q.SQLITE_GRAMS_FILTERED, grams, bounds, depth
+            )
+            rows += _passing(found, rank=None)
+        return rows
+
+    async def _fts5(
+        self, top: Statement, filtered: Statement, match: str, bounds: dict[str, int], depth: int
+    ) -> list[Row]:
+        rows = await self.conn.fetch(top, match=match, depth=depth, **bounds)
+        if _refused_some(rows, depth):
+            rows = await self.conn.fetch(filtered, match=match, depth=depth, **bounds)
         return rows
 
     async def shown(self, ids: Sequence[str], filters: Filters) -> dict[str, Row]:
