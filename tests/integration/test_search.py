@@ -7,6 +7,7 @@ own (:func:`word`) and looks only at those.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,42 @@ def test_migration_0012_costs_trigram_comparisons_so_the_index_is_used_and_rever
         assert "Index Scan" in "\n".join(asyncio.run(query(url, plan)))
         migrate.downgrade(url, "0011")
         assert asyncio.run(query(url, costs)) == ["1.0", "1.0"]
+
+
+def test_migration_0012_by_a_role_that_does_not_own_pg_trgm_leaves_the_cost_alone(
+    tmp_path: Path,
+) -> None:
+    """On a managed PostgreSQL the extension's functions belong to its administrator: the
+    migration must not fail there (only their owner may change a cost), it keeps pg_trgm's."""
+    if not PG_URL:
+        pytest.skip("migration 0012 changes PostgreSQL only (MERCATO_TEST_DATABASE_URL)")
+    role = f"mercato_not_owner_{os.getpid()}"
+    costs = "SELECT procost FROM pg_proc WHERE proname IN ('word_similarity_op', " \
+        "'word_similarity_commutator_op')"  # fmt: skip
+
+    async def run(url: str, *statements: str) -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            for statement in statements[:-1]:
+                await conn.execute(statement)
+            return [str(r[0]) for r in await conn.fetch(statements[-1])]
+        finally:
+            await conn.close()
+
+    with scratch_database("postgres", tmp_path, "search_cost_owner") as url:
+        migrate.upgrade(url, "0011")
+        asyncio.run(
+            run(
+                url,
+                f"CREATE ROLE {role} LOGIN",
+                f"GRANT ALL ON alembic_version TO {role}",
+                "SELECT 1",
+            )
+        )
+        try:
+            as_role = sa.engine.make_url(url).set(username=role, password=None)
+            migrate.upgrade(as_role.render_as_string(hide_password=False))
+            assert asyncio.run(run(url, costs)) == ["1.0", "1.0"]
+            assert asyncio.run(run(url, "SELECT version_num FROM alembic_version")) == ["0012"]
+        finally:
+            asyncio.run(run(url, f"DROP OWNED BY {role}", f"DROP ROLE {role}", "SELECT 1"))
