@@ -211,6 +211,27 @@ async def test_importing_a_generated_catalog_twice_adds_it_once(container: Conta
     assert first.available == batch[0]["initial_stock"]
 
 
+_TRGM_COSTS = (
+    "SELECT procost FROM pg_proc"
+    " WHERE proname IN ('word_similarity_op', 'word_similarity_commutator_op')"
+)
+
+
+def _pg(url: str, *statements: str) -> list[str]:
+    """Run ``statements`` on ``url``; the first column of the last one's rows, as text."""
+
+    async def go() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            for statement in statements[:-1]:
+                await conn.execute(statement)
+            return [str(r[0]) for r in await conn.fetch(statements[-1])]
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
 def test_migration_0011_stores_the_documents_of_products_already_there_and_reverts(
     tmp_path: Path,
 ) -> None:
@@ -225,22 +246,15 @@ def test_migration_0011_stores_the_documents_of_products_already_there_and_rever
     indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_products'"
     tables = "SELECT tablename FROM pg_tables WHERE tablename = 'catalog_search_docs'"
 
-    async def query(url: str, statement: str) -> list[str]:
-        conn = await asyncpg.connect(url)
-        try:
-            return [str(r[0]) for r in await conn.fetch(statement)]
-        finally:
-            await conn.close()
-
     with scratch_database("postgres", tmp_path, "search_docs") as url:
         migrate.upgrade(url, "0010")
-        asyncio.run(query(url, insert))
+        _pg(url, insert)
         migrate.upgrade(url)
-        assert asyncio.run(query(url, match)) == [f"p-{w}"]
-        assert "ix_catalog_products_search_doc" not in asyncio.run(query(url, indexes))
+        assert _pg(url, match) == [f"p-{w}"]
+        assert "ix_catalog_products_search_doc" not in _pg(url, indexes)
         migrate.downgrade(url, "0010")
-        assert "ix_catalog_products_search_doc" in asyncio.run(query(url, indexes))
-        assert asyncio.run(query(url, tables)) == []
+        assert "ix_catalog_products_search_doc" in _pg(url, indexes)
+        assert _pg(url, tables) == []
 
 
 async def test_filters_that_refuse_the_best_matches_still_find_the_rest(
@@ -293,30 +307,19 @@ def test_migration_0012_costs_trigram_comparisons_so_the_index_is_used_and_rever
     the trigram index (90 ms against 5 ms at 10,000 products)."""
     if not PG_URL:
         pytest.skip("migration 0012 changes PostgreSQL only (MERCATO_TEST_DATABASE_URL)")
-    costs = "SELECT procost FROM pg_proc WHERE proname IN ('word_similarity_op', " \
-        "'word_similarity_commutator_op')"  # fmt: skip
     plan = "EXPLAIN SELECT id FROM catalog_products WHERE 'electirc kettle' <% lower(name)"
     fill = """INSERT INTO catalog_products SELECT 'p-' || i, 'SKU-' || i, 'Thing ' || md5(i::text),
         '', 1000, 'EUR', 100, true, 5, 0, 0, now(), now(), 1 FROM generate_series(1, 10000) AS i"""
 
-    async def query(url: str, *statements: str) -> list[str]:
-        conn = await asyncpg.connect(url)
-        try:
-            for statement in statements[:-1]:
-                await conn.execute(statement)
-            return [str(r[0]) for r in await conn.fetch(statements[-1])]
-        finally:
-            await conn.close()
-
     with scratch_database("postgres", tmp_path, "search_cost") as url:
         migrate.upgrade(url, "0011")
-        asyncio.run(query(url, fill, "ANALYZE catalog_products", "SELECT 1"))
-        assert "Seq Scan" in asyncio.run(query(url, plan))[0]
+        _pg(url, fill, "ANALYZE catalog_products", "SELECT 1")
+        assert "Seq Scan" in _pg(url, plan)[0]
         migrate.upgrade(url)
-        assert asyncio.run(query(url, costs)) == ["100.0", "100.0"]
-        assert "Index Scan" in "\n".join(asyncio.run(query(url, plan)))
+        assert _pg(url, _TRGM_COSTS) == ["100.0", "100.0"]
+        assert "Index Scan" in "\n".join(_pg(url, plan))
         migrate.downgrade(url, "0011")
-        assert asyncio.run(query(url, costs)) == ["1.0", "1.0"]
+        assert _pg(url, _TRGM_COSTS) == ["1.0", "1.0"]
 
 
 def test_migration_0012_by_a_role_that_does_not_own_pg_trgm_leaves_the_cost_alone(
@@ -327,32 +330,14 @@ def test_migration_0012_by_a_role_that_does_not_own_pg_trgm_leaves_the_cost_alon
     if not PG_URL:
         pytest.skip("migration 0012 changes PostgreSQL only (MERCATO_TEST_DATABASE_URL)")
     role = f"mercato_not_owner_{os.getpid()}"
-    costs = "SELECT procost FROM pg_proc WHERE proname IN ('word_similarity_op', " \
-        "'word_similarity_commutator_op')"  # fmt: skip
-
-    async def run(url: str, *statements: str) -> list[str]:
-        conn = await asyncpg.connect(url)
-        try:
-            for statement in statements[:-1]:
-                await conn.execute(statement)
-            return [str(r[0]) for r in await conn.fetch(statements[-1])]
-        finally:
-            await conn.close()
 
     with scratch_database("postgres", tmp_path, "search_cost_owner") as url:
         migrate.upgrade(url, "0011")
-        asyncio.run(
-            run(
-                url,
-                f"CREATE ROLE {role} LOGIN",
-                f"GRANT ALL ON alembic_version TO {role}",
-                "SELECT 1",
-            )
-        )
+        _pg(url, f"CREATE ROLE {role} LOGIN", f"GRANT ALL ON alembic_version TO {role}", "SELECT 1")
         try:
             as_role = sa.engine.make_url(url).set(username=role, password=None)
             migrate.upgrade(as_role.render_as_string(hide_password=False))
-            assert asyncio.run(run(url, costs)) == ["1.0", "1.0"]
-            assert asyncio.run(run(url, "SELECT version_num FROM alembic_version")) == ["0012"]
+            assert _pg(url, _TRGM_COSTS) == ["1.0", "1.0"]
+            assert _pg(url, "SELECT version_num FROM alembic_version") == ["0012"]
         finally:
-            asyncio.run(run(url, f"DROP OWNED BY {role}", f"DROP ROLE {role}", "SELECT 1"))
+            _pg(url, f"DROP OWNED BY {role}", f"DROP ROLE {role}", "SELECT 1")
