@@ -253,12 +253,7 @@ class OrderRepository(TrackingRepository[Order]):
         """
         if lock:
             rows = await self.conn.fetch(_LOCK, id=order_id)
-            if not rows:
-                return None
-            head = rows[0]
-            if head["version"] != head["seen_version"]:  # waited for a change: read it anew
-                return self._loaded(_order(head, await self.conn.fetch(_LINES, id=order_id)))
-            return self._loaded(_order(head, _lines_of(rows)))
+            return await self._locked(rows) if rows else None
         rows = await self.conn.fetch(_GET, id=order_id)
         return self._loaded(_order(rows[0], _lines_of(rows))) if rows else None
 
@@ -274,12 +269,7 @@ class OrderRepository(TrackingRepository[Order]):
         rows = await self.conn.fetch(_LOCK_WITH_CUSTOMER, id=order_id)
         if not rows:
             return None
-        head = rows[0]
-        if head["version"] != head["seen_version"]:  # waited for a change: read the lines anew
-            order = _order(head, await self.conn.fetch(_LINES, id=order_id))
-        else:
-            order = _order(head, _lines_of(rows))
-        return self._loaded(order), bool(head["customer_active"])
+        return await self._locked(rows), bool(rows[0]["customer_active"])
 
     async def save_with_payment(self, order: Order, payment: Payment) -> bool:
         """PostgreSQL: save an order that began its checkout and insert its pending payment in
@@ -326,6 +316,14 @@ class OrderRepository(TrackingRepository[Order]):
         }
         by_order = rows_by(await self.conn.fetch(_PAGE, **params), "id")  # keeps the page's order
         return [_order(rows[0], _lines_of(rows)) for rows in by_order.values()]
+
+    async def _locked(self, rows: list[Row]) -> Order:
+        """The order of a locking read's rows (see ``_LOCK``): its lines as read, or read again
+        now that the lock is held if the statement waited for a change to the order."""
+        head = rows[0]
+        if head["version"] == head["seen_version"]:
+            return self._loaded(_order(head, _lines_of(rows)))
+        return self._loaded(_order(head, await self.conn.fetch(_LINES, id=head["id"])))
 
     def _loaded(self, order: Order) -> Order:
         self._lines_seen[id(order)] = list(order.lines.values())
