@@ -65,9 +65,7 @@ async def test_generic_plans_end_with_their_transaction_committed_or_rolled_back
         async with db.connection() as conn:
             assert await conn.fetchval(_MODE) == "auto"
         with pytest.raises(ZeroDivisionError):
-            async with db.transaction(generic_plans=True) as conn:
-                await conn.execute_text("CREATE TEMPORARY TABLE phase_one_probe (n int)")
-                raise ZeroDivisionError
+            await _fail_after_a_write(db)
         async with db.connection() as conn:
             assert await conn.fetchval(_MODE) == "auto"
             assert (
@@ -77,3 +75,9 @@ async def test_generic_plans_end_with_their_transaction_committed_or_rolled_back
             assert await conn.fetchval(_MODE) == "auto"
     finally:
         await db.close()
+
+
+async def _fail_after_a_write(db: PostgresDatabase) -> None:
+    async with db.transaction(generic_plans=True) as conn:
+        await conn.execute_text("CREATE TEMPORARY TABLE phase_one_probe (n int)")
+        raise ZeroDivisionError
