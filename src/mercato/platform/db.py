@@ -226,11 +226,7 @@ async def run_in_transaction(
     """
     for attempt in range(1, attempts + 1):
         try:
-            if single_statement:
-                opened = db.connection()
-            else:
-                opened = db.transaction(generic_plans=True) if generic_plans else db.transaction()
-            async with opened as conn:
+            async with _opened(db, single_statement, generic_plans) as conn:
                 return await work(conn)
         except TransientError:
             if attempt == attempts:
@@ -239,6 +235,12 @@ async def run_in_transaction(
                 on_retry(attempt)
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+def _opened(db: Database, single_statement: bool, generic_plans: bool) -> Any:
+    if single_statement:
+        return db.connection()
+    return db.transaction(generic_plans=True) if generic_plans else db.transaction()
 
 
 def rows_by(rows: Sequence[Row], key: str) -> dict[Any, list[Row]]:
