@@ -73,8 +73,10 @@ class FakeTransactor(Transactor):
         self._after_commit: list[AfterCommit] = []
         self._on_retry: list[Callable[[int], None]] = []
 
-    async def __call__(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        saved = copy.deepcopy(self.tables)
+    async def __call__(
+        self, work: Callable[[UnitOfWork], Awaitable[T]], *, generic_plans: bool = False
+    ) -> T:
+        saved = copy.deepcopy(self.tables)  # generic_plans: a database's concern, none here
         uow = FakeUnitOfWork(self.tables)
         try:
             result = await work(uow)

@@ -57,9 +57,11 @@ class CountingDatabase:
         self.transactions = 0  # explicit ones: each costs a BEGIN and a COMMIT round trip
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[CountingConnection]:
+    async def transaction(
+        self, *, generic_plans: bool = False
+    ) -> AsyncIterator[CountingConnection]:
         self.transactions += 1
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(generic_plans=generic_plans) as conn:
             yield CountingConnection(conn, self.sent)
 
     @asynccontextmanager

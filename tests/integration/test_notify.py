@@ -6,14 +6,25 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
+from mercato.orders import NewLine
 from mercato.orders.events import OrderConfirmed
+from mercato.payments import SUCCESS_CARD
 from mercato.platform import event_log, outbox
+from mercato.platform.db import sql
 from mercato.platform.notify import ShuttingDown, TooManyWaiting
-from tests.conftest import make_settings, running
-from tests.integration.follow import Recorder, customer, eventually, placed_orders, staff
+from tests.conftest import make_settings, running, unique
+from tests.integration.follow import (
+    ADDRESS,
+    Recorder,
+    customer,
+    eventually,
+    placed_orders,
+    staff,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -267,3 +278,80 @@ async def test_the_hub_stays_cold_until_someone_follows_and_cools_down_after(
         assert hub.held == 0
     finally:
         await container.stop()
+
+
+async def test_a_statement_inserting_several_events_sends_one_notification_naming_them(
+    backend: str, container: Container
+) -> None:
+    postgres_only(backend)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    def note(*args: object) -> None:
+        heard.put_nowait(str(args[-1]))
+
+    async with container.db.connection() as listening:
+        raw = listening.raw
+        await raw.add_listener("mercato_outbox", note)
+        try:
+            async with container.db.transaction() as conn:  # two rows, one statement
+                await conn.execute_text(
+                    "INSERT INTO platform_outbox"
+                    " (aggregate_type, aggregate_id, event_type, payload, occurred_at)"
+                    " SELECT 'order', 'notify-range', 'OrderConfirmed', '{}', now()"
+                    " FROM generate_series(1, 2)"
+                )
+            async with container.db.transaction() as conn:  # a statement that inserts nothing
+                await conn.execute_text(
+                    "INSERT INTO platform_outbox"
+                    " (aggregate_type, aggregate_id, event_type, payload, occurred_at)"
+                    " SELECT 'order', 'notify-none', 'OrderConfirmed', '{}', now() WHERE false"
+                )
+            payload = await asyncio.wait_for(heard.get(), timeout=2)
+            await asyncio.sleep(0.2)
+            assert heard.empty(), "one notification per statement, none for nothing inserted"
+        finally:
+            await raw.remove_listener("mercato_outbox", note)
+    first, last = map(int, payload.split("-"))
+    async with container.db.connection() as conn:
+        seqs = sorted(row["seq"] for row in await conn.fetch(_SEQS_OF, aggregate_id="notify-range"))
+    assert seqs == [first, last]
+    assert last == first + 1
+
+
+_SEQS_OF = sql(
+    sa.select(outbox.outbox.c.seq).where(
+        outbox.outbox.c.aggregate_id == sa.bindparam("aggregate_id")
+    )
+)
+
+
+async def test_a_placement_by_another_process_wakes_a_follower_of_the_order(
+    backend: str, container: Container, other: Container
+) -> None:
+    postgres_only(backend)
+    clerk, owner = await staff(other), await customer(other)
+    product = await other.catalog.create_product(
+        actor_id=clerk.user_id,
+        sku=unique("N").upper(),
+        name="Notified",
+        description="",
+        price_amount=1000,
+        currency="EUR",
+        weight_grams=100,
+        initial_stock=1,
+    )
+    order = await other.orders.create(
+        owner, lines=[NewLine(product.id, 1)], shipping_address=ADDRESS
+    )
+    recorder = Recorder()
+    await container.notifier.follow(
+        recorder, aggregate_type="order", aggregate_id=order.id, stream=True
+    )
+    listener = container.notifier.listener
+    assert listener is not None
+    await eventually(lambda: listener.connected, within=5)
+
+    # its settle writes two events in one statement: one notification names both
+    await other.orders.place(owner, order.id, card_number=SUCCESS_CARD)
+
+    await eventually(lambda: "OrderPlaced" in recorder.types, within=1)  # safety poll: 10 s

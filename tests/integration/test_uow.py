@@ -52,9 +52,9 @@ class RecordingDatabase:
         self.log = log
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    async def transaction(self, *, generic_plans: bool = False) -> AsyncIterator[Connection]:
         self.log.append("begin")
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(generic_plans=generic_plans) as conn:
             yield conn
         self.log.append("committed")
 

@@ -80,7 +80,7 @@ def test_a_gap_is_given_up_after_the_timeout_and_what_waited_behind_it_is_passed
 
     assert seqs(passed) == [3]
     assert (tracker.horizon, tracker.next_expiry()) == (3, None)
-    assert tracker.was_abandoned(2)
+    assert tracker.abandoned_in(range(1, 4)) == [2]
     assert not tracker.wants(2)  # a late commit is not picked up by the normal pull
 
 
@@ -105,7 +105,7 @@ def test_starting_from_the_log_gives_up_holes_older_than_the_timeout() -> None:
     tracker.reset([(8, 90), (9, 90), (11, 60), (12, 2)], window_start=7)
 
     assert (tracker.top, tracker.horizon) == (12, 12)
-    assert tracker.was_abandoned(10)
+    assert tracker.abandoned_in(range(10, 11)) == [10]
 
 
 def test_too_much_held_behind_a_gap_gives_the_gap_up() -> None:
@@ -117,3 +117,25 @@ def test_too_much_held_behind_a_gap_gives_the_gap_up() -> None:
 
     assert seqs(passed) == [3, 4, 5, 6]
     assert tracker.horizon == 6
+
+
+def test_a_notified_range_is_news_if_any_of_it_is_above_the_top_or_in_a_gap() -> None:
+    tracker = SeqTracker(gap_timeout=5)
+    tracker.absorb([change(1), change(2), change(5), change(6)], now=0)  # 3 and 4 open
+
+    assert tracker.wants_any(range(6, 8))  # 7 is above the top
+    assert tracker.wants_any(range(2, 4))  # 3 is in the gap
+    assert not tracker.wants_any(range(5, 7))  # seen already
+    assert not tracker.wants_any(range(1, 1))  # names nothing
+    assert tracker.wants_any(range(1, 1_000_001))  # a million-row statement, checked at once
+
+
+def test_the_given_up_numbers_a_range_covers_are_read_again_on_their_own() -> None:
+    tracker = SeqTracker(gap_timeout=5)
+    tracker.absorb([change(1), change(4)], now=0)
+    tracker.advance(now=5)  # 2 and 3 given up
+
+    assert not tracker.wants_any(range(2, 5))  # the normal pull would not look again
+    assert tracker.abandoned_in(range(3, 5)) == [3]
+    assert tracker.abandoned_in(range(2, 4)) == [2, 3]
+    assert tracker.abandoned_in(range(5, 9)) == []

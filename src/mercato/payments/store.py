@@ -51,9 +51,13 @@ _FOR_ORDER = sql(sa.select(payments).where(_c.order_id == _bind("order_id")).ord
 _CAPTURED_FOR_ORDER = sql(
     sa.select(payments).where(_c.order_id == _bind("order_id"), _c.status == Status.CAPTURED.value)
 )
+# The status guard is a filter on the row the primary key finds, never an index condition: as
+# "status = $2" PostgreSQL may reach the row through the status index instead and visit every
+# payment of that status (all the pending ones, when they pile up unsettled). status is NOT
+# NULL, so IS NOT DISTINCT FROM is the same test.
 _UPDATE = sql(
     sa.update(payments)
-    .where(_c.id == _bind("id"), _c.status == _bind("expected_status"))
+    .where(_c.id == _bind("id"), _c.status.is_not_distinct_from(_bind("expected_status")))
     .values(
         status=_bind("status"),
         card_last4=_bind("card_last4"),

@@ -105,6 +105,27 @@ async def _no_reset(_: asyncpg.Connection) -> None:
     """mercato never changes session state on pooled connections, so skip RESET ALL."""
 
 
+_BEGIN_GENERIC = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
+
+
+@asynccontextmanager
+async def _generic_plans(raw: asyncpg.Connection) -> AsyncIterator[None]:
+    """BEGIN with generic plans for the transaction, then COMMIT or ROLLBACK, as asyncpg's own
+    transaction does it. A connection whose ROLLBACK fails is closed rather than pooled: with
+    no reset on release, it would go back to the pool inside a transaction."""
+    await raw.execute(_BEGIN_GENERIC)  # two statements in one simple-query round trip
+    try:
+        yield
+    except BaseException:
+        try:
+            await raw.execute("ROLLBACK")
+        except BaseException:
+            raw.terminate()
+            raise
+        raise
+    await raw.execute("COMMIT")
+
+
 class PostgresDatabase:
     """A pool of asyncpg connections."""
 
@@ -154,13 +175,21 @@ class PostgresDatabase:
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PgConnection]:
+    async def transaction(self, *, generic_plans: bool = False) -> AsyncIterator[PgConnection]:
         """A connection inside one transaction: committed on success, rolled back on error.
 
         Its errors, BEGIN's and COMMIT's among them, are translated by :meth:`connection`.
+        With ``generic_plans`` the transaction's prepared statements run their generic plans
+        (see :func:`mercato.platform.db.run_in_transaction`); the setting is sent with BEGIN,
+        in the same round trip, and ends with the transaction.
         """
-        async with self.connection() as conn, conn.raw.transaction():
-            yield conn
+        async with self.connection() as conn:
+            if not generic_plans:
+                async with conn.raw.transaction():
+                    yield conn
+                return
+            async with _generic_plans(conn.raw):
+                yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[PgConnection]:

@@ -135,8 +135,10 @@ class SqliteDatabase:
         return self._raw
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteConnection]:
-        """A write transaction (BEGIN IMMEDIATE): committed on success, rolled back on error."""
+    async def transaction(self, *, generic_plans: bool = False) -> AsyncIterator[SqliteConnection]:
+        """A write transaction (BEGIN IMMEDIATE): committed on success, rolled back on error.
+
+        ``generic_plans`` is PostgreSQL's concern; SQLite has no plan cache to steer."""
         async with self._lock:
             raw = self._conn()
             try:

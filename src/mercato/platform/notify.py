@@ -13,8 +13,9 @@ woken
 
 * by the unit of work's after-commit hook, for changes committed by this process;
 * on PostgreSQL, by ``LISTEN mercato_outbox`` on one dedicated connection per process
-  (:mod:`mercato.platform.notify_postgres`); a trigger on the outbox (migration 0003) sends the
-  row's ``seq`` with every insert, delivered when the inserting transaction commits. After the
+  (:mod:`mercato.platform.notify_postgres`); a trigger on the outbox sends the range of
+  ``seq`` each inserting statement wrote (migration 0013; 0003 sent one notification per row),
+  delivered when the inserting transaction commits. After the
   listening connection is lost and made again, the hub catches up with one pull;
 * by a slow safety timer (a second on SQLite, where another process such as ``mercato worker``
   may write, and longer on PostgreSQL), one query per process, never per request.
@@ -229,14 +230,19 @@ class Notifier:
 
     # -- waking ------------------------------------------------------------------------------
 
-    def wake(self, seq: int | None = None) -> None:
-        """Something was committed (``seq``: the outbox row, when known): look for news."""
+    def wake(self, seqs: range | None = None) -> None:
+        """Something was committed (``seqs``: the outbox rows, when known): look for news.
+
+        ``seqs`` is the range one statement inserted; rows of other transactions may fall
+        inside it (the sequence is shared): any row the hub still waits for wakes it, and rows
+        it had given up on are read again on their own."""
         if not self._warm:
             return
-        if seq is not None and not self.tracker.wants(seq):
-            if not self.tracker.was_abandoned(seq):
+        if seqs is not None and not self.tracker.wants_any(seqs):
+            late = self.tracker.abandoned_in(seqs)
+            if not late:
                 return
-            self._late.add(seq)
+            self._late.update(late)
         self._wakeup.set()
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class PgListener:
         url: str,
         *,
         channel: str,
-        on_notify: Callable[[int | None], None],
+        on_notify: Callable[[range | None], None],
         on_connect: Callable[[], None],
         timeout: float = 5.0,
         keepalive_s: float = 10.0,
@@ -101,4 +101,15 @@ class PgListener:
                 conn.terminate()
 
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        self._on_notify(int(payload) if payload.isdigit() else None)
+        self._on_notify(inserted(payload))
+
+
+def inserted(payload: str) -> range | None:
+    """The outbox sequence numbers a notification names: ``first-last`` from the trigger of
+    migration 0013 (one per inserting statement), a lone ``seq`` from 0003's (one per row, on a
+    database not yet migrated); None for anything else, which only says "look for news"."""
+    first, dash, last = payload.partition("-")
+    if not first.isdigit() or (dash and not last.isdigit()):
+        return None
+    start, end = int(first), int(last) if dash else int(first)
+    return range(start, end + 1) if start <= end else None

@@ -71,9 +71,17 @@ class SeqTracker:
         """Whether a row with this number would be news."""
         return seq > self.top or self._gap_of(seq) is not None
 
-    def was_abandoned(self, seq: int) -> bool:
-        """Whether this number was given up as never committed (it committed late after all)."""
-        return seq in self._abandoned
+    def wants_any(self, seqs: range) -> bool:
+        """Whether a row numbered anywhere in ``seqs`` would be news (what one notification
+        names); as cheap for a statement that inserted a million rows as for one."""
+        if not seqs:
+            return False
+        first, last = seqs[0], seqs[-1]
+        return last > self.top or any(g.first <= last and first <= g.last for g in self._gaps)
+
+    def abandoned_in(self, seqs: range) -> list[int]:
+        """The numbers in ``seqs`` given up as never committed (they committed late after all)."""
+        return [seq for seq in self._abandoned if seq in seqs]
 
     def gap_runs(self) -> list[tuple[int, int]]:
         """The open gaps as inclusive ranges, for re-reading."""

@@ -158,12 +158,12 @@ class TracedDatabase:
         await self._db.ping()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[TracedConnection]:
+    async def transaction(self, *, generic_plans: bool = False) -> AsyncIterator[TracedConnection]:
         # Not made the current span: the unit of work may leave the COMMIT to the idempotency
         # middleware, so this context can be exited far from where it was entered.
         span = self._tracer.start_span("db transaction", kind=SpanKind.CLIENT)
         try:
-            async with self._db.transaction() as conn:
+            async with self._db.transaction(generic_plans=generic_plans) as conn:
                 yield TracedConnection(conn, self._tracer)
         except BaseException as exc:
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))

@@ -177,8 +177,11 @@ class Transactor:
         for hook in self._on_retry:
             hook(attempt)
 
-    async def __call__(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """Run ``work`` in a unit of work and commit it with its events."""
+    async def __call__(
+        self, work: Callable[[UnitOfWork], Awaitable[T]], *, generic_plans: bool = False
+    ) -> T:
+        """Run ``work`` in a unit of work and commit it with its events (``generic_plans``: see
+        :func:`mercato.platform.db.run_in_transaction`)."""
         committed: list[DomainEvent] = []
 
         async def attempt(conn: Connection) -> T:
@@ -191,7 +194,11 @@ class Transactor:
             return result
 
         result = await run_in_transaction(
-            self.db, attempt, attempts=self.attempts, on_retry=self._retried
+            self.db,
+            attempt,
+            attempts=self.attempts,
+            on_retry=self._retried,
+            generic_plans=generic_plans,
         )
         self._committed(committed)
         return result

@@ -271,10 +271,14 @@ class OrdersService:
     async def begin_checkout(
         self, principal: Principal, order_id: str, means: PaymentMeans, expected_version: int | None
     ) -> Checkout:
-        """Phase 1 of placing: the stock reserved, the payment pending, the draft frozen."""
+        """Phase 1 of placing: the stock reserved, the payment pending, the draft frozen.
+
+        Every statement of it finds its rows by key, so it runs on generic plans (see
+        :func:`mercato.platform.db.run_in_transaction`)."""
         target = Target(principal, order_id, expected_version)
         return await self._transact(
-            lambda uow: checkout.begin_checkout(uow, self._deps, target, means)
+            lambda uow: checkout.begin_checkout(uow, self._deps, target, means),
+            generic_plans=True,
         )
 
     async def pay(self, begun: Checkout, means: PaymentMeans) -> Order:

@@ -89,7 +89,11 @@ _BEGIN = sql(
 #              leaves the gate empty. Nothing is read from any other row without a lock or a
 #              guarded update, so nothing here can be stale after a wait;
 #   paid     - the payment's answer, only if it is still pending (the same guard as
-#              PaymentRepository's update; an update that waited re-checks it on the newest row);
+#              PaymentRepository's update; an update that waited re-checks it on the newest row;
+#              written IS NOT DISTINCT FROM, status being NOT NULL, so it is a filter on the row
+#              the primary key finds: as "status = 'pending'" PostgreSQL may find the row
+#              through the status index instead, visiting every pending payment, which is the
+#              slowest exactly when payments pile up unsettled);
 #   settled  - the order placed or back to an editable draft, at the version phase 1 + 1;
 #   moved    - the order's active reservations committed (sold) or released;
 #   locked   - their products, row-locked in product-id order, as every multi-product
@@ -112,7 +116,8 @@ _SETTLE = sql(
             SET status = :payment_status, card_last4 = :card_last4,
                 provider_reference = :provider_reference, failure_reason = :failure_reason,
                 updated_at = CAST(:now AS timestamptz)
-            WHERE id = :payment_id AND status = 'pending' AND EXISTS (SELECT 1 FROM gate)
+            WHERE id = :payment_id AND status IS NOT DISTINCT FROM 'pending'
+              AND EXISTS (SELECT 1 FROM gate)
             RETURNING id
         ), settled AS (
             UPDATE orders_orders
