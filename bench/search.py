@@ -90,11 +90,13 @@ def fresh(database: str, folder: Path, size: int, *, name: str, keep: bool) -> I
             Path(f"{folder}/bench-{size}.db").unlink(missing_ok=True)
     else:
         url = f"{PG_SERVER}/{name}_{size}"
-        statements = [] if keep else ["DROP DATABASE IF EXISTS"]
-        statements.append("CREATE DATABASE")
-        for statement in statements:
-            command = f"{statement} {name}_{size}"
+        if keep:  # made if missing (psql fails, harmlessly, when it is there)
+            command = f"CREATE DATABASE {name}_{size}"
             subprocess.run(["psql", PG_ADMIN, "-qc", command], check=False, capture_output=True)
+        else:
+            for statement in ("DROP DATABASE IF EXISTS", "CREATE DATABASE"):
+                command = f"{statement} {name}_{size}"
+                subprocess.run(["psql", PG_ADMIN, "-qc", command], check=True)
     migrate.upgrade(url)
     yield url
 
