@@ -331,8 +331,11 @@ def run(
         result: dict[str, Any] = {"database": database, "products": size, **indexing}
         # --baseline-src: the same searches on a server importing mercato from another
         # checkout, alternating with this one in the same minutes (the machine is shared)
-        trees = {"": {}, "baseline ": {"PYTHONPATH": options.baseline_src}}
-        if not options.baseline_src:
+        baseline = dict(v.split("=", 1) for v in options.baseline_env)
+        if options.baseline_src:
+            baseline["PYTHONPATH"] = options.baseline_src
+        trees = {"": dict(v.split("=", 1) for v in options.env), "baseline ": baseline}
+        if not baseline:
             del trees["baseline "]
         for _ in range(options.runs):
             for label, source in trees.items():
@@ -374,6 +377,10 @@ def main() -> None:
                         help="reuse an earlier run's catalog (--folder for SQLite)")  # fmt: skip
     parser.add_argument("--folder", type=Path, help="where SQLite databases and logs go")
     parser.add_argument("--baseline-src", help="also serve mercato from this src folder")
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="settings of this tree's server")  # fmt: skip
+    parser.add_argument("--baseline-env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="also serve with these (and --baseline-src)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=1, help="alternations of each server")
     args = parser.parse_args()
     results = []
