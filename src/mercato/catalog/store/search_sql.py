@@ -57,15 +57,20 @@ def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
             LIMIT :depth
         )"""
     either = "SELECT id, NULL, similarity FROM grams" if trigrams else "SELECT NULL, NULL, NULL"
-    return f"""
-        WITH words AS MATERIALIZED (
-            SELECT d.product_id AS id, ts_rank({_WEIGHTS}, d.doc, q) AS words
-            FROM catalog_search_docs AS d {inner if filtered else ""},
-                 to_tsquery('english', :tsquery) AS q
+    # unfiltered, the best matches come from catalog_search_words (migration 0014): the same
+    # statement, planned through the GIN index (a scan of every document cost 2-3x as much)
+    words = (
+        f"""SELECT d.product_id AS id, ts_rank({_WEIGHTS}, d.doc, q) AS words
+            FROM catalog_search_docs AS d {inner}, to_tsquery('english', :tsquery) AS q
             WHERE d.doc @@ q
             ORDER BY words DESC, d.product_id
-            LIMIT :depth
-        ){grams if trigrams else ""},
+            LIMIT :depth"""
+        if filtered
+        else "SELECT product_id AS id, words "
+        "FROM catalog_search_words(CAST(:tsquery AS text), CAST(:depth AS integer))"
+    )
+    return f"""
+        WITH words AS MATERIALIZED ({words}){grams if trigrams else ""},
         candidates (id, words, similarity) AS (
             SELECT id, words, CAST(NULL AS real) FROM words UNION ALL {either}
         )
