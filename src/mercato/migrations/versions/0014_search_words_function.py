@@ -15,7 +15,7 @@ own statement is planned without the scan, nothing else in the session is touche
 statement did (same matches, same ranking, ties by product id). Nothing on SQLite.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-06 01:40:00.000000
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
