@@ -73,10 +73,10 @@ async def customer(container: Container) -> Principal:
     return Principal(account.id, TokenRole.CUSTOMER)
 
 
-async def placed_orders(
+async def drafts(
     container: Container, owner: Principal, clerk: Principal, count: int = 1
 ) -> list[Order]:
-    """``count`` orders of one product, placed and paid by ``owner``."""
+    """``count`` draft orders of ``owner``, each for one unit of one new product in stock."""
     product = await container.catalog.create_product(
         actor_id=clerk.user_id,
         sku=unique("P").upper(),
@@ -87,10 +87,19 @@ async def placed_orders(
         weight_grams=100,
         initial_stock=count,
     )
-    placed = []
-    for _ in range(count):
-        order = await container.orders.create(
+    return [
+        await container.orders.create(
             owner, lines=[NewLine(product.id, 1)], shipping_address=ADDRESS
         )
-        placed.append(await container.orders.place(owner, order.id, card_number=SUCCESS_CARD))
-    return placed
+        for _ in range(count)
+    ]
+
+
+async def placed_orders(
+    container: Container, owner: Principal, clerk: Principal, count: int = 1
+) -> list[Order]:
+    """``count`` orders of one product, placed and paid by ``owner``."""
+    return [
+        await container.orders.place(owner, order.id, card_number=SUCCESS_CARD)
+        for order in await drafts(container, owner, clerk, count)
+    ]

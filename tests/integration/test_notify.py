@@ -10,17 +10,16 @@ import sqlalchemy as sa
 
 from mercato.bootstrap import Container, build
 from mercato.config import Settings
-from mercato.orders import NewLine
 from mercato.orders.events import OrderConfirmed
 from mercato.payments import SUCCESS_CARD
 from mercato.platform import event_log, outbox
 from mercato.platform.db import sql
 from mercato.platform.notify import ShuttingDown, TooManyWaiting
-from tests.conftest import make_settings, running, unique
+from tests.conftest import make_settings, running
 from tests.integration.follow import (
-    ADDRESS,
     Recorder,
     customer,
+    drafts,
     eventually,
     placed_orders,
     staff,
@@ -330,19 +329,7 @@ async def test_a_placement_by_another_process_wakes_a_follower_of_the_order(
 ) -> None:
     postgres_only(backend)
     clerk, owner = await staff(other), await customer(other)
-    product = await other.catalog.create_product(
-        actor_id=clerk.user_id,
-        sku=unique("N").upper(),
-        name="Notified",
-        description="",
-        price_amount=1000,
-        currency="EUR",
-        weight_grams=100,
-        initial_stock=1,
-    )
-    order = await other.orders.create(
-        owner, lines=[NewLine(product.id, 1)], shipping_address=ADDRESS
-    )
+    (order,) = await drafts(other, owner, clerk)
     recorder = Recorder()
     await container.notifier.follow(
         recorder, aggregate_type="order", aggregate_id=order.id, stream=True
