@@ -23,13 +23,16 @@ FastAPI's handler reads again. Errors it raises go to the same exception handler
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, cast
 
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mercato.platform import problems
 
 Hold = Callable[[Scope], ASGIApp | None]
 
@@ -96,3 +99,94 @@ def answered_directly(direct: Direct) -> type[APIRoute]:
     return cast(
         type[APIRoute], type("DirectRoute", (DirectRoute,), {"direct": staticmethod(direct)})
     )
+
+
+Read = Callable[[Scope, str], Awaitable[ASGIApp | None]]
+"""The answer to a GET of a route ``<prefix>{param}``, given the scope and the parameter, or
+None to leave it to the route's FastAPI handler."""
+
+
+class Answer:
+    """A response complete before it is sent: its status, headers and body in two messages."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class DirectGet:
+    """Answers well-formed GETs of one route ``<prefix>{param}`` in front of FastAPI's routing.
+
+    The busiest read of a shop pays for every layer it passes: FastAPI's exception and exit-stack
+    middleware, matching against every route, the route's request handling and dependency
+    resolution cost more CPU than the read's query (``bench/RESULTS.md``). This layer sits
+    innermost, after every middleware of mercato's own (so the request is named, counted,
+    logged, traced and gated by the lifecycle as before), and hands ``read`` the parameter of a
+    GET whose path the route would match; ``read`` validates it with the endpoint's own types
+    and answers, or returns None to let the route's handler answer (bad input and its
+    problem+json naming the field, other callers' views). Errors ``read`` raises are answered by
+    the application's own handlers, as the route's would be; one without a handler of its own
+    goes on to the outermost one, as it would from the route.
+
+    The route's template names the request in metrics, logs and traces (``scope["route"]``).
+    Paths under ``prefix`` that an earlier route serves (``/v1/products/search``) are handed on.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, routes: Sequence[BaseRoute], endpoint: Callable[..., Any], read: Read
+    ) -> None:
+        self.app = app
+        self.read = read
+        contexts = list(iter_route_contexts(routes))
+        index = next(i for i, c in enumerate(contexts) if c.endpoint is endpoint)
+        self.route = contexts[index].original_route
+        template = str(contexts[index].path_format)
+        self.prefix, _, param = template.partition("{")
+        if not param.endswith("}") or "/" in param or "{" in param:
+            raise ValueError(f"{template}: not a route of one trailing parameter")
+        self.param = param[:-1]
+        self.served_before = self._served_before(contexts[:index])
+
+    def _served_before(self, earlier: list[RouteContext]) -> frozenset[str]:
+        """The paths under the prefix that an earlier route answers (literal ones only)."""
+        paths = set()
+        for context in earlier:
+            path = str(context.path_format or context.path or "")
+            rest = path[len(self.prefix) :] if path.startswith(self.prefix) else "/"
+            if "/" in rest or not rest:
+                continue
+            if "{" in rest:
+                raise ValueError(f"{path} would also match {self.prefix}{{{self.param}}}")
+            paths.add(path)
+        return frozenset(paths)
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path.startswith(self.prefix) and path not in self.served_before:
+                value = path[len(self.prefix) :]
+                if value and "/" not in value:
+                    return self._answer(scope, receive, send, value)
+        # handed on, not awaited here: no frame of this layer stays alive while it runs
+        return self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, value: str) -> None:
+        scope["route"] = self.route
+        scope["path_params"] = {self.param: value}
+        try:
+            answer = await self.read(scope, value)
+        except Exception as exc:
+            if not await problems.send_handled_error(scope, receive, send, exc):
+                raise
+            return
+        if answer is None:
+            await self.app(scope, receive, send)
+        else:
+            await answer(scope, receive, send)

@@ -13,8 +13,8 @@ from starlette.types import Lifespan
 
 from mercato import __version__, console
 from mercato.bootstrap import Container, build
+from mercato.catalog.routes import read_product, read_product_directly, search_router
 from mercato.catalog.routes import router as catalog_router
-from mercato.catalog.routes import search_router
 from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
 from mercato.migrations.migrate import SchemaCheck
@@ -27,6 +27,7 @@ from mercato.platform.http import BodyLimitMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
+from mercato.platform.routing import DirectGet
 from mercato.web.state import AppState
 from mercato.webhooks.routes import router as webhooks_router
 
@@ -78,6 +79,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state = AppState(container, lifecycle)
     problems.install(app)
     _include_routes(app)
+    # innermost, in front of the routes: the busiest read skips FastAPI's routing
+    app.add_middleware(
+        DirectGet, routes=app.routes, endpoint=read_product, read=read_product_directly
+    )
     # add_middleware puts each outside those added before it: the list goes in innermost first
     for layer in reversed(middleware(container, lifecycle)):
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
