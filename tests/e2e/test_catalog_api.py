@@ -336,7 +336,7 @@ async def test_the_fast_product_read_has_exactly_the_documented_shape(
 async def test_an_anonymous_product_read_answers_as_the_routes_handler_does(
     client: httpx.AsyncClient, app: FastAPI, staff: User
 ) -> None:
-    # without a token the read is answered in front of FastAPI's routing (DirectGet); with a
+    # without a token the read is answered in front of FastAPI's routing; with a
     # customer's token by the route's handler, which shows a customer what it shows anyone
     made = await create_product(client, staff, stock=3)
     customer = await register(client)
@@ -361,10 +361,11 @@ async def test_a_product_read_refuses_bad_ids_and_unknown_products_as_before(
     assert_problem(missing, 404, "product_not_found")
 
 
-async def test_the_product_read_is_answered_in_front_of_the_routes(app: FastAPI) -> None:
+async def test_the_busiest_requests_are_answered_in_front_of_the_routes(app: FastAPI) -> None:
     from mercato.catalog.routes import read_product
-    from mercato.platform.routing import DirectGet
+    from mercato.orders.routes import place_order
+    from mercato.platform.routing import InFrontOfRoutes
 
-    layers = [m for m in app.user_middleware if m.cls is DirectGet]
-    assert [m.kwargs["endpoint"] for m in layers] == [read_product]
-    assert app.user_middleware[-1].cls is DirectGet  # innermost: after every layer of ours
+    innermost = app.user_middleware[-1]  # after every layer of mercato's own
+    assert innermost.cls is InFrontOfRoutes
+    assert set(innermost.kwargs["answers"]) == {read_product, place_order}

@@ -1,6 +1,6 @@
-"""Which GETs :class:`~mercato.platform.routing.DirectGet` answers in front of FastAPI's routing,
-and that everything else (other paths, earlier routes, bad input, errors) is answered as the
-route would answer it."""
+"""Which requests :class:`~mercato.platform.routing.InFrontOfRoutes` answers in front of FastAPI's
+routing, and that everything else (other paths, earlier routes, bad input, errors) is answered
+as the route would answer it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
-from starlette.types import ASGIApp, Scope
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope
 
 from mercato.kernel.errors import NotFound
 from mercato.platform import problems
-from mercato.platform.routing import Answer, DirectGet
+from mercato.platform.routing import DECLINED, Answer, InFrontOfRoutes
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +36,30 @@ async def item_parts(item_id: str) -> list[str]:
     return [item_id]
 
 
-async def read_directly(scope: Scope, item_id: str) -> ASGIApp | None:
+class Note(BaseModel):
+    text: str
+
+
+@router.post("/items/{item_id}/notes")
+async def add_note(item_id: str, note: Note) -> dict[str, str]:
+    return {"answered_by": "route", "item_id": item_id, "text": note.text}
+
+
+async def add_note_in_front(scope: Scope, receive: Receive) -> ASGIApp | None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if b"route" in body:
+        return None  # left to the route, which must get the body again
+    text = f"in front {scope['path_params']['item_id']} {body.decode()}"
+    return Answer(200, [(b"content-type", b"text/plain")], text.encode())
+
+
+async def read_in_front(scope: Scope, receive: Receive) -> ASGIApp | None:
+    item_id = scope["path_params"]["item_id"]
     if item_id == "left-to-the-route":
         return None
     if item_id == "missing":
@@ -45,20 +69,22 @@ async def read_directly(scope: Scope, item_id: str) -> ASGIApp | None:
     return Answer(200, [(b"content-type", b"text/plain")], f"direct {item_id}".encode())
 
 
+ANSWERS = {read_item: read_in_front, add_note: add_note_in_front}
+
+
 def app() -> FastAPI:
     application = FastAPI()
     problems.install(application)
     application.include_router(router)
-    application.add_middleware(
-        DirectGet, routes=application.routes, endpoint=read_item, read=read_directly
-    )
+    application.add_middleware(InFrontOfRoutes, routes=application.routes, answers=ANSWERS)
     return application
 
 
-async def get(path: str, method: str = "GET") -> httpx.Response:
+async def get(path: str, method: str = "GET", body: bytes | None = None) -> httpx.Response:
     transport = httpx.ASGITransport(app=app(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        return await client.request(method, path)
+        headers = {"content-type": "application/json"} if body else {}
+        return await client.request(method, path, content=body, headers=headers)
 
 
 async def test_a_get_of_the_route_is_answered_in_front_of_the_routes() -> None:
@@ -136,4 +162,38 @@ def test_a_template_that_would_shadow_the_route_is_refused() -> None:
     application.include_router(router)
 
     with pytest.raises(ValueError, match="would also match"):
-        DirectGet(application, routes=application.routes, endpoint=read_item, read=read_directly)
+        InFrontOfRoutes(application, routes=application.routes, answers=ANSWERS)
+
+
+async def test_a_route_with_a_parameter_inside_its_path_is_answered_in_front() -> None:
+    answer = await get("/v1/items/42/notes", method="POST", body=b'{"text": "hi"}')
+
+    assert answer.text == 'in front 42 {"text": "hi"}'
+
+
+async def test_the_body_an_answer_read_is_given_again_to_the_route() -> None:
+    answer = await get("/v1/items/42/notes", method="POST", body=b'{"text": "route"}')
+
+    assert answer.json() == {"answered_by": "route", "item_id": "42", "text": "route"}
+
+
+async def test_a_declined_request_is_marked_for_the_routes_own_direct_answer() -> None:
+    seen: dict[str, Any] = {}
+    application = app()
+
+    async def remember(scope: Scope, receive: Any, send: Any) -> None:
+        await application(scope, receive, send)
+        seen.update(scope)
+
+    transport = httpx.ASGITransport(app=remember)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.get("/v1/items/left-to-the-route")
+
+    assert seen[DECLINED] is True
+
+
+def test_an_endpoint_without_a_route_is_refused() -> None:
+    async def elsewhere() -> None: ...
+
+    with pytest.raises(ValueError, match="no route"):
+        InFrontOfRoutes(app(), routes=app().routes, answers={elsewhere: read_in_front})
