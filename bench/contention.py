@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -38,7 +39,17 @@ from datetime import UTC, datetime
 import asyncpg
 
 from bench import systems
-from bench.common import BENCH, OUT, SECRET, WrkResult, machine, need, serve, wrk
+from bench.common import (
+    BENCH,
+    OUT,
+    SECRET,
+    WrkResult,
+    machine,
+    need,
+    proc_cpu_seconds,
+    serve,
+    wrk,
+)
 from bench.placement import RATE, WARMUP_S, Placement, open_loop_rates, round_trips
 from mercato.migrations import migrate
 
@@ -155,18 +166,10 @@ def placement(url: str, scenario: str, args: argparse.Namespace) -> dict[str, ob
 
 
 def product_read(url: str, args: argparse.Namespace) -> dict[str, object]:
+    OUT.mkdir(exist_ok=True)
     ids = OUT / "product-ids.txt"
     ids.write_text("".join(f"b0000000-0000-7000-8000-{n:012d}\n" for n in range(1, 10001)))
-    mercato_argv = [
-        sys.executable,
-        "-m",
-        "mercato",
-        "serve",
-        "--port",
-        "{port}",
-        "--workers",
-        str(args.workers),
-    ]
+    mercato_argv = systems.mercato_argv(args.workers)
     bare_argv = [
         sys.executable,
         "-m",
@@ -181,48 +184,65 @@ def product_read(url: str, args: argparse.Namespace) -> dict[str, object]:
         "--no-access-log",
     ]
     env = systems.server_env(url, SECRET)
-    results: dict[str, list[WrkResult]] = {"mercato": [], "bare": []}
-    paths = {"mercato": "/v1/products/", "bare": "/products/"}
+    # name: (argv, environment, readiness path, path prefix of a product)
+    servers: dict[str, tuple[list[str], dict[str, str], str, str]] = {
+        "mercato": (mercato_argv, env, "/readyz", "/v1/products/"),
+        "bare": (bare_argv, env, "/products/b0000000-0000-7000-8000-000000000001", "/products/"),
+    }
+    if args.baseline_src:
+        before = systems.server_env(url, SECRET)  # its own metrics port
+        before["PYTHONPATH"] = args.baseline_src + os.pathsep + before["PYTHONPATH"]
+        servers[systems.BASELINE] = (mercato_argv, before, "/readyz", "/v1/products/")
+    results: dict[str, list[WrkResult]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
     for number in range(args.runs):
         # Fresh servers every run, each warmed up first: two identical server processes can
         # differ by a few percent for as long as they live, so reusing one pair of servers
         # would repeat one draw of that difference in every run (see bench/observability.py).
-        with (
-            serve(mercato_argv, env, "/readyz", OUT / "server-read.log") as ours,
-            serve(
-                bare_argv, env, "/products/b0000000-0000-7000-8000-000000000001", OUT / "bare.log"
-            ) as bare,
-        ):
-            servers = {"mercato": ours, "bare": bare}
-            for name, server in servers.items():
-                read = [str(ids), paths[name]]
+        with contextlib.ExitStack() as stack:
+            running = {
+                name: stack.enter_context(serve(argv, env_, ready, OUT / f"read-{name}.log"))
+                for name, (argv, env_, ready, _) in servers.items()
+            }
+            for name, server in running.items():
+                read = [str(ids), servers[name][3]]
                 wrk(
                     server.base_url, BENCH / "read.lua", read, clients=args.read_clients, duration=2
                 )
-            order = ["mercato", "bare"] if number % 2 == 0 else ["bare", "mercato"]
+            names = list(running)
+            order = names[number % len(names) :] + names[: number % len(names)]
             for name in order:
-                results[name].append(
-                    wrk(
-                        servers[name].base_url,
-                        BENCH / "read.lua",
-                        [str(ids), paths[name]],
-                        clients=args.read_clients,
-                        duration=args.duration,
-                    )
+                started = proc_cpu_seconds(running[name].pid)
+                result = wrk(
+                    running[name].base_url,
+                    BENCH / "read.lua",
+                    [str(ids), servers[name][3]],
+                    clients=args.read_clients,
+                    duration=args.duration,
                 )
-    ours_rps = statistics.median(r.requests_per_s for r in results["mercato"])
-    bare_rps = statistics.median(r.requests_per_s for r in results["bare"])
-    summary = {
-        "mercato": _median(results["mercato"]),
-        "bare": _median(results["bare"]),
-        "ratio": ours_rps / bare_rps if bare_rps else 0.0,
+                used = proc_cpu_seconds(running[name].pid) - started
+                results[name].append(result)
+                cpu[name].append(1000 * used / max(result.ok, 1))
+    rps = {
+        name: statistics.median(r.requests_per_s for r in runs) for name, runs in results.items()
     }
-    print(
-        f"  product read: mercato {ours_rps:.0f}/s  bare {bare_rps:.0f}/s  "
-        f"ratio {summary['ratio']:.0%}  "
-        f"p99 {summary['mercato']['p99_ms']:.1f} ms vs {summary['bare']['p99_ms']:.1f} ms",
-        flush=True,
-    )
+    summary: dict[str, object] = {
+        name: _median(runs) | {"server_cpu_ms": statistics.median(cpu[name])}
+        for name, runs in results.items()
+    }
+    summary["ratio"] = rps["mercato"] / rps["bare"] if rps["bare"] else 0.0
+    for name in servers:
+        print(
+            f"  product read: {name:16} {rps[name]:7.0f}/s  p99 "
+            f"{summary[name]['p99_ms']:6.1f} ms  server {statistics.median(cpu[name]):.3f} ms/read"  # type: ignore[index]
+            f"  (per run {', '.join(f'{c:.3f}' for c in cpu[name])})",
+            flush=True,
+        )
+    print(f"  product read: mercato/bare {summary['ratio']:.0%}", flush=True)
+    if args.baseline_src:
+        against = rps["mercato"] / rps[systems.BASELINE]
+        summary[f"mercato/{systems.BASELINE}"] = against
+        print(f"  product read: mercato/{systems.BASELINE} {against:.2f}", flush=True)
     return summary
 
 
@@ -240,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--read-clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="mercato server processes")
-    parser.add_argument("--scenarios", nargs="+", default=["uniform", "hot"])
+    parser.add_argument(
+        "--scenarios",
+        nargs="*",
+        default=["uniform", "hot"],
+        help="product distributions for placement; none: only the product read",
+    )
     parser.add_argument(
         "--baseline-src",
         default="",
@@ -256,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     for scenario in args.scenarios:
         report[scenario] = placement(args.database_url, scenario, args)
+    if not args.scenarios:
+        recreate(args.database_url, "uniform", 1000)  # the products the read needs
     report["product_read"] = product_read(args.database_url, args)
     OUT.mkdir(exist_ok=True)
     (OUT / "contention.json").write_text(json.dumps(report, indent=2, default=str))

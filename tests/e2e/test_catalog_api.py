@@ -331,3 +331,41 @@ async def test_the_fast_product_read_has_exactly_the_documented_shape(
         f"/v1/products/{made['id']}", headers={"Authorization": "Bearer not-a-token"}
     )
     assert_problem(forged, 401, "invalid_token")
+
+
+async def test_an_anonymous_product_read_answers_as_the_routes_handler_does(
+    client: httpx.AsyncClient, app: FastAPI, staff: User
+) -> None:
+    # without a token the read is answered in front of FastAPI's routing; with a
+    # customer's token by the route's handler, which shows a customer what it shows anyone
+    made = await create_product(client, staff, stock=3)
+    customer = await register(client)
+    path = f"/v1/products/{made['id']}"
+    direct = await client.get(path)
+    routed = await client.get(path, headers=customer.auth)
+
+    assert direct.status_code == routed.status_code == 200
+    assert direct.content == routed.content
+    headers = lambda r: [(k, v) for k, v in r.headers.multi_items() if k != "x-request-id"]  # noqa: E731
+    assert headers(direct) == headers(routed)
+    assert direct.headers["x-content-type-options"] == "nosniff"
+    assert direct.headers["x-request-id"]
+
+
+async def test_a_product_read_refuses_bad_ids_and_unknown_products_as_before(
+    client: httpx.AsyncClient,
+) -> None:
+    too_long = await client.get(f"/v1/products/{'a' * 37}")
+    assert_problem(too_long, 422, "validation_failed", field="product_id")
+    missing = await client.get(f"/v1/products/{unique('p')}")
+    assert_problem(missing, 404, "product_not_found")
+
+
+async def test_the_busiest_requests_are_answered_in_front_of_the_routes(app: FastAPI) -> None:
+    from mercato.catalog.routes import read_product
+    from mercato.orders.routes import place_order
+    from mercato.platform.routing import InFrontOfRoutes
+
+    innermost = app.user_middleware[-1]  # after every layer of mercato's own
+    assert innermost.cls is InFrontOfRoutes
+    assert set(innermost.kwargs["answers"]) == {read_product, place_order}

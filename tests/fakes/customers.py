@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -63,6 +63,13 @@ class FakeCustomerRepository(CustomerRepository):
     async def authority(self, customer_id: str) -> tuple[Role, bool] | None:
         row = self._rows.get(customer_id)
         return None if row is None else (Role(row["role"]), bool(row["active"]))
+
+    async def authorities(self, customer_ids: Sequence[str]) -> dict[str, tuple[Role, bool]]:
+        return {
+            id_: (Role(row["role"]), bool(row["active"]))
+            for id_ in customer_ids
+            if (row := self._rows.get(id_)) is not None
+        }
 
     async def _write(self, aggregate: Customer, *, expected: Hashable) -> bool:
         row = self._rows[aggregate.id]

@@ -118,3 +118,21 @@ async def test_unknown_customers_cannot_order_or_be_changed(container: Container
         await container.customers.set_active(unique("ghost"), active=False)
     with pytest.raises(CustomerNotFound):
         await container.customers.get(unique("ghost"))
+
+
+async def test_several_accounts_authority_is_read_in_one_lookup(container: Container) -> None:
+    active = await container.customers.register(
+        email=f"{unique('many')}@example.com", password=PASSWORD, name="A"
+    )
+    inactive = await container.customers.register(
+        email=f"{unique('many')}@example.com", password=PASSWORD, name="B"
+    )
+    await container.customers.set_active(inactive.id, active=False)
+
+    found = await container.customers.accounts([active.id, inactive.id, unique("nobody")])
+
+    assert found == {
+        active.id: security.Account(security.Role.CUSTOMER, active=True),
+        inactive.id: security.Account(security.Role.CUSTOMER, active=False),
+    }
+    assert await container.customers.accounts([]) == {}

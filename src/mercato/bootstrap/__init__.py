@@ -188,7 +188,7 @@ def _accounts(
     )
     login_guard = _login_guard(settings, throttle)
     customers = CustomersService(transact, hashing=hashing, tokens=tokens, login_guard=login_guard)
-    auth = Authenticator(tokens, customers.account)
+    auth = Authenticator(tokens, customers.account, lookup_many=customers.accounts)
     # an account changed by this process is in force here at once, elsewhere within a second
     transact.after_commit(_forget_changed_accounts(auth))
     return customers, auth

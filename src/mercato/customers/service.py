@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -180,6 +180,15 @@ class CustomersService:
             return None
         role, active = found
         return Account(TokenRole(role.value), active)
+
+    async def accounts(self, customer_ids: Sequence[str]) -> dict[str, Account]:
+        """The authority each of these accounts holds now; an unknown one is left out."""
+        found = await self._transact.read(
+            lambda uow: uow.repository(CustomerRepository).authorities(customer_ids)
+        )
+        return {
+            id_: Account(TokenRole(role.value), active) for id_, (role, active) in found.items()
+        }
 
     async def ensure_can_order(self, uow: UnitOfWork, customer_id: str) -> None:
         """Inside the caller's unit of work: raise unless the customer exists and is active."""

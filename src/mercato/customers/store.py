@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import json
+from collections.abc import Hashable, Sequence
 
 import sqlalchemy as sa
 
@@ -30,6 +31,16 @@ _BY_ID = sql(sa.select(customers).where(_c.id == sa.bindparam("id")))
 _BY_ID_FOR_UPDATE = sql(sa.select(customers).where(_c.id == sa.bindparam("id")).with_for_update())
 _BY_EMAIL = sql(sa.select(customers).where(_c.email == sa.bindparam("email")))
 _AUTHORITY = sql(sa.select(_c.role, _c.active).where(_c.id == sa.bindparam("id")))
+# Several accounts' authority at once: the ids as one array (PostgreSQL) or JSON list (SQLite)
+_PG_AUTHORITIES = sql(
+    sa.text("SELECT id, role, active FROM customers_customers WHERE id = ANY(CAST(:ids AS text[]))")
+)
+_SQLITE_AUTHORITIES = sql(
+    sa.text(
+        "SELECT id, role, active FROM customers_customers"
+        " WHERE id IN (SELECT value FROM json_each(:ids))"
+    )
+)
 _ACTIVE = sql(sa.select(_c.active).where(_c.id == sa.bindparam("id")).with_for_update(read=True))
 _UPDATE = sql(
     sa.update(customers)
@@ -142,6 +153,14 @@ class CustomerRepository(TrackingRepository[Customer]):
         """The customer's role and whether it is active (None if unknown)."""
         row = await self.conn.fetchrow(_AUTHORITY, id=customer_id)
         return None if row is None else (Role(row["role"]), bool(row["active"]))
+
+    async def authorities(self, customer_ids: Sequence[str]) -> dict[str, tuple[Role, bool]]:
+        """The role and whether it is active of each of these customers that exists."""
+        if self.conn.dialect == "postgresql":
+            rows = await self.conn.fetch(_PG_AUTHORITIES, ids=list(customer_ids))
+        else:
+            rows = await self.conn.fetch(_SQLITE_AUTHORITIES, ids=json.dumps(list(customer_ids)))
+        return {row["id"]: (Role(row["role"]), bool(row["active"])) for row in rows}
 
     def _token(self, aggregate: Customer) -> Hashable:
         return aggregate.version

@@ -351,3 +351,16 @@ async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception)
         raise exc
     response: Response = await handler(Request(scope, receive), exc)
     await response(scope, receive, send)
+
+
+async def send_handled_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> bool:
+    """Answer with the application's handler for this error, as FastAPI's exception middleware
+    would; False, answering nothing, when only the catch-all for any ``Exception`` (which runs
+    outside every middleware) would handle it."""
+    handlers: dict[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
+    kind = next((c for c in type(exc).__mro__ if c in handlers and c is not Exception), None)
+    if kind is None:
+        return False
+    response: Response = await handlers[kind](Request(scope, receive), exc)
+    await response(scope, receive, send)
+    return True

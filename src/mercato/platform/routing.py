@@ -23,13 +23,16 @@ FastAPI's handler reads again. Errors it raises go to the same exception handler
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, cast
 
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mercato.platform import problems
 
 Hold = Callable[[Scope], ASGIApp | None]
 
@@ -73,6 +76,10 @@ class EventStreamHandoff(Handoff):
 
 Direct = Callable[[Request], Awaitable[Response | None]]
 
+DECLINED = "mercato.in_front_declined"
+"""Set in a request's scope when its answer in front of the routes (:class:`InFrontOfRoutes`)
+left it to the route's handler."""
+
 
 class DirectRoute(APIRoute):
     """An API route whose ``direct`` answers a well-formed request before FastAPI's handler."""
@@ -85,10 +92,21 @@ class DirectRoute(APIRoute):
         direct = self.direct
 
         async def handler(request: Request) -> Response:
+            if request.scope.get(DECLINED):  # asked already, in front of the routes
+                return await documented(request)
             answer = await direct(request)
             return await documented(request) if answer is None else answer
 
         return handler
+
+
+def in_front(direct: Direct) -> InFront:
+    """``direct`` as an answer made in front of the routes (:class:`InFrontOfRoutes`)."""
+
+    async def answer(scope: Scope, receive: Receive) -> ASGIApp | None:
+        return await direct(Request(scope, receive))
+
+    return answer
 
 
 def answered_directly(direct: Direct) -> type[APIRoute]:
@@ -96,3 +114,163 @@ def answered_directly(direct: Direct) -> type[APIRoute]:
     return cast(
         type[APIRoute], type("DirectRoute", (DirectRoute,), {"direct": staticmethod(direct)})
     )
+
+
+InFront = Callable[[Scope, Receive], Awaitable[ASGIApp | None]]
+"""The answer to a request of one route, made in front of FastAPI's routing from the scope
+(``path_params`` and ``route`` set as the router would) and ``receive``, or None to leave the
+request to the route's handler."""
+
+
+class Answer:
+    """A response complete before it is sent: its status, headers and body in two messages."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class _FrontRoute:
+    """One route answered in front: its template ``<prefix>{param}<suffix>``, its methods, and
+    the paths of that shape an earlier route serves (``/v1/products/search``)."""
+
+    def __init__(self, contexts: list[RouteContext], index: int, answer: InFront) -> None:
+        context = contexts[index]
+        self.route = context.original_route
+        self.methods = frozenset(context.methods or ())
+        self.answer = answer
+        template = str(context.path_format)
+        self.prefix, _, rest = template.partition("{")
+        self.param, _, self.suffix = rest.partition("}")
+        if not self.param or "{" in self.suffix or "/" in self.param:
+            raise ValueError(f"{template}: not a route of one parameter")
+        self.segments = template.split("/")
+        self.position = self.prefix.count("/")
+        self.served_before = frozenset(
+            path for c in contexts[:index] if (path := self._shadowing(c)) is not None
+        )
+
+    def _shadowing(self, earlier: RouteContext) -> str | None:
+        """The literal path of an earlier route of the same shape; a ValueError for one whose
+        template would take every request of this route."""
+        if not self.methods & frozenset(earlier.methods or ()):
+            return None  # the router goes on past a route for other methods
+        path = str(earlier.path_format or earlier.path or "")
+        theirs = path.split("/")
+        if len(theirs) != len(self.segments):
+            return None
+        for i, (mine, other) in enumerate(zip(self.segments, theirs, strict=True)):
+            if i != self.position and mine != other and "{" not in other:
+                return None
+        if "{" in path:
+            raise ValueError(f"{path} would also match {self.prefix}{{{self.param}}}{self.suffix}")
+        return path
+
+    def value(self, scope: Scope) -> str | None:
+        """The parameter, when this request is one of the route's."""
+        path: str = scope["path"]
+        if (
+            scope["method"] in self.methods
+            and path.startswith(self.prefix)
+            and path.endswith(self.suffix)
+            and path not in self.served_before
+        ):
+            value = path[len(self.prefix) : len(path) - len(self.suffix) or None]
+            if value and "/" not in value:
+                return value
+        return None
+
+
+class InFrontOfRoutes:
+    """Answers well-formed requests of a few busy routes in front of FastAPI's routing.
+
+    The busiest requests of a shop pay for every layer they pass: FastAPI's exception and
+    exit-stack middleware, matching against every route, the route's request handling and
+    dependency resolution cost a product read more CPU than its query (``bench/RESULTS.md``).
+    This layer sits innermost, after every middleware of mercato's own (so a request is named,
+    counted, logged, traced, gated by the lifecycle and kept idempotent as before), and hands a
+    request of one of ``answers``' routes (keyed by endpoint) to its answer, with its path
+    parameter and route in the scope as the router would set them. The answer validates the
+    request with the endpoint's own types and answers it, or returns None to let the route's
+    handler answer (bad input and its problem+json naming the field, other callers' views),
+    with any body it read given again. Errors it raises are answered by the application's own
+    handlers, as the route's would be; one without a handler of its own goes on to the
+    outermost one, as it would from the route.
+
+    The route's template names the request in metrics, logs and traces (``scope["route"]``).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[BaseRoute],
+        answers: dict[Callable[..., Any], InFront],
+    ) -> None:
+        self.app = app
+        contexts = list(iter_route_contexts(routes))
+        self.front = tuple(
+            _FrontRoute(contexts, i, answers[c.endpoint])
+            for i, c in enumerate(contexts)
+            if c.endpoint in answers
+        )
+        if len(self.front) != len(answers):
+            raise ValueError("an endpoint to answer in front has no route")
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "http":
+            for front in self.front:
+                value = front.value(scope)
+                if value is not None:
+                    return self._answer(front, value, scope, receive, send)
+        # handed on, not awaited here: no frame of this layer stays alive while it runs
+        return self.app(scope, receive, send)
+
+    async def _answer(
+        self, front: _FrontRoute, value: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        scope["route"] = front.route
+        scope["path_params"] = {front.param: value}
+        received = _Received(receive)
+        try:
+            answer = await front.answer(scope, received)
+        except Exception as exc:
+            if not await problems.send_handled_error(scope, received.again(), send, exc):
+                raise
+            return
+        if answer is None:
+            scope[DECLINED] = True
+            await self.app(scope, received.again(), send)
+        else:
+            await answer(scope, receive, send)
+
+
+class _Received:
+    """``receive``, keeping what it returned, to give it again to the route's handler."""
+
+    __slots__ = ("messages", "receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.messages: list[Message] = []
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        self.messages.append(message)
+        return message
+
+    def again(self) -> Receive:
+        pending = list(self.messages)
+        receive = self.receive
+
+        async def replayed() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        return replayed

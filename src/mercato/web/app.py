@@ -13,12 +13,14 @@ from starlette.types import Lifespan
 
 from mercato import __version__, console
 from mercato.bootstrap import Container, build
+from mercato.catalog.routes import IN_FRONT as CATALOG_IN_FRONT
 from mercato.catalog.routes import router as catalog_router
 from mercato.catalog.routes import search_router
 from mercato.config import Feature, Settings
 from mercato.customers.routes import router as customers_router
 from mercato.migrations.migrate import SchemaCheck
 from mercato.orders import realtime as orders_realtime
+from mercato.orders.routes import IN_FRONT as ORDERS_IN_FRONT
 from mercato.orders.routes import router as orders_router
 from mercato.platform import health, instrumentation, openapi, problems, switches_routes
 from mercato.platform import lifecycle as lifecycle_registry
@@ -27,8 +29,12 @@ from mercato.platform.http import BodyLimitMiddleware
 from mercato.platform.idempotency import IdempotencyMiddleware
 from mercato.platform.lifecycle import Lifecycle, LifecycleMiddleware
 from mercato.platform.logging import configure as configure_logging
+from mercato.platform.routing import InFrontOfRoutes
 from mercato.web.state import AppState
 from mercato.webhooks.routes import router as webhooks_router
+
+IN_FRONT = {**CATALOG_IN_FRONT, **ORDERS_IN_FRONT}
+"""The busiest routes, answered in front of FastAPI's routing (:class:`InFrontOfRoutes`)."""
 
 NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {
     "tracing": False,
@@ -78,6 +84,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state = AppState(container, lifecycle)
     problems.install(app)
     _include_routes(app)
+    # innermost, in front of the routes: the busiest requests skip FastAPI's routing
+    app.add_middleware(InFrontOfRoutes, routes=app.routes, answers=IN_FRONT)
     # add_middleware puts each outside those added before it: the list goes in innermost first
     for layer in reversed(middleware(container, lifecycle)):
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)

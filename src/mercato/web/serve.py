@@ -58,6 +58,7 @@ from uvicorn.config import STARTUP_FAILURE
 from mercato.config import Settings
 from mercato.platform import compat
 from mercato.platform.lifecycle import drain_process
+from mercato.web.http_protocol import OneWriteHttpToolsProtocol
 from mercato.web.supervisor import EXIT_FORCED, STOP_SIGNALS, Supervisor, stop_when_orphaned
 
 log = logging.getLogger("mercato.serve")
@@ -202,6 +203,7 @@ def server_config(settings: Settings, *, host: str, port: int, workers: int) -> 
         workers=workers,
         lifespan="on",
         log_config=None,
+        http=OneWriteHttpToolsProtocol,  # a response's head and body in one write
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.types import Receive, Scope
 
 from mercato.catalog.domain import ErrorCode, Product
 from mercato.catalog.routes import search
@@ -29,8 +32,10 @@ from mercato.platform.deps import (
     optional_principal,
     parse_if_match,
 )
+from mercato.platform.http import header
 from mercato.platform.openapi import AUTH_401, AUTH_403, link, problems
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
+from mercato.platform.routing import Answer, InFront
 from mercato.platform.schemas import Text
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -103,6 +108,32 @@ async def read_product(product_id: ResourceId, request: Request) -> Response:
         media_type="application/json",
         headers={"ETag": f'"{shown["version"]}"'},
     )
+
+
+_PRODUCT_ID: TypeAdapter[str] = TypeAdapter(ResourceId)
+
+
+async def read_product_in_front(scope: Scope, receive: Receive) -> Answer | None:
+    """:func:`read_product`'s answer to a request without a token (a shop's browsing), made
+    in front of FastAPI's routing (:class:`~mercato.platform.routing.InFrontOfRoutes`); None
+    for any other request, which the route answers (a token, an id the route refuses)."""
+    if header(scope, b"authorization") is not None:
+        return None
+    product_id: str = scope["path_params"]["product_id"]
+    try:
+        _PRODUCT_ID.validate_python(product_id)  # kept as given: valid means unchanged
+    except ValidationError:
+        return None
+    service: CatalogService = scope["app"].state.catalog
+    shown = await service.product_view(product_id, staff=False)
+    body = orjson.dumps(shown, option=orjson.OPT_UTC_Z)
+    # the headers read_product's Response has, in its order
+    headers = [
+        (b"etag", f'"{shown["version"]}"'.encode()),
+        (b"content-length", b"%d" % len(body)),
+        (b"content-type", b"application/json"),
+    ]
+    return Answer(200, headers, body)
 
 
 @router.post(
@@ -211,3 +242,7 @@ async def list_adjustments(
     return AdjustmentPage(
         items=[AdjustmentRead.of(a) for a in page.items], next_cursor=page.next_cursor
     )
+
+
+IN_FRONT: dict[Callable[..., Any], InFront] = {read_product: read_product_in_front}
+"""The routes answered in front of FastAPI's routing, by endpoint."""

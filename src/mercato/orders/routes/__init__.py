@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter
@@ -49,7 +50,7 @@ from mercato.platform.deps import (
     parse_if_match,
 )
 from mercato.platform.pagination import DEFAULT_PAGE, MAX_PAGE, decode_cursor
-from mercato.platform.routing import answered_directly
+from mercato.platform.routing import InFront, answered_directly, in_front
 from mercato.platform.schemas import Text
 from mercato.platform.security import Principal
 from mercato.platform.switches import Switch, Switches, requirement
@@ -379,3 +380,7 @@ async def cancel_order(call: Call, body: CancelOrder | None = None) -> OrderRead
         expected_version=call.expected_version,
     )
     return call.answer(order)
+
+
+IN_FRONT: dict[Callable[..., Any], InFront] = {place_order: in_front(_place_directly)}
+"""The routes answered in front of FastAPI's routing, by endpoint."""
