@@ -74,6 +74,20 @@ async def test_words_in_name_and_description_rank_the_name_first(container: Cont
     assert "words" in hits[0][1]
 
 
+async def test_a_word_in_the_name_outranks_a_longer_word_that_begins_with_its_stem(
+    container: Container,
+) -> None:
+    """Each term is also a prefix, stemmed ("kettl*" for kettle): the kettlebell is found, after
+    every kettle, however much shorter its row is than theirs."""
+    w = word()
+    about = "Brushed steel, 1.7 litres, boils in three minutes; a lid that opens with one hand."
+    kettles = [await add(container, f"{w}kettle electric {i}", description=about) for i in range(3)]
+    kettlebell = await add(container, f"{w}kettlebell")
+    hits = [h for h, _ in await found(container, f"{w}kettle")]
+    assert set(hits[:3]) == set(kettles)
+    assert hits[3] == kettlebell
+
+
 async def test_a_prefix_a_typo_and_a_partial_word_find_the_product(container: Container) -> None:
     w = word()
     wanted = await add(container, f"Travel {w}phones")

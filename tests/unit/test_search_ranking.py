@@ -17,7 +17,7 @@ from mercato.catalog.domain.search import (
     fuzzy_score,
     parse_query,
 )
-from mercato.catalog.store.search_sql import fts5_grams
+from mercato.catalog.store.search_sql import fts5_grams, fts5_words
 from mercato.kernel.errors import InvalidValue
 
 
@@ -97,3 +97,7 @@ def test_sqlite_looks_for_typos_by_four_letters_of_a_long_term_and_three_of_a_sh
     )
     assert fts5_grams(("jigs", "mug")) == '"jig" OR "igs" OR "mug"'
     assert fts5_grams(("go",)) is None
+
+
+def test_sqlite_asks_for_each_term_as_a_word_and_as_a_prefix() -> None:
+    assert fts5_words(("kettle", "mug")) == '"kettle" OR "kettle"* OR "mug" OR "mug"*'

@@ -161,8 +161,14 @@ def tsquery(terms: tuple[str, ...]) -> str:
 
 
 def fts5_words(terms: tuple[str, ...]) -> str:
-    """An FTS5 query matching any of the terms as a word prefix."""
-    return " OR ".join(f'"{term}"*' for term in terms)
+    """An FTS5 query matching any of the terms as a word prefix, each term also as a word.
+
+    The porter stemmer asks for "kettl*" when the shopper types "kettle", and that finds a
+    kettlebell too. bm25 weighs a column's hits before it saturates them, so one hit in the
+    name (weight 10) is already near the most a phrase can score, and the shorter product
+    wins: a "Kettlebell 8 kg" outranked every kettle with a description. Its own phrase for
+    the whole word lets the products that hold the word itself score twice."""
+    return " OR ".join(f'"{term}" OR "{term}"*' for term in terms)
 
 
 def fts5_grams(terms: tuple[str, ...], *, limit: int = 24) -> str | None:
