@@ -238,9 +238,7 @@ async def run_in_transaction(
 
 
 def _opened(db: Database, single_statement: bool, generic_plans: bool) -> Any:
-    if single_statement:
-        return db.connection()
-    return db.transaction(generic_plans=True) if generic_plans else db.transaction()
+    return db.connection() if single_statement else db.transaction(generic_plans=generic_plans)
 
 
 def rows_by(rows: Sequence[Row], key: str) -> dict[Any, list[Row]]:

@@ -343,10 +343,23 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
+def _handler(scope: Scope, exc: Exception, *, catch_all: bool) -> Any:
+    """The application's own handler for this error, by its class's MRO; None if it has none
+    (with ``catch_all`` False: none but the one for any ``Exception``)."""
+    handlers: dict[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
+    return next(
+        (
+            handlers[c]
+            for c in type(exc).__mro__
+            if c in handlers and (catch_all or c is not Exception)
+        ),
+        None,
+    )
+
+
 async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
     """Answer with the application's own handler for this error (problem+json)."""
-    handlers: dict[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
-    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+    handler = _handler(scope, exc, catch_all=True)
     if handler is None:
         raise exc
     response: Response = await handler(Request(scope, receive), exc)
@@ -357,10 +370,9 @@ async def send_handled_error(scope: Scope, receive: Receive, send: Send, exc: Ex
     """Answer with the application's handler for this error, as FastAPI's exception middleware
     would; False, answering nothing, when only the catch-all for any ``Exception`` (which runs
     outside every middleware) would handle it."""
-    handlers: dict[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
-    kind = next((c for c in type(exc).__mro__ if c in handlers and c is not Exception), None)
-    if kind is None:
+    handler = _handler(scope, exc, catch_all=False)
+    if handler is None:
         return False
-    response: Response = await handlers[kind](Request(scope, receive), exc)
+    response: Response = await handler(Request(scope, receive), exc)
     await response(scope, receive, send)
     return True

@@ -103,11 +103,13 @@ async def read_product(product_id: ResourceId, request: Request) -> Response:
     staff = user is not None and user.is_staff
     service: CatalogService = request.app.state.catalog
     shown = await service.product_view(product_id, staff=staff)
-    return Response(
-        orjson.dumps(shown, option=orjson.OPT_UTC_Z),
-        media_type="application/json",
-        headers={"ETag": f'"{shown["version"]}"'},
-    )
+    body, etag = _shown(shown)
+    return Response(body, media_type="application/json", headers={"ETag": etag})
+
+
+def _shown(shown: dict[str, Any]) -> tuple[bytes, str]:
+    """A product view's JSON body and its ETag (the product's version)."""
+    return orjson.dumps(shown, option=orjson.OPT_UTC_Z), f'"{shown["version"]}"'
 
 
 _PRODUCT_ID: TypeAdapter[str] = TypeAdapter(ResourceId)
@@ -125,11 +127,10 @@ async def read_product_in_front(scope: Scope, receive: Receive) -> Answer | None
     except ValidationError:
         return None
     service: CatalogService = scope["app"].state.catalog
-    shown = await service.product_view(product_id, staff=False)
-    body = orjson.dumps(shown, option=orjson.OPT_UTC_Z)
+    body, etag = _shown(await service.product_view(product_id, staff=False))
     # the headers read_product's Response has, in its order
     headers = [
-        (b"etag", f'"{shown["version"]}"'.encode()),
+        (b"etag", etag.encode()),
         (b"content-length", b"%d" % len(body)),
         (b"content-type", b"application/json"),
     ]
