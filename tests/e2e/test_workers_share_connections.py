@@ -114,7 +114,9 @@ def test_connections_opened_together_are_shared_evenly_by_the_workers(server: Se
     _both_accepting(server)
     for _ in range(ROUNDS):
         clients = _open_together(server, CONNECTIONS)
-        split = sorted(_holders(server, clients).values())
+        holders = _holders(server, clients)
+        holders.pop(None, None)  # handed over to the other worker when answered (see below)
+        split = sorted(holders.values())
         _close(clients)
         assert len(split) == 2, split
         assert split[1] - split[0] <= 2, split
@@ -124,8 +126,8 @@ def test_a_worker_that_replaces_a_dead_one_takes_the_new_connections(server: Ser
     _both_accepting(server)
     kept = _open_together(server, CONNECTIONS)
     holders = _holders(server, kept)
-    victim = min(holders, key=lambda pid: holders[pid])  # the survivor keeps 8 or more
-    assert victim is not None
+    victim = min((pid for pid in holders if pid), key=lambda pid: holders[pid])
+    # the survivor keeps 8 or more
     os.kill(victim, signal.SIGKILL)
     (survivor,) = _workers(server) - {victim}
     deadline = time.monotonic() + 30
@@ -149,3 +151,41 @@ def test_a_worker_that_replaces_a_dead_one_takes_the_new_connections(server: Ser
     # the survivor still holds its keep-alive connections: the newcomer takes the new ones
     assert holders[replacement] >= 7, (holders, survivors)
     _close(fresh + kept)
+
+
+def _ask(client: socket.socket) -> bool:
+    """One request on an open connection; whether the server keeps the connection open."""
+    client.sendall(b"GET /livez HTTP/1.1\r\nHost: mercato\r\n\r\n")
+    head = client.recv(65536)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return b"connection: close" not in head.lower()
+
+
+def test_keep_alive_connections_move_to_a_worker_that_replaced_a_dead_one(
+    server: Server,
+) -> None:
+    # a load balancer's pool: 16 connections kept open, each reopened when the server closes it
+    _both_accepting(server)
+    pool = _open_together(server, CONNECTIONS)
+    holders = _holders(server, pool)
+    victim = min((pid for pid in holders if pid), key=lambda pid: holders[pid])
+    os.kill(victim, signal.SIGKILL)
+    (survivor,) = _workers(server) - {victim}
+    deadline = time.monotonic() + 30
+    while len(_workers(server) - {victim, survivor}) != 1:
+        assert time.monotonic() < deadline, "no replacement worker"
+        time.sleep(0.1)
+    (replacement,) = _workers(server) - {victim, survivor}
+    pool = [c for c in pool if _holders(server, [c]).get(survivor)]
+    deadline = time.monotonic() + 30
+    while True:
+        for index, client in enumerate(pool):  # the pool's clients keep sending requests
+            if not _ask(client):
+                client.close()
+                pool[index] = _open_together(server, 1)[0]
+        split = _holders(server, pool)
+        if split.get(replacement, 0) >= len(pool) // 2 - 1:
+            break
+        assert time.monotonic() < deadline, f"the pool stayed with the survivor: {split}"
+        time.sleep(0.05)
+    _close(pool)

@@ -10,7 +10,13 @@ import time
 
 import pytest
 
-from mercato.web.accept import AWAY, STEP_BACK_S, BalancedListener, ConnectionShares
+from mercato.web.accept import (
+    AWAY,
+    HAND_OVER_EVERY_S,
+    STEP_BACK_S,
+    BalancedListener,
+    ConnectionShares,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -149,4 +155,30 @@ async def test_a_closed_listener_accepts_nothing_more() -> None:
     assert held == []
     for client in clients:
         client.close()
+    sock.close()
+
+
+async def test_a_worker_holding_two_more_hands_one_connection_over_at_a_time() -> None:
+    sock = _listening()
+    shares = ConnectionShares(2)
+    held = [9]
+    listener = BalancedListener(
+        sock.dup(),
+        lambda: Held([]),
+        shares.slot(0),
+        open_connections=lambda: held[0],
+        backlog=64,
+    ).start()
+    sibling = shares.slot(1)
+    assert not listener.hand_over()  # the sibling is away: nobody to hand over to
+    sibling.publish(8)
+    assert not listener.hand_over()  # one more than the sibling: moving one would not help
+    held[0] = 10
+    assert listener.hand_over()
+    assert not listener.hand_over()  # one at a time: the client has yet to reconnect
+    await asyncio.sleep(HAND_OVER_EVERY_S * 1.5)
+    assert listener.hand_over()
+    assert listener.handed_over == 2
+    listener.close()
+    assert not listener.hand_over()  # a listener that stopped accepting keeps what it has
     sock.close()

@@ -17,8 +17,13 @@ delays a connection by at most that long and never refuses one. A worker accepts
 per wake-up, so a burst is shared between the processes as it arrives. nginx balances its
 workers the same way (a worker short of free connections skips accepting).
 
+Connections that stay open are moved too: a worker holding at least two more than a sibling
+answers one request with ``Connection: close`` (at most one every :data:`HAND_OVER_EVERY_S`), and
+the client's next connection goes to the sibling. So a replacement for a worker that died takes
+its share of a load balancer's keep-alive pool instead of idling beside a sibling that kept it.
+
 A worker that is not accepting (starting, draining, dead) shows :data:`AWAY` in its slot, so no
-sibling steps back for it.
+sibling steps back or hands over for it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 log = logging.getLogger("mercato.serve")
 
 STEP_BACK_S = 0.002  # how long a worker holding more connections leaves a waiting one to others
+HAND_OVER_EVERY_S = 0.1  # at most one open connection closed per worker this often, to move it
 AWAY = 2**31 - 1  # the count of a worker that is not accepting: never the least loaded
 # accept() failing for want of resources: asyncio's listener pauses a second and tries again
 _SHORT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -106,6 +112,8 @@ class BalancedListener:
         self._watching = False
         self._closed = False
         self.stepped_back = 0  # how often a waiting connection was left to the siblings
+        self.handed_over = 0  # open connections closed so that their clients reconnect to one
+        self._next_hand_over = 0.0
 
     def start(self) -> BalancedListener:
         """Begin accepting."""
@@ -124,6 +132,18 @@ class BalancedListener:
         count here: the server calls this on every tick)."""
         if not self._closed:
             self._slot.publish(self.held())
+
+    def hand_over(self) -> bool:
+        """Whether the connection whose response starts now should close after it, so that its
+        client reconnects to a sibling holding at least two fewer (see the module doc)."""
+        if self._closed or self.held() < self._slot.fewest_elsewhere() + 2:
+            return False
+        now = self._loop.time()
+        if now < self._next_hand_over:
+            return False
+        self._next_hand_over = now + HAND_OVER_EVERY_S
+        self.handed_over += 1
+        return True
 
     def _watch(self) -> None:
         if not self._watching and not self._closed:

@@ -159,10 +159,14 @@ class GracefulServer(compat.Server):
             self.gc_policy.apply()
 
     def _protocol(self) -> asyncio.Protocol:
-        """A connection's protocol, as uvicorn makes it for the sockets it listens on."""
-        return self.config.http_protocol_class(  # type: ignore[call-arg]
+        """A connection's protocol, as uvicorn makes it for the sockets it listens on, told
+        which listener accepted it (so it can hand connections over to a sibling worker)."""
+        protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
+        if isinstance(protocol, OneWriteHttpToolsProtocol):
+            protocol.balance = self.listener
+        return protocol
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs as a signal handler. Never re-raised afterwards (uvicorn would, by recording it),
