@@ -179,6 +179,12 @@ async def test_a_worker_holding_two_more_hands_one_connection_over_at_a_time() -
     await asyncio.sleep(HAND_OVER_EVERY_S * 1.5)
     assert listener.hand_over()
     assert listener.handed_over == 2
+    await asyncio.sleep(HAND_OVER_EVERY_S * 1.5)
+    sibling.publish(5_000)
+    held[0] = 5_100
+    assert not listener.hand_over()  # 2 % more of thousands of long polls: not worth moving
+    held[0] = 5_102
+    assert listener.hand_over()
     listener.close()
     assert not listener.hand_over()  # a listener that stopped accepting keeps what it has
     sock.close()

@@ -17,10 +17,11 @@ delays a connection by at most that long and never refuses one. A worker accepts
 per wake-up, so a burst is shared between the processes as it arrives. nginx balances its
 workers the same way (a worker short of free connections skips accepting).
 
-Connections that stay open are moved too: a worker holding at least two more than a sibling
-answers one request with ``Connection: close`` (at most one every :data:`HAND_OVER_EVERY_S`), and
-the client's next connection goes to the sibling. So a replacement for a worker that died takes
-its share of a load balancer's keep-alive pool instead of idling beside a sibling that kept it.
+Connections that stay open are moved too: a worker holding at least two (and 2 %) more than a
+sibling answers one request with ``Connection: close`` (at most one every
+:data:`HAND_OVER_EVERY_S`), and the client's next connection goes to the sibling. So a
+replacement for a worker that died takes its share of a load balancer's keep-alive pool instead
+of idling beside a sibling that kept it.
 
 A worker that is not accepting (starting, draining, dead) shows :data:`AWAY` in its slot, so no
 sibling steps back or hands over for it.
@@ -136,7 +137,9 @@ class BalancedListener:
     def hand_over(self) -> bool:
         """Whether the connection whose response starts now should close after it, so that its
         client reconnects to a sibling holding at least two fewer (see the module doc)."""
-        if self._closed or self.held() < self._slot.fewest_elsewhere() + 2:
+        held = self.held()
+        # two more, and 2 % more: thousands of long polls need not move for a few
+        if self._closed or held < self._slot.fewest_elsewhere() + max(2, held // 50):
             return False
         now = self._loop.time()
         if now < self._next_hand_over:
