@@ -42,18 +42,23 @@ def post(path: str, host: str, body: bytes, headers: dict[str, str]) -> Request:
 
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: Request
-) -> int:
+) -> tuple[int, bool]:
+    """Send one request; its status, and whether the connection may be used again (not when
+    the server answered ``Connection: close``, as a draining or rebalancing server does)."""
     writer.write(request)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    length = 0
+    length, reusable = 0, True
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
+        elif name == b"connection" and b"close" in value.lower():
+            reusable = False
     await reader.readexactly(length)
-    return status
+    return status, reusable
 
 
 class _Connections:
@@ -65,8 +70,11 @@ class _Connections:
         conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = await asyncio.open_connection(self._host, self._port)
-        status = await _exchange(*conn, request)
-        self._idle.append(conn)
+        status, reusable = await _exchange(*conn, request)
+        if reusable:
+            self._idle.append(conn)
+        else:
+            conn[1].close()
         return status
 
     def close(self) -> None:

@@ -53,6 +53,18 @@ async def _draft_lines(url: str, first: int, count: int) -> list[str]:
     return [" ".join([row["customer_id"], *row["products"]]) for row in rows]
 
 
+async def vacuum(url: str) -> None:
+    """Every run starts from a vacuumed database, as autovacuum keeps a shop's: the runs before
+    left dead rows behind (each placement updates stock, orders, payments and reservations), and
+    a PostgreSQL with autovacuum off (as this machine's is, conf.d/90-ci.conf) would otherwise
+    make each run pay for all the runs before it, whatever system it measures."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")
+    finally:
+        await conn.close()
+
+
 def lean_workfile(url: str, path: Path, first: int, count: int) -> Path:
     """Customer and products of drafts first..first+count-1: the lean app's simple orders."""
     path.write_text("\n".join(asyncio.run(_draft_lines(url, first, count))) + "\n")
@@ -76,6 +88,7 @@ class Placement:
 
     def measure(self, system: str, clients: int) -> systems.Measured:
         args, url = self.args, self.url
+        asyncio.run(vacuum(self.at.direct_url or url))
         if system.startswith("pgbench"):
             script = "simple_order.pgbench" if system == "pgbench-simple" else "place_order.pgbench"
             defines = [f"hot={int(self.scenario == 'hot')}", f"pool={systems.PGBENCH_POOL}"]

@@ -72,3 +72,52 @@ def test_requests_due_during_a_stall_are_charged_the_wait(stalling_server: str) 
     assert result.p50_ms >= 0.35 * STALL_S * 1000, result
     assert result.max_ms >= 0.9 * STALL_S * 1000, result
     assert result.late_ms < 0.2 * STALL_S * 1000, result  # sent when due, not after the stall
+
+
+def _serve_closing(port_box: list[int], ready: threading.Event, stop: threading.Event) -> None:
+    """A server that closes every other connection after its answer, saying so."""
+
+    async def main() -> None:
+        answered = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal answered
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                    answered += 1
+                    close = answered % 2 == 0
+                    extra = b"Connection: close\r\n" if close else b""
+                    writer.write(b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nok")
+                    await writer.drain()
+                    if close:
+                        break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port_box.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        server.close()
+
+    asyncio.run(main())
+
+
+def test_a_connection_the_server_closes_is_not_used_again() -> None:
+    port: list[int] = []
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=_serve_closing, args=(port, ready, stop), daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    host = f"127.0.0.1:{port[0]}"
+    requests = [post("/x", host, b"{}", {}) for _ in range(40)]
+    try:
+        result = open_loop(f"http://{host}", requests, rate=200.0)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert result.statuses == {"200": 40}

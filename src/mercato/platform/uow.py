@@ -71,16 +71,18 @@ class UnitOfWork:
 
 
 class Repository:
-    """Base of a module's repository: explicit SQL on the unit of work's connection."""
+    """Base of a module's repository: explicit SQL on the unit of work's connection.
 
-    __slots__ = ("_uow",)
+    It keeps the connection, not the unit of work: the unit of work holds its repositories, and
+    a reference back would make each unit of work a reference cycle that only the garbage
+    collector frees, with every aggregate it loaded (65 objects per placement, collected 50,000
+    at a time in pauses of 90-115 ms that stalled every request on the process).
+    """
+
+    __slots__ = ("conn",)
 
     def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def conn(self) -> Connection:
-        return self._uow.conn
+        self.conn: Connection = uow.conn
 
     def ensure_saved(self) -> None:
         """Raise :class:`UnsavedChanges` if an aggregate handed out changed without a save."""

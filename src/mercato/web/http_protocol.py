@@ -16,6 +16,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mercato.web.accept import BalancedListener
+
 
 class HeadWithBody:
     """The transport one response is written to: its first write (the head, or a ``100
@@ -61,7 +63,14 @@ class HeadWithBody:
 
 
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing each response through :class:`HeadWithBody`."""
+    """uvicorn's httptools protocol, writing each response through :class:`HeadWithBody`.
+
+    Under a supervisor, ``balance`` is the worker's listener: when it says so, the response
+    closes the connection, so its client reconnects to a worker holding fewer
+    (:meth:`mercato.web.accept.BalancedListener.hand_over`).
+    """
+
+    balance: BalancedListener | None = None
 
     def on_headers_complete(self) -> None:
         """Start the request's cycle as uvicorn does, with the response's own transport."""
@@ -69,3 +78,5 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
             cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+            if cycle.keep_alive and self.balance is not None and self.balance.hand_over():
+                cycle.keep_alive = False  # uvicorn says "Connection: close" and closes after

@@ -26,7 +26,8 @@ the steps above, restarts any that dies while serving, forwards SIGTERM/SIGINT t
 0 only when every worker did. It closes its own copy of the listening socket when it forwards
 the first signal, so the port stops accepting exactly when the last worker closes its listener.
 A worker whose supervisor is gone without stopping it (killed with SIGKILL, say) stops itself
-the same way, instead of serving on alone on a port nobody supervises.
+the same way, instead of serving on alone on a port nobody supervises. The workers share the
+API's connections evenly (:mod:`mercato.web.accept`).
 
 With ``MERCATO_METRICS_PORT`` (staging and production) one more listening socket is bound for
 metrics, next to the API's and handed to the same process or processes: a scrape is answered by
@@ -58,6 +59,7 @@ from uvicorn.config import STARTUP_FAILURE
 from mercato.config import Settings
 from mercato.platform import compat
 from mercato.platform.lifecycle import drain_process
+from mercato.web.accept import BalancedListener, Slot
 from mercato.web.http_protocol import OneWriteHttpToolsProtocol
 from mercato.web.supervisor import EXIT_FORCED, STOP_SIGNALS, Supervisor, stop_when_orphaned
 
@@ -111,10 +113,13 @@ class GracefulServer(compat.Server):
         drain_s: float,
         supervised: bool = False,
         gc_policy: GcPolicy | None = None,
+        slot: Slot | None = None,
     ) -> None:
         super().__init__(config)
         self.drain_s = drain_s
         self.supervised = supervised
+        self.slot = slot  # this worker's share of its supervisor's connections
+        self.listener: BalancedListener | None = None
         self.gc_policy = gc_policy
         self.signals = 0
         self.forced = False
@@ -134,9 +139,34 @@ class GracefulServer(compat.Server):
             os._exit(EXIT_FORCED)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
+        if self.slot is None or not sockets:
+            await super().startup(sockets=sockets)
+        else:
+            # the API's socket is shared evenly with the sibling workers; the metrics port's
+            # (if any) is served as uvicorn serves it: a scrape can go to any worker
+            api, *others = sockets
+            await super().startup(sockets=others)
+            if not self.should_exit:
+                self.listener = BalancedListener(
+                    api,
+                    self._protocol,
+                    self.slot,
+                    open_connections=lambda: len(self.server_state.connections),
+                    backlog=self.config.backlog,
+                ).start()
+                self.servers.append(self.listener)  # type: ignore[arg-type]
         if self.gc_policy is not None and not self.should_exit:
             self.gc_policy.apply()
+
+    def _protocol(self) -> asyncio.Protocol:
+        """A connection's protocol, as uvicorn makes it for the sockets it listens on, told
+        which listener accepted it (so it can hand connections over to a sibling worker)."""
+        protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        if isinstance(protocol, OneWriteHttpToolsProtocol):
+            protocol.balance = self.listener
+        return protocol
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs as a signal handler. Never re-raised afterwards (uvicorn would, by recording it),
@@ -158,6 +188,8 @@ class GracefulServer(compat.Server):
     async def on_tick(self, counter: int) -> bool:
         if self._drain_until is not None and time.monotonic() >= self._drain_until:
             self.should_exit = True
+        if self.listener is not None:
+            self.listener.publish()  # connections closed since the last accept
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -290,6 +322,7 @@ def _worker_main(
     gc_policy: GcPolicy | None,
     sockets: list[socket.socket],
     supervisor_pid: int | None = None,
+    slot: Slot | None = None,
 ) -> None:
     _ignore_late_signals()
     if supervisor_pid is not None:
@@ -300,6 +333,8 @@ def _worker_main(
             name="orphan-watch",
             daemon=True,
         ).start()
-    server = GracefulServer(config, drain_s=drain_s, supervised=True, gc_policy=gc_policy)
+    server = GracefulServer(
+        config, drain_s=drain_s, supervised=True, gc_policy=gc_policy, slot=slot
+    )
     server.run(sockets=sockets)
     sys.exit(server.exit_code)

@@ -2,7 +2,9 @@
 
 It binds the sockets, starts the workers (:func:`mercato.web.serve.serve` hands it the function
 each runs), restarts any that dies while serving, forwards SIGTERM/SIGINT to them and exits 0
-only when every worker did (see :mod:`mercato.web.serve` for the whole story).
+only when every worker did (see :mod:`mercato.web.serve` for the whole story). It also holds the
+memory in which the workers tell each other how many connections each holds, so that they share
+the connections evenly (:mod:`mercato.web.accept`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from types import FrameType
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+
+from mercato.web.accept import ConnectionShares, Slot
 
 log = logging.getLogger("mercato.serve")
 
@@ -57,14 +61,14 @@ class Supervisor:
         self,
         config: uvicorn.Config,
         *,
-        target: Callable[[list[socket.socket], int], None],
+        target: Callable[[list[socket.socket], int, Slot], None],
         workers: int,
         drain_s: float,
         grace_s: float,
         also_listen: list[uvicorn.Config] | None = None,
     ) -> None:
         self.config = config
-        self.target = target  # a worker process: target(sockets, supervisor_pid)
+        self.target = target  # a worker process: target(sockets, supervisor_pid, slot)
         self.also_listen = also_listen or []
         self.workers = workers
         self.drain_s = drain_s
@@ -74,15 +78,20 @@ class Supervisor:
         self._wake = threading.Event()
         self._restarts: list[float] = []
         self._context = multiprocessing.get_context("spawn")
+        self.shares = ConnectionShares(workers)  # how many connections each worker holds
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
         self._signals.append(sig)
         self._wake.set()
 
-    def _spawn(self, sockets: list[socket.socket]) -> multiprocessing.process.BaseProcess:
+    def _spawn(
+        self, sockets: list[socket.socket], index: int
+    ) -> multiprocessing.process.BaseProcess:
+        slot = self.shares.slot(index)
+        slot.leave()  # until the new process accepts (a dead one's count must not hold others back)
         child = self._context.Process(
             target=self.target,
-            args=(sockets, os.getpid()),
+            args=(sockets, os.getpid(), slot),
             daemon=False,
         )
         child.start()
@@ -94,7 +103,7 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
         sockets = [config.bind_socket() for config in (self.config, *self.also_listen)]
         log.info("supervisor [%d] starting %d workers", os.getpid(), self.workers)
-        self.children = [self._spawn(sockets) for _ in range(self.workers)]
+        self.children = [self._spawn(sockets, index) for index in range(self.workers)]
         status = self._supervise(sockets)
         if status is not None:
             self._stop_all(sockets, forced=True)
@@ -119,7 +128,7 @@ class Supervisor:
                     return EXIT_FORCED
                 log.error("worker [%s] died with %s; restarting", child.pid, child.exitcode)
                 _forget_metrics_of(child.pid)
-                self.children[index] = self._spawn(sockets)
+                self.children[index] = self._spawn(sockets, index)
         return None
 
     def _stop_all(self, sockets: list[socket.socket], *, forced: bool) -> int:
