@@ -66,7 +66,7 @@ def _indexes(plan: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(plan, dict):
         if plan.get("Relation Name") == "catalog_reservations":
-            found.add(plan.get("Index Name", plan["Node Type"]))
+            found.add(str(plan.get("Index Name", plan["Node Type"])))
         for value in plan.values():
             found |= _indexes(value)
     elif isinstance(plan, list):
