@@ -58,14 +58,8 @@ outbox = sa.Table(
         postgresql_where=sa.text("nats_published_at IS NULL"),
         sqlite_where=sa.text("nats_published_at IS NULL"),
     ),
-    sa.Index(
-        "ix_platform_outbox_nats_unpublished",
-        "aggregate_id",
-        "seq",
-        postgresql_where=sa.text("nats_published_at IS NULL"),
-        sqlite_where=sa.text("nats_published_at IS NULL"),
-    ),
-    # One aggregate's history, in order: replayed to clients that follow an order.
+    # One aggregate's history, in order: replayed to clients that follow an order, and where
+    # the JetStream claim looks for an earlier unacknowledged event of the same aggregate.
     sa.Index("ix_platform_outbox_aggregate", "aggregate_id", "seq"),
     sqlite_autoincrement=True,  # never reuse a sequence number: clients resume streams by it
 )

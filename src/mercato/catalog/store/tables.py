@@ -56,7 +56,13 @@ reservations = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("quantity > 0", name="quantity_positive"),
     sa.Index("ix_catalog_reservations_order", "order_id", "state"),
-    sa.Index("ix_catalog_reservations_expiry", "state", "expires_at"),
+    # the sweeper's question (active and expired); a settled reservation leaves the index
+    sa.Index(
+        "ix_catalog_reservations_active",
+        "expires_at",
+        postgresql_where=sa.text("state = 'active'"),
+        sqlite_where=sa.text("state = 'active'"),
+    ),
 )
 
 
