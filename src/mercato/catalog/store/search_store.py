@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from mercato.catalog.domain.search import Filters, FuzzyMatcher, Query
+from mercato.catalog.domain.search import Filters, FuzzyMatcher, Query, names_every_term
 from mercato.catalog.store import search_sql as q
 from mercato.platform.db import Row, Statement
 from mercato.platform.uow import Repository
@@ -32,20 +32,22 @@ def _filters(filters: Filters) -> dict[str, int]:
     }
 
 
-def _rank(rows: Sequence[Row], query: Query) -> tuple[list[str], list[str], dict[str, Row]]:
+def _rank(
+    rows: Sequence[Row], query: Query, *, fuzzy: bool
+) -> tuple[list[str], list[str], dict[str, Row]]:
     """The candidates (best words first, then the others) ranked by words (those that matched
-    them) and, for a short query, by trigram similarity of their name and SKU (those similar
+    them) and, when ``fuzzy``, by trigram similarity of their name and SKU (those similar
     enough); and the candidates by id."""
     seen: dict[str, Row] = {}
     for row in rows:  # a product can come twice: by its words, by its trigrams
         if row["id"] not in seen or row["words"] > seen[row["id"]]["words"]:
             seen[row["id"]] = row
     words = sorted((r for r in seen.values() if r["words"] > 0), key=lambda r: -r["words"])
-    if not query.fuzzy:
+    if not fuzzy:
         return [r["id"] for r in words], [], seen
     matcher = FuzzyMatcher(query.terms)
-    fuzzy = {i: matcher.score(f"{r['name']} {r['sku']}") for i, r in seen.items()}
-    grams = sorted((i for i, s in fuzzy.items() if s > 0), key=lambda i: -fuzzy[i])
+    similar = {i: matcher.score(f"{r['name']} {r['sku']}") for i, r in seen.items()}
+    grams = sorted((i for i, s in similar.items() if s > 0), key=lambda i: -similar[i])
     return [r["id"] for r in words], grams, seen
 
 
@@ -59,6 +61,13 @@ def _passing(rows: Sequence[Row], *, rank: str | None) -> list[Row]:
     """The rows the filters let through, their ``words`` the column ``rank`` (higher is
     better) of a words match, 0 for a trigram match."""
     return [{**r, "words": r[rank] if rank else 0.0} for r in rows if r["id"] is not None]
+
+
+def _named(rows: Sequence[Row], query: Query, depth: int) -> bool:
+    """Whether the words found ``depth`` candidates, each with every term as the start of a
+    word of its name: the trigram candidates are then not asked for (as PostgreSQL's
+    statement decides with ``search_sql.named_pattern``)."""
+    return len(rows) >= depth and all(names_every_term(query.terms, r["name"]) for r in rows)
 
 
 class SearchRepository(Repository):
@@ -76,25 +85,28 @@ class SearchRepository(Repository):
     async def lexical(
         self, query: Query, filters: Filters, *, depth: int, trigrams: bool = True
     ) -> Lexical:
-        """The lexical rankings of ``query``, each at most ``depth`` long."""
+        """The lexical rankings of ``query``, each at most ``depth`` long. A query that is a
+        product's SKU looks for no typos: that product is the answer, and the trigrams of a
+        SKU's parts ("kit flk 000000") only found noise below it."""
         conn = self.conn
         bounds = _filters(filters)
         sku = None
         if query.sku is not None:
             sku = await conn.fetchrow(q.BY_SKU, sku=query.sku, **bounds)
+        fuzzy = query.fuzzy and sku is None
         rows: list[Row] = []
         if query.terms and conn.dialect == "postgresql":
-            rows = await self._postgres(query, bounds, depth, trigrams=trigrams)
+            rows = await self._postgres(query, bounds, depth, trigrams=trigrams, fuzzy=fuzzy)
         elif query.terms:
-            rows = await self._sqlite(query, bounds, depth)
-        words, grams, shown = _rank(rows, query)
+            rows = await self._sqlite(query, bounds, depth, fuzzy=fuzzy)
+        words, grams, shown = _rank(rows, query, fuzzy=fuzzy)
         if sku is None:
             return Lexical([], words, grams, shown)
         shown.setdefault(sku["id"], sku)
         return Lexical([sku["id"]], words, grams, shown)
 
     async def _postgres(
-        self, query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool
+        self, query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool, fuzzy: bool
     ) -> list[Row]:
         top, filtered = (
             (q.PG_LEXICAL_TOP, q.PG_LEXICAL_FILTERED) if trigrams else
@@ -102,7 +114,9 @@ class SearchRepository(Repository):
         )  # fmt: skip
         params = {"tsquery": q.tsquery(query.terms), "depth": depth, **bounds}
         if trigrams:
-            params.update(text=" ".join(query.terms), fuzzy=query.fuzzy)
+            params.update(
+                text=" ".join(query.terms), fuzzy=fuzzy, named=q.named_pattern(query.terms)
+            )
         rows = await self.conn.fetch(top, **params)
         by_words = [r for r in rows if r["words"] is not None]
         by_grams = [r for r in rows if r["similarity"] is not None]
@@ -115,11 +129,13 @@ class SearchRepository(Repository):
         by_grams.sort(key=lambda r: (-r["similarity"], r["id"] or ""))
         return [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)]
 
-    async def _sqlite(self, query: Query, bounds: dict[str, int], depth: int) -> list[Row]:
+    async def _sqlite(
+        self, query: Query, bounds: dict[str, int], depth: int, *, fuzzy: bool
+    ) -> list[Row]:
         words = q.fts5_words(query.terms)
         found = await self._fts5(q.SQLITE_WORDS_TOP, q.SQLITE_WORDS_FILTERED, words, bounds, depth)
         rows = _passing(found, rank="rank")
-        grams = q.fts5_grams(query.terms) if query.fuzzy else None
+        grams = q.fts5_grams(query.terms) if fuzzy and not _named(rows, query, depth) else None
         if grams is not None:
             found = await self._fts5(
                 q.SQLITE_GRAMS_TOP, q.SQLITE_GRAMS_FILTERED, grams, bounds, depth
