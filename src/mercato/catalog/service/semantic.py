@@ -30,9 +30,11 @@ from mercato.platform.uow import Transactor, UnitOfWork
 T = TypeVar("T")
 REFRESH_S = 1.0
 IN_LOOP_ROWS = 2048  # below this a scan takes well under a millisecond
-# From this many vectors a coarse index answers (an exact scan of 20,000 takes about 2 ms),
-# probing this share of its lists
-COARSE_FROM = 20_000
+# From this many vectors a coarse index answers, probing this share of its lists. An exact
+# scan of 10,000 takes about a millisecond, but under 16 clients it was a fifth of the
+# server's CPU per search; the coarse index's answers at 10,000 ranked the judged queries
+# the same (docs/search.md). 20,000 until 2026-12-06.
+COARSE_FROM = 5_000
 COARSE_SHARE = 0.075
 _PART = 512  # candidate rows copied and scored at a time (768 KB)
 _TEXT_FIELDS = frozenset({"name", "description"})
