@@ -246,3 +246,20 @@ async def test_no_query_is_kept_when_the_cache_is_off(container: Container, mini
     for _ in range(2):
         await index.nearest("a warm blanket", depth=5)
     assert model.texts == ["a warm blanket", "a warm blanket"]
+
+
+async def test_a_query_differing_only_in_case_is_not_embedded_again(
+    container: Container, minilm: MiniLM
+) -> None:
+    """The model lower-cases its input: the same embedding, so one cache entry."""
+    index = container.semantic
+    assert index is not None
+    index.model = model = CountingModel(minilm)
+    index.query_cache = 8
+    await model.loaded()
+    await index.nearest("Warm Blanket", depth=5)
+    await index.nearest("warm blanket", depth=5)
+    await index.nearest("WARM BLANKET", depth=5)
+    assert model.texts == ["warm blanket"]
+    upper, lower = minilm.embed(["Warm Blanket", "warm blanket"])
+    assert float(upper @ lower) > 0.9999

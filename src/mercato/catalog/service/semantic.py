@@ -226,7 +226,10 @@ class SemanticIndex:
         return [pid for pid, score in found if score >= SEMANTIC_THRESHOLD]
 
     async def _query_vector(self, text: str) -> Matrix:
-        """The text's embedding, from the cache of recent queries when it is there."""
+        """The text's embedding, from the cache of recent queries when it is there. The
+        model's tokenizer lower-cases what it reads, so "Kettle" (a phone's keyboard starts
+        with a capital) and "kettle" are one embedding, asked for and kept once."""
+        text = text.lower()
         cached = self._queries.get(text)
         if cached is not None:
             self._queries.move_to_end(text)
