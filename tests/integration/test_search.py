@@ -24,6 +24,7 @@ from mercato.cli import catalog
 from mercato.kernel.errors import InvalidValue
 from mercato.migrations import migrate
 from mercato.platform.db import sql
+from mercato.platform.db_postgres import PgConnection
 from tests.conftest import PG_URL
 from tests.e2e.scratch import scratch_database
 
@@ -154,6 +155,34 @@ async def test_a_prefix_that_starts_a_word_of_every_best_name_asks_for_no_trigra
     typo = f"{w}ketle"  # no name has it: the trigrams are asked for
     assert {h for h, _ in await found(container, typo, limit=CANDIDATES)} == kettles
     assert counts[1] > 0
+
+
+async def test_a_one_word_query_is_one_statement_on_postgresql(
+    container: Container, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any one-word query could be a SKU: the SKU is looked up in the lexical statement, not
+    in a round trip of its own."""
+    if backend != "postgres":
+        pytest.skip("SQLite's statements run in process: no round trip to save")
+    w = word()
+    wanted = await add(container, "Desk lamp", sku=w[:8].upper())
+    lamp = await add(container, f"{w[:8]} lamp")
+    await found(container, w)  # the first search also asks whether pg_trgm is there
+    statements: list[object] = []
+    for name in ("fetch", "fetchrow", "fetchval"):
+
+        async def counted(
+            self: PgConnection, stmt: object, /, _run: Any = getattr(PgConnection, name), **kw: Any
+        ) -> Any:
+            statements.append(stmt)
+            return await _run(self, stmt, **kw)
+
+        monkeypatch.setattr(PgConnection, name, counted)
+    hits = await found(container, w[:8])
+    assert hits[0][0] == wanted
+    assert hits[0][1][0] == "sku"
+    assert hits[1][0] == lamp
+    assert len(statements) == 1
 
 
 async def test_the_name_rule_is_the_same_in_python_and_in_postgresql(

@@ -43,9 +43,12 @@ _WEIGHTS = "'{0.05, 0.2, 0.5, 1.0}'"
 
 
 def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
-    """The ``depth`` best products by words and, for a short query (Query.fuzzy) and with
-    pg_trgm, the ``depth`` whose lower-cased name is most like the query by trigrams (the
-    name's GIN index; 0012 makes the planner use it); ``words`` and ``similarity`` say which."""
+    """The product whose SKU is ``:sku`` (``exact``), the ``depth`` best products by words
+    and, for a short query (Query.fuzzy) that is no product's SKU and with pg_trgm, the
+    ``depth`` whose lower-cased name is most like the query by trigrams (the name's GIN
+    index; 0012 makes the planner use it); ``exact``, ``words`` and ``similarity`` say which.
+    One statement, one round trip: most shoppers' queries are one word, and every one-word
+    query could be a SKU (the lookup was a statement of its own)."""
     inner = f"JOIN catalog_products AS p ON p.id = d.product_id AND p.active AND {_FILTERS}"
     # No trigram candidates (a one-time filter: their index is not even read) when all the
     # ``depth`` best words candidates have every term as the start of a word of their name
@@ -58,13 +61,18 @@ def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
             SELECT p.id, word_similarity(CAST(:text AS text), lower(p.name)) AS similarity
             FROM catalog_products AS p
             WHERE CAST(:fuzzy AS boolean) AND CAST(:text AS text) <% lower(p.name)
+                AND NOT EXISTS (SELECT 1 FROM exact)
                 AND (SELECT count(*) FROM words AS w JOIN catalog_products AS n ON n.id = w.id
                      WHERE lower(n.name) ~ CAST(:named AS text)) < :depth
                 {f"AND p.active AND {_FILTERS}" if filtered else ""}
             ORDER BY similarity DESC, p.id
             LIMIT :depth
         )"""
-    either = "SELECT id, NULL, similarity FROM grams" if trigrams else "SELECT NULL, NULL, NULL"
+    either = (
+        "SELECT id, NULL, similarity, false FROM grams"
+        if trigrams
+        else "SELECT NULL, NULL, NULL, false"
+    )
     # unfiltered, the best matches come from catalog_search_words (migration 0014): the same
     # statement, planned through the GIN index (a scan of every document cost 2-3x as much)
     words = (
@@ -78,11 +86,16 @@ def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
         "FROM catalog_search_words(CAST(:tsquery AS text), CAST(:depth AS integer))"
     )
     return f"""
-        WITH words AS MATERIALIZED ({words}){grams if trigrams else ""},
-        candidates (id, words, similarity) AS (
-            SELECT id, words, CAST(NULL AS real) FROM words UNION ALL {either}
+        WITH exact AS MATERIALIZED (
+            SELECT p.id FROM catalog_products AS p
+            WHERE p.sku = CAST(:sku AS text) AND p.active AND {_FILTERS}
+        ),
+        words AS MATERIALIZED ({words}){grams if trigrams else ""},
+        candidates (id, words, similarity, exact) AS (
+            SELECT id, words, CAST(NULL AS real), false FROM words UNION ALL {either}
+            UNION ALL SELECT id, NULL, NULL, true FROM exact
         )
-        SELECT c.words, c.similarity, {_SHOWN}
+        SELECT c.words, c.similarity, c.exact, {_SHOWN}
         FROM candidates AS c
         LEFT JOIN catalog_products AS p ON p.id = c.id AND p.active AND {_FILTERS}
         WHERE c.id IS NOT NULL

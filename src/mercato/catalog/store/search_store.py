@@ -88,34 +88,38 @@ class SearchRepository(Repository):
         """The lexical rankings of ``query``, each at most ``depth`` long. A query that is a
         product's SKU looks for no typos: that product is the answer, and the trigrams of a
         SKU's parts ("kit flk 000000") only found noise below it."""
-        conn = self.conn
         bounds = _filters(filters)
-        sku = None
-        if query.sku is not None:
-            sku = await conn.fetchrow(q.BY_SKU, sku=query.sku, **bounds)
-        fuzzy = query.fuzzy and sku is None
-        rows: list[Row] = []
-        if query.terms and conn.dialect == "postgresql":
-            rows = await self._postgres(query, bounds, depth, trigrams=trigrams, fuzzy=fuzzy)
-        elif query.terms:
-            rows = await self._sqlite(query, bounds, depth, fuzzy=fuzzy)
-        words, grams, shown = _rank(rows, query, fuzzy=fuzzy)
+        if query.terms and self.conn.dialect == "postgresql":
+            rows, sku = await self._postgres(query, bounds, depth, trigrams=trigrams)
+        else:
+            sku = await self._by_sku(query, bounds)
+            fuzzy = query.fuzzy and sku is None
+            rows = await self._sqlite(query, bounds, depth, fuzzy=fuzzy) if query.terms else []
+        words, grams, shown = _rank(rows, query, fuzzy=query.fuzzy and sku is None)
         if sku is None:
             return Lexical([], words, grams, shown)
         shown.setdefault(sku["id"], sku)
         return Lexical([sku["id"]], words, grams, shown)
 
+    async def _by_sku(self, query: Query, bounds: dict[str, int]) -> Row | None:
+        if query.sku is None:
+            return None
+        return await self.conn.fetchrow(q.BY_SKU, sku=query.sku, **bounds)
+
     async def _postgres(
-        self, query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool, fuzzy: bool
-    ) -> list[Row]:
+        self, query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool
+    ) -> tuple[list[Row], Row | None]:
+        """The candidates of the one statement, and the product with the query's SKU."""
         top, filtered = (
             (q.PG_LEXICAL_TOP, q.PG_LEXICAL_FILTERED) if trigrams else
             (q.PG_WORDS_TOP, q.PG_WORDS_FILTERED)
         )  # fmt: skip
-        params = {"tsquery": q.tsquery(query.terms), "depth": depth, **bounds}
+        params = {"tsquery": q.tsquery(query.terms), "depth": depth, "sku": query.sku, **bounds}
         if trigrams:
             params.update(
-                text=" ".join(query.terms), fuzzy=fuzzy, named=q.named_pattern(query.terms)
+                text=" ".join(query.terms),
+                fuzzy=query.fuzzy,
+                named=q.named_pattern(query.terms),
             )
         rows = await self.conn.fetch(top, **params)
         by_words = [r for r in rows if r["words"] is not None]
@@ -124,10 +128,11 @@ class SearchRepository(Repository):
             rows = await self.conn.fetch(filtered, **params)
             by_words = [r for r in rows if r["words"] is not None]
             by_grams = [r for r in rows if r["similarity"] is not None]
+        sku = next((r for r in rows if r["exact"]), None)
         # best first, as SQLite's statements give them (ties by id: the same answer each time)
         by_words.sort(key=lambda r: (-r["words"], r["id"] or ""))
         by_grams.sort(key=lambda r: (-r["similarity"], r["id"] or ""))
-        return [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)]
+        return [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)], sku
 
     async def _sqlite(
         self, query: Query, bounds: dict[str, int], depth: int, *, fuzzy: bool
