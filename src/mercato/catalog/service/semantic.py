@@ -225,6 +225,11 @@ class SemanticIndex:
         found = await self._nearest(await self._query_vector(text), depth)
         return [pid for pid, score in found if score >= SEMANTIC_THRESHOLD]
 
+    def answers_at_once(self, text: str) -> bool:
+        """Whether :meth:`nearest` would answer without the model or the database: the
+        text's vector is cached and this process's matrix (not pgvector) scores it."""
+        return self.model.ready and self._pgvector is False and text.lower() in self._queries
+
     async def _query_vector(self, text: str) -> Matrix:
         """The text's embedding, from the cache of recent queries when it is there. The
         model's tokenizer lower-cases what it reads, so "Kettle" (a phone's keyboard starts

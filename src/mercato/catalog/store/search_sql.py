@@ -48,7 +48,8 @@ def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
     ``depth`` whose lower-cased name is most like the query by trigrams (the name's GIN
     index; 0012 makes the planner use it); ``exact``, ``words`` and ``similarity`` say which.
     One statement, one round trip: most shoppers' queries are one word, and every one-word
-    query could be a SKU (the lookup was a statement of its own)."""
+    query could be a SKU (the lookup was a statement of its own). ``:near`` lists products
+    to read as well (``near``: the semantic candidates, when they are known before it)."""
     inner = f"JOIN catalog_products AS p ON p.id = d.product_id AND p.active AND {_FILTERS}"
     # No trigram candidates (a one-time filter: their index is not even read) when all the
     # ``depth`` best words candidates have every term as the start of a word of their name
@@ -69,9 +70,9 @@ def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
             LIMIT :depth
         )"""
     either = (
-        "SELECT id, NULL, similarity, false FROM grams"
+        "SELECT id, NULL, similarity, false, false FROM grams"
         if trigrams
-        else "SELECT NULL, NULL, NULL, false"
+        else "SELECT NULL, NULL, NULL, false, false"
     )
     # unfiltered, the best matches come from catalog_search_words (migration 0014): the same
     # statement, planned through the GIN index (a scan of every document cost 2-3x as much)
@@ -91,11 +92,13 @@ def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
             WHERE p.sku = CAST(:sku AS text) AND p.active AND {_FILTERS}
         ),
         words AS MATERIALIZED ({words}){grams if trigrams else ""},
-        candidates (id, words, similarity, exact) AS (
-            SELECT id, words, CAST(NULL AS real), false FROM words UNION ALL {either}
-            UNION ALL SELECT id, NULL, NULL, true FROM exact
+        candidates (id, words, similarity, exact, near) AS (
+            SELECT id, words, CAST(NULL AS real), false, false FROM words UNION ALL {either}
+            UNION ALL SELECT id, NULL, NULL, true, false FROM exact
+            UNION ALL SELECT id, NULL, NULL, false, true
+                FROM unnest(CAST(:near AS text[])) AS near (id)
         )
-        SELECT c.words, c.similarity, c.exact, {_SHOWN}
+        SELECT c.words, c.similarity, c.exact, c.near, {_SHOWN}
         FROM candidates AS c
         LEFT JOIN catalog_products AS p ON p.id = c.id AND p.active AND {_FILTERS}
         WHERE c.id IS NOT NULL

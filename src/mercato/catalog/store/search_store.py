@@ -22,6 +22,8 @@ class Lexical:
     words: list[str]
     trigrams: list[str]
     rows: dict[str, Row]
+    looked_up: frozenset[str] = frozenset()
+    """The ``near`` products it read, those the filters refused included."""
 
 
 def _filters(filters: Filters) -> dict[str, int]:
@@ -83,23 +85,35 @@ class SearchRepository(Repository):
         return bool(await self.conn.fetchval(q.HAS_TRIGRAMS))
 
     async def lexical(
-        self, query: Query, filters: Filters, *, depth: int, trigrams: bool = True
+        self,
+        query: Query,
+        filters: Filters,
+        *,
+        depth: int,
+        trigrams: bool = True,
+        near: Sequence[str] = (),
     ) -> Lexical:
-        """The lexical rankings of ``query``, each at most ``depth`` long. A query that is a
-        product's SKU looks for no typos: that product is the answer, and the trigrams of a
-        SKU's parts ("kit flk 000000") only found noise below it."""
+        """The lexical rankings of ``query``, each at most ``depth`` long, and the ``near``
+        products that pass the filters (on PostgreSQL in the same statement). A query that
+        is a product's SKU looks for no typos: that product is the answer, and the trigrams
+        of a SKU's parts ("kit flk 000000") only found noise below it."""
         bounds = _filters(filters)
         if query.terms and self.conn.dialect == "postgresql":
-            rows, sku = await self._postgres(query, bounds, depth, trigrams=trigrams)
+            rows, sku, near_rows = await self._postgres(
+                query, bounds, depth, trigrams=trigrams, near=near
+            )
         else:
             sku = await self._by_sku(query, bounds)
             fuzzy = query.fuzzy and sku is None
             rows = await self._sqlite(query, bounds, depth, fuzzy=fuzzy) if query.terms else []
+            near_rows = list((await self.shown(near, filters)).values())
         words, grams, shown = _rank(rows, query, fuzzy=query.fuzzy and sku is None)
-        if sku is None:
-            return Lexical([], words, grams, shown)
-        shown.setdefault(sku["id"], sku)
-        return Lexical([sku["id"]], words, grams, shown)
+        for row in near_rows:
+            shown.setdefault(row["id"], row)
+        exact = [] if sku is None else [sku["id"]]
+        if sku is not None:
+            shown.setdefault(sku["id"], sku)
+        return Lexical(exact, words, grams, shown, frozenset(near))
 
     async def _by_sku(self, query: Query, bounds: dict[str, int]) -> Row | None:
         if query.sku is None:
@@ -107,14 +121,27 @@ class SearchRepository(Repository):
         return await self.conn.fetchrow(q.BY_SKU, sku=query.sku, **bounds)
 
     async def _postgres(
-        self, query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool
-    ) -> tuple[list[Row], Row | None]:
-        """The candidates of the one statement, and the product with the query's SKU."""
+        self,
+        query: Query,
+        bounds: dict[str, int],
+        depth: int,
+        *,
+        trigrams: bool,
+        near: Sequence[str],
+    ) -> tuple[list[Row], Row | None, list[Row]]:
+        """The candidates of the one statement, the product with the query's SKU, and the
+        ``near`` products that pass the filters."""
         top, filtered = (
             (q.PG_LEXICAL_TOP, q.PG_LEXICAL_FILTERED) if trigrams else
             (q.PG_WORDS_TOP, q.PG_WORDS_FILTERED)
         )  # fmt: skip
-        params = {"tsquery": q.tsquery(query.terms), "depth": depth, "sku": query.sku, **bounds}
+        params = {
+            "tsquery": q.tsquery(query.terms),
+            "depth": depth,
+            "sku": query.sku,
+            "near": list(near),
+            **bounds,
+        }
         if trigrams:
             params.update(
                 text=" ".join(query.terms),
@@ -129,10 +156,12 @@ class SearchRepository(Repository):
             by_words = [r for r in rows if r["words"] is not None]
             by_grams = [r for r in rows if r["similarity"] is not None]
         sku = next((r for r in rows if r["exact"]), None)
+        near_rows = [r for r in rows if r["near"] and r["id"] is not None]
         # best first, as SQLite's statements give them (ties by id: the same answer each time)
         by_words.sort(key=lambda r: (-r["words"], r["id"] or ""))
         by_grams.sort(key=lambda r: (-r["similarity"], r["id"] or ""))
-        return [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)], sku
+        found = [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)]
+        return found, sku, near_rows
 
     async def _sqlite(
         self, query: Query, bounds: dict[str, int], depth: int, *, fuzzy: bool
