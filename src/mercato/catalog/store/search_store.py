@@ -65,6 +65,24 @@ def _passing(rows: Sequence[Row], *, rank: str | None) -> list[Row]:
     return [{**r, "words": r[rank] if rank else 0.0} for r in rows if r["id"] is not None]
 
 
+def _pg_params(
+    query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool, near: Sequence[str]
+) -> dict[str, object]:
+    """The parameters of PostgreSQL's lexical statement (search_sql._pg_lexical)."""
+    params: dict[str, object] = {
+        "tsquery": q.tsquery(query.terms),
+        "depth": depth,
+        "sku": query.sku,
+        "near": list(near),
+        **bounds,
+    }
+    if trigrams:
+        params.update(
+            text=" ".join(query.terms), fuzzy=query.fuzzy, named=q.named_pattern(query.terms)
+        )
+    return params
+
+
 def _named(rows: Sequence[Row], query: Query, depth: int) -> bool:
     """Whether the words found ``depth`` candidates, each with every term as the start of a
     word of its name: the trigram candidates are then not asked for (as PostgreSQL's
@@ -135,19 +153,7 @@ class SearchRepository(Repository):
             (q.PG_LEXICAL_TOP, q.PG_LEXICAL_FILTERED) if trigrams else
             (q.PG_WORDS_TOP, q.PG_WORDS_FILTERED)
         )  # fmt: skip
-        params = {
-            "tsquery": q.tsquery(query.terms),
-            "depth": depth,
-            "sku": query.sku,
-            "near": list(near),
-            **bounds,
-        }
-        if trigrams:
-            params.update(
-                text=" ".join(query.terms),
-                fuzzy=query.fuzzy,
-                named=q.named_pattern(query.terms),
-            )
+        params = _pg_params(query, bounds, depth, trigrams=trigrams, near=near)
         rows = await self.conn.fetch(top, **params)
         by_words = [r for r in rows if r["words"] is not None]
         by_grams = [r for r in rows if r["similarity"] is not None]
