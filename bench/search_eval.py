@@ -11,7 +11,7 @@ what the top ten hold of the relevant products, out of at most ten. A query that
 result scores 1 when the ranking is empty and 0 otherwise. Results go to stdout as a
 Markdown table and to bench/out/search_eval.json. `--coarse-from N` lets the in-process
 semantic half answer through its coarse index from N products on (default: as served, from
-20,000; so the 2,000 products are scanned exactly unless N is lower).
+5,000; so the 2,000 products are scanned exactly unless N is lower).
 """
 
 from __future__ import annotations

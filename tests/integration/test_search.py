@@ -17,12 +17,14 @@ import pytest
 import sqlalchemy as sa
 
 from mercato.bootstrap import Container
-from mercato.catalog.domain.search import CANDIDATES, Filters, InvalidSearch
+from mercato.catalog.domain.search import CANDIDATES, Filters, InvalidSearch, names_every_term
 from mercato.catalog.service import ProductChanges
+from mercato.catalog.store import search_sql, search_store
 from mercato.cli import catalog
 from mercato.kernel.errors import InvalidValue
 from mercato.migrations import migrate
 from mercato.platform.db import sql
+from mercato.platform.db_postgres import PgConnection
 from tests.conftest import PG_URL
 from tests.e2e.scratch import scratch_database
 
@@ -105,6 +107,103 @@ async def test_an_exact_sku_comes_first_whatever_the_case(container: Container) 
     wanted = await add(container, "Desk lamp", sku=sku)
     hits = await found(container, sku.lower())
     assert hits[0] == (wanted, ["sku", *hits[0][1][1:]])
+
+
+def trigram_candidates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many trigram candidates (rows found by trigrams, not words) each lexical search
+    fetched, appended as searches run."""
+    counts: list[int] = []
+    rank = search_store._rank
+
+    def counted(rows: Any, query: Any, *, fuzzy: bool) -> Any:
+        counts.append(sum(1 for r in rows if not r["words"]))
+        return rank(rows, query, fuzzy=fuzzy)
+
+    monkeypatch.setattr(search_store, "_rank", counted)
+    return counts
+
+
+async def test_an_exact_sku_is_not_also_looked_for_as_a_typo(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The product with the SKU is the answer; the trigrams of its parts found only noise."""
+    w = word()
+    sku = f"{w[:6].upper()}-42"
+    lookalike = await add(container, f"{w[:6]} lamp 42")
+    wanted = await add(container, "Desk lamp", sku=sku)
+    counts = trigram_candidates(monkeypatch)
+    hits = await found(container, sku)
+    assert hits[0] == (wanted, ["sku", *hits[0][1][1:]])
+    assert counts == [0]
+    assert all("trigrams" not in signals for _, signals in hits)
+    assert lookalike in {h for h, _ in hits}  # still found by its words
+    assert "trigrams" in dict(await found(container, f"{w[:6]}-43"))[lookalike]  # no SKU: typos
+
+
+async def test_a_prefix_that_starts_a_word_of_every_best_name_asks_for_no_trigrams(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When all of the words' best candidates name every term, the trigram candidates are
+    those names again: they are not asked for, and typos are ranked among the words'."""
+    w = word()
+    kettles = {await add(container, f"{w}kettle electric {i}") for i in range(CANDIDATES)}
+    counts = trigram_candidates(monkeypatch)
+    hits = await found(container, f"{w}kett", limit=CANDIDATES)
+    assert {h for h, _ in hits} == kettles
+    assert all(signals == ["words", "trigrams"] for _, signals in hits)
+    assert counts == [0]
+    typo = f"{w}ketle"  # no name has it: the trigrams are asked for
+    assert {h for h, _ in await found(container, typo, limit=CANDIDATES)} == kettles
+    assert counts[1] > 0
+
+
+async def test_a_one_word_query_is_one_statement_on_postgresql(
+    container: Container, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any one-word query could be a SKU: the SKU is looked up in the lexical statement, not
+    in a round trip of its own."""
+    if backend != "postgres":
+        pytest.skip("SQLite's statements run in process: no round trip to save")
+    w = word()
+    wanted = await add(container, "Desk lamp", sku=w[:8].upper())
+    lamp = await add(container, f"{w[:8]} lamp")
+    await found(container, w)  # the first search also asks whether pg_trgm is there
+    statements: list[object] = []
+    for name in ("fetch", "fetchrow", "fetchval"):
+
+        async def counted(
+            self: PgConnection, stmt: object, /, _run: Any = getattr(PgConnection, name), **kw: Any
+        ) -> Any:
+            statements.append(stmt)
+            return await _run(self, stmt, **kw)
+
+        monkeypatch.setattr(PgConnection, name, counted)
+    hits = await found(container, w[:8])
+    assert hits[0][0] == wanted
+    assert hits[0][1][0] == "sku"
+    assert hits[1][0] == lamp
+    assert len(statements) == 1
+
+
+async def test_the_name_rule_is_the_same_in_python_and_in_postgresql(
+    container: Container, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's statement decides by a pattern; SQLite's store in Python")
+    cases = [
+        (("kett",), "Brand Electric Kettle 1.7 l, Black"),
+        (("kett", "black"), "Brand Electric Kettle 1.7 l, Black"),
+        (("kett", "blue"), "Brand Electric Kettle 1.7 l, Black"),
+        (("ettle",), "Brand Electric Kettle"),
+        (("phones",), "Travel Headphones"),
+        (("7",), "Kettle 1.7 l"),
+        (("kettle",), "kettle-bell"),
+    ]
+    match = sql(sa.text("SELECT lower(:name) ~ :pattern"))
+    async with container.db.connection() as conn:
+        for terms, name in cases:
+            in_sql = await conn.fetchval(match, name=name, pattern=search_sql.named_pattern(terms))
+            assert in_sql == names_every_term(terms, name), (terms, name)
 
 
 async def test_stop_words_alone_find_nothing_and_do_not_dilute_a_query(

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,8 +21,10 @@ from mercato.bootstrap import Container
 from mercato.catalog.domain.search import Filters
 from mercato.catalog.service import ProductChanges
 from mercato.catalog.service.semantic import SemanticIndex
+from mercato.catalog.store import search_sql
 from mercato.cli.search import reindex
 from mercato.migrations import migrate
+from mercato.platform.db_postgres import PgConnection
 from mercato.platform.embedder import BackgroundModel, Matrix, MiniLM, cached_graph, model_dir
 from tests.conftest import PG_URL, REQUIRE_PG, make_settings, running
 
@@ -246,3 +249,68 @@ async def test_no_query_is_kept_when_the_cache_is_off(container: Container, mini
     for _ in range(2):
         await index.nearest("a warm blanket", depth=5)
     assert model.texts == ["a warm blanket", "a warm blanket"]
+
+
+async def test_a_query_differing_only_in_case_is_not_embedded_again(
+    container: Container, minilm: MiniLM
+) -> None:
+    """The model lower-cases its input: the same embedding, so one cache entry."""
+    index = container.semantic
+    assert index is not None
+    index.model = model = CountingModel(minilm)
+    index.query_cache = 8
+    await model.loaded()
+    await index.nearest("Warm Blanket", depth=5)
+    await index.nearest("warm blanket", depth=5)
+    await index.nearest("WARM BLANKET", depth=5)
+    assert model.texts == ["warm blanket"]
+    upper, lower = minilm.embed(["Warm Blanket", "warm blanket"])
+    assert float(upper @ lower) > 0.9999
+
+
+async def test_a_popular_query_is_one_read_and_on_postgresql_one_statement(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the query's vector cached, its semantic candidates are known before the lexical
+    read, which reads their products (and applies the filters to them) as well."""
+    price = random.randrange(10**8, 2 * 10**8)
+    flask = await add(container, "Insulated travel flask", "Double-walled steel, 500 ml", price)
+    index = await settle(container)
+    band = Filters(min_price=price, max_price=price)
+    text = "something to keep coffee warm on the go"
+
+    async def hits() -> list[tuple[str, list[str]]]:
+        page = await container.catalog.search.search(text, filters=band, cursor=None, limit=5)
+        return [(str(f.product["id"]), [str(s) for s in f.signals]) for f in page.items]
+
+    assert await hits() == [(flask, ["semantic"])]  # embeds the query, and caches it
+    if index._pgvector:
+        pytest.skip("pgvector's neighbours are a statement of their own")
+    searching = {
+        search_sql.PG_LEXICAL_TOP, search_sql.PG_LEXICAL_FILTERED, search_sql.PG_WORDS_TOP,
+        search_sql.PG_WORDS_FILTERED, search_sql.PG_BY_IDS, search_sql.BY_SKU,
+    }  # fmt: skip
+    statements: list[object] = []
+    for name in ("fetch", "fetchrow"):
+
+        async def counted(
+            self: PgConnection, stmt: object, /, _run: Any = getattr(PgConnection, name), **kw: Any
+        ) -> Any:
+            if stmt in searching:
+                statements.append(stmt)
+            return await _run(self, stmt, **kw)
+
+        monkeypatch.setattr(PgConnection, name, counted)
+    transact = container.catalog.search._transact
+    reads: list[object] = []
+    read = transact.read
+
+    async def counted_read(work: Any) -> Any:
+        reads.append(work)
+        return await read(work)
+
+    monkeypatch.setattr(transact, "read", counted_read)
+    assert index.answers_at_once(text)
+    assert await hits() == [(flask, ["semantic"])]  # the others near it are refused
+    assert len(reads) == 1
+    assert len(statements) == (1 if container.db.dialect == "postgresql" else 0)

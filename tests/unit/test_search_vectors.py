@@ -95,6 +95,24 @@ def test_vectors_put_after_the_build_are_scored_exactly() -> None:
     assert built.moved.size == 0  # searches reading the old index are not disturbed
 
 
+def test_a_catalog_of_ten_thousand_is_answered_by_the_coarse_index() -> None:
+    """From 5,000 vectors on (COARSE_FROM): a scan of every row at 10,000 products was a
+    fifth of the server's CPU per search under load; the lists found the same neighbours."""
+    data = _clustered(10_000, centres=300, spread=0.15)
+    exact = _matrix(data, coarse_from=10**9)
+    matrix = VectorMatrix()
+    for i, vector in enumerate(data):
+        matrix.put(f"p{i}", vector)
+    assert matrix.needs_coarse()
+    matrix.build_coarse()
+    assert matrix.coarse is not None
+    recall10 = []
+    for query in _queries(data, 100):
+        truth = {pid for pid, _ in exact.nearest(query, 10)}
+        recall10.append(len(truth & {pid for pid, _ in matrix.nearest(query, 10)}) / 10)
+    assert np.mean(recall10) >= 0.97
+
+
 def test_the_coarse_index_is_built_from_its_size_and_again_after_a_tenth_changes() -> None:
     data = _clustered(22_200, centres=100, spread=0.1)
     matrix = _matrix(data[:19_999], coarse_from=20_000)

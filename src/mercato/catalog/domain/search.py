@@ -125,6 +125,14 @@ def parse_query(text: str) -> Query:
     return Query(text=text, terms=terms, sku=sku)
 
 
+def names_every_term(terms: Sequence[str], name: str) -> bool:
+    """Whether every term is the start of a word of ``name`` (any case). When all of a
+    query's best words candidates are named so, the trigram candidates add nothing to them:
+    typos and parts of words are looked for among the words candidates only."""
+    words = _WORD.findall(name.lower())
+    return all(any(w.startswith(term) for w in words) for term in terms)
+
+
 @lru_cache(maxsize=65536)
 def trigrams(word: str) -> frozenset[str]:
     """The trigrams of one word, padded as pg_trgm pads them (two blanks before, one after)."""

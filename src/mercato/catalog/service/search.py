@@ -21,7 +21,7 @@ from mercato.catalog.domain.search import (
     fuse,
     parse_query,
 )
-from mercato.catalog.store import SearchRepository
+from mercato.catalog.store import Lexical, SearchRepository
 from mercato.catalog.store.tables import product_view
 from mercato.platform.db import Row
 from mercato.platform.uow import Transactor, UnitOfWork
@@ -31,6 +31,8 @@ class SemanticRanking(Protocol):
     """Products nearest in meaning to a text; empty until the model and vectors are ready."""
 
     async def nearest(self, text: str, *, depth: int) -> list[str]: ...
+
+    def answers_at_once(self, text: str) -> bool: ...
 
     async def similar(self, product_id: str, *, depth: int) -> list[tuple[str, float]]: ...
 
@@ -109,29 +111,41 @@ class ProductSearch:
     ) -> Rankings:
         """Every signal's ranking of ``query`` (the evaluation compares them one by one).
 
-        Two reads at most: the lexical statements (with the products' columns), while the
-        model embeds the query; then the semantic candidates that pass the filters."""
+        One read when the query's vector is cached (a shop's popular queries): the semantic
+        candidates first, then the lexical read, which reads their products too (on
+        PostgreSQL in its one statement). Otherwise the lexical statements while the model
+        embeds the query, then the semantic candidates in a read of their own."""
         if self._trigrams is None:
             self._trigrams = await self._transact.read(
                 lambda uow: uow.repository(SearchRepository).has_trigrams()
             )
-        trigrams = self._trigrams
-        lexical, nearest = await asyncio.gather(
-            self._transact.read(
-                lambda uow: uow.repository(SearchRepository).lexical(
-                    query, filters, depth=depth, trigrams=trigrams
-                )
-            ),
-            self._nearest(query, depth=depth),
-        )
+        if self.semantic is not None and self.semantic.answers_at_once(query.text):
+            nearest = await self._nearest(query, depth=depth)
+            lexical = await self._lexical(query, filters, depth=depth, near=nearest)
+        else:
+            lexical, nearest = await asyncio.gather(
+                self._lexical(query, filters, depth=depth, near=()),
+                self._nearest(query, depth=depth),
+            )
         rows = lexical.rows
         by_signal = {Signal.WORDS: lexical.words, Signal.TRIGRAMS: lexical.trigrams}
         if nearest:
-            unread = [i for i in nearest if i not in rows]  # lexical candidates pass the filters
+            # lexical candidates pass the filters; the ones it looked up were filtered there
+            unread = [i for i in nearest if i not in rows and i not in lexical.looked_up]
             if unread:
                 rows.update(await self._shown(unread, filters))
             by_signal[Signal.SEMANTIC] = [i for i in nearest if i in rows]
         return Rankings(lexical.exact, by_signal, rows)
+
+    async def _lexical(
+        self, query: Query, filters: Filters, *, depth: int, near: Sequence[str]
+    ) -> Lexical:
+        trigrams = bool(self._trigrams)
+        return await self._transact.read(
+            lambda uow: uow.repository(SearchRepository).lexical(
+                query, filters, depth=depth, trigrams=trigrams, near=near
+            )
+        )
 
     async def _nearest(self, query: Query, *, depth: int) -> list[str]:
         """The products nearest in meaning to the query, filters not applied (empty without

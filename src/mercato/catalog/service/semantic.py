@@ -30,9 +30,11 @@ from mercato.platform.uow import Transactor, UnitOfWork
 T = TypeVar("T")
 REFRESH_S = 1.0
 IN_LOOP_ROWS = 2048  # below this a scan takes well under a millisecond
-# From this many vectors a coarse index answers (an exact scan of 20,000 takes about 2 ms),
-# probing this share of its lists
-COARSE_FROM = 20_000
+# From this many vectors a coarse index answers, probing this share of its lists. An exact
+# scan of 10,000 takes about a millisecond, but under 16 clients it was a fifth of the
+# server's CPU per search; the coarse index's answers at 10,000 ranked the judged queries
+# the same (docs/search.md). 20,000 until 2026-12-06.
+COARSE_FROM = 5_000
 COARSE_SHARE = 0.075
 _PART = 512  # candidate rows copied and scored at a time (768 KB)
 _TEXT_FIELDS = frozenset({"name", "description"})
@@ -223,8 +225,16 @@ class SemanticIndex:
         found = await self._nearest(await self._query_vector(text), depth)
         return [pid for pid, score in found if score >= SEMANTIC_THRESHOLD]
 
+    def answers_at_once(self, text: str) -> bool:
+        """Whether :meth:`nearest` would answer without the model or the database: the
+        text's vector is cached and this process's matrix (not pgvector) scores it."""
+        return self.model.ready and self._pgvector is False and text.lower() in self._queries
+
     async def _query_vector(self, text: str) -> Matrix:
-        """The text's embedding, from the cache of recent queries when it is there."""
+        """The text's embedding, from the cache of recent queries when it is there. The
+        model's tokenizer lower-cases what it reads, so "Kettle" (a phone's keyboard starts
+        with a capital) and "kettle" are one embedding, asked for and kept once."""
+        text = text.lower()
         cached = self._queries.get(text)
         if cached is not None:
             self._queries.move_to_end(text)

@@ -42,39 +42,72 @@ _WEIGHTS = "'{0.05, 0.2, 0.5, 1.0}'"
 # Each returns the public view's columns, so the page needs no read of its own.
 
 
-def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
-    """The ``depth`` best products by words and, for a short query (Query.fuzzy) and with
-    pg_trgm, the ``depth`` whose lower-cased name is most like the query by trigrams (the
-    name's GIN index; 0012 makes the planner use it); ``words`` and ``similarity`` say which."""
-    inner = f"JOIN catalog_products AS p ON p.id = d.product_id AND p.active AND {_FILTERS}"
-    grams = f"""
+def _pg_grams(*, filtered: bool) -> str:
+    """The ``depth`` products whose lower-cased name is most like the query by trigrams (the
+    name's GIN index; 0012 makes the planner use it), for a short query (Query.fuzzy).
+
+    None (a one-time filter: their index is not even read) when the query is a product's
+    SKU, or when all the ``depth`` best words candidates have every term as the start of a
+    word of their name (``:named``: domain.search.names_every_term as a pattern): such names
+    are what the trigrams would find, and comparing thousands of them (a prefix such as
+    "kett" at 100,000 products) was most of the statement. The trigram ranking then ranks
+    the words candidates (search_store)."""
+    return f"""
         , grams AS MATERIALIZED (
             SELECT p.id, word_similarity(CAST(:text AS text), lower(p.name)) AS similarity
             FROM catalog_products AS p
             WHERE CAST(:fuzzy AS boolean) AND CAST(:text AS text) <% lower(p.name)
+                AND NOT EXISTS (SELECT 1 FROM exact)
+                AND (SELECT count(*) FROM words AS w JOIN catalog_products AS n ON n.id = w.id
+                     WHERE lower(n.name) ~ CAST(:named AS text)) < :depth
                 {f"AND p.active AND {_FILTERS}" if filtered else ""}
             ORDER BY similarity DESC, p.id
             LIMIT :depth
         )"""
-    either = "SELECT id, NULL, similarity FROM grams" if trigrams else "SELECT NULL, NULL, NULL"
-    # unfiltered, the best matches come from catalog_search_words (migration 0014): the same
-    # statement, planned through the GIN index (a scan of every document cost 2-3x as much)
-    words = (
-        f"""SELECT d.product_id AS id, ts_rank({_WEIGHTS}, d.doc, q) AS words
+
+
+def _pg_words(*, filtered: bool) -> str:
+    """The ``depth`` best products by words. Unfiltered, from catalog_search_words (migration
+    0014): the same statement, planned through the GIN index (a scan of every document cost
+    2-3x as much)."""
+    if not filtered:
+        return (
+            "SELECT product_id AS id, words "
+            "FROM catalog_search_words(CAST(:tsquery AS text), CAST(:depth AS integer))"
+        )
+    inner = f"JOIN catalog_products AS p ON p.id = d.product_id AND p.active AND {_FILTERS}"
+    return f"""SELECT d.product_id AS id, ts_rank({_WEIGHTS}, d.doc, q) AS words
             FROM catalog_search_docs AS d {inner}, to_tsquery('english', :tsquery) AS q
             WHERE d.doc @@ q
             ORDER BY words DESC, d.product_id
             LIMIT :depth"""
-        if filtered
-        else "SELECT product_id AS id, words "
-        "FROM catalog_search_words(CAST(:tsquery AS text), CAST(:depth AS integer))"
+
+
+def _pg_lexical(*, trigrams: bool, filtered: bool) -> str:
+    """The product whose SKU is ``:sku`` (``exact``), the words candidates and, with
+    pg_trgm, the trigram candidates; ``exact``, ``words`` and ``similarity`` say which.
+    One statement, one round trip: most shoppers' queries are one word, and every one-word
+    query could be a SKU (the lookup was a statement of its own). ``:near`` lists products
+    to read as well (``near``: the semantic candidates, when they are known before it)."""
+    grams = _pg_grams(filtered=filtered) if trigrams else ""
+    either = (
+        "SELECT id, NULL, similarity, false, false FROM grams"
+        if trigrams
+        else "SELECT NULL, NULL, NULL, false, false"
     )
     return f"""
-        WITH words AS MATERIALIZED ({words}){grams if trigrams else ""},
-        candidates (id, words, similarity) AS (
-            SELECT id, words, CAST(NULL AS real) FROM words UNION ALL {either}
+        WITH exact AS MATERIALIZED (
+            SELECT p.id FROM catalog_products AS p
+            WHERE p.sku = CAST(:sku AS text) AND p.active AND {_FILTERS}
+        ),
+        words AS MATERIALIZED ({_pg_words(filtered=filtered)}){grams},
+        candidates (id, words, similarity, exact, near) AS (
+            SELECT id, words, CAST(NULL AS real), false, false FROM words UNION ALL {either}
+            UNION ALL SELECT id, NULL, NULL, true, false FROM exact
+            UNION ALL SELECT id, NULL, NULL, false, true
+                FROM unnest(CAST(:near AS text[])) AS near (id)
         )
-        SELECT c.words, c.similarity, {_SHOWN}
+        SELECT c.words, c.similarity, c.exact, c.near, {_SHOWN}
         FROM candidates AS c
         LEFT JOIN catalog_products AS p ON p.id = c.id AND p.active AND {_FILTERS}
         WHERE c.id IS NOT NULL
@@ -158,6 +191,13 @@ SQLITE_BY_IDS = sql(
 def tsquery(terms: tuple[str, ...]) -> str:
     """A prefix ``tsquery`` matching any of the terms (words only: nothing to escape)."""
     return " | ".join(f"{term}:*" for term in terms)
+
+
+def named_pattern(terms: tuple[str, ...]) -> str:
+    """A regular expression (PostgreSQL's) matching a lower-cased name that has every term as
+    the start of one of its words (domain.search.names_every_term; terms are letters and
+    digits: nothing to escape)."""
+    return "^" + "".join(f"(?=.*\\m{term})" for term in terms)
 
 
 def fts5_words(terms: tuple[str, ...]) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from mercato.catalog.domain.search import Filters, FuzzyMatcher, Query
+from mercato.catalog.domain.search import Filters, FuzzyMatcher, Query, names_every_term
 from mercato.catalog.store import search_sql as q
 from mercato.platform.db import Row, Statement
 from mercato.platform.uow import Repository
@@ -22,6 +22,8 @@ class Lexical:
     words: list[str]
     trigrams: list[str]
     rows: dict[str, Row]
+    looked_up: frozenset[str] = frozenset()
+    """The ``near`` products it read, those the filters refused included."""
 
 
 def _filters(filters: Filters) -> dict[str, int]:
@@ -32,20 +34,22 @@ def _filters(filters: Filters) -> dict[str, int]:
     }
 
 
-def _rank(rows: Sequence[Row], query: Query) -> tuple[list[str], list[str], dict[str, Row]]:
+def _rank(
+    rows: Sequence[Row], query: Query, *, fuzzy: bool
+) -> tuple[list[str], list[str], dict[str, Row]]:
     """The candidates (best words first, then the others) ranked by words (those that matched
-    them) and, for a short query, by trigram similarity of their name and SKU (those similar
+    them) and, when ``fuzzy``, by trigram similarity of their name and SKU (those similar
     enough); and the candidates by id."""
     seen: dict[str, Row] = {}
     for row in rows:  # a product can come twice: by its words, by its trigrams
         if row["id"] not in seen or row["words"] > seen[row["id"]]["words"]:
             seen[row["id"]] = row
     words = sorted((r for r in seen.values() if r["words"] > 0), key=lambda r: -r["words"])
-    if not query.fuzzy:
+    if not fuzzy:
         return [r["id"] for r in words], [], seen
     matcher = FuzzyMatcher(query.terms)
-    fuzzy = {i: matcher.score(f"{r['name']} {r['sku']}") for i, r in seen.items()}
-    grams = sorted((i for i, s in fuzzy.items() if s > 0), key=lambda i: -fuzzy[i])
+    similar = {i: matcher.score(f"{r['name']} {r['sku']}") for i, r in seen.items()}
+    grams = sorted((i for i, s in similar.items() if s > 0), key=lambda i: -similar[i])
     return [r["id"] for r in words], grams, seen
 
 
@@ -61,6 +65,31 @@ def _passing(rows: Sequence[Row], *, rank: str | None) -> list[Row]:
     return [{**r, "words": r[rank] if rank else 0.0} for r in rows if r["id"] is not None]
 
 
+def _pg_params(
+    query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool, near: Sequence[str]
+) -> dict[str, object]:
+    """The parameters of PostgreSQL's lexical statement (search_sql._pg_lexical)."""
+    params: dict[str, object] = {
+        "tsquery": q.tsquery(query.terms),
+        "depth": depth,
+        "sku": query.sku,
+        "near": list(near),
+        **bounds,
+    }
+    if trigrams:
+        params.update(
+            text=" ".join(query.terms), fuzzy=query.fuzzy, named=q.named_pattern(query.terms)
+        )
+    return params
+
+
+def _named(rows: Sequence[Row], query: Query, depth: int) -> bool:
+    """Whether the words found ``depth`` candidates, each with every term as the start of a
+    word of its name: the trigram candidates are then not asked for (as PostgreSQL's
+    statement decides with ``search_sql.named_pattern``)."""
+    return len(rows) >= depth and all(names_every_term(query.terms, r["name"]) for r in rows)
+
+
 class SearchRepository(Repository):
     """The search statements of :mod:`search_sql`, on the unit of work's connection."""
 
@@ -74,35 +103,57 @@ class SearchRepository(Repository):
         return bool(await self.conn.fetchval(q.HAS_TRIGRAMS))
 
     async def lexical(
-        self, query: Query, filters: Filters, *, depth: int, trigrams: bool = True
+        self,
+        query: Query,
+        filters: Filters,
+        *,
+        depth: int,
+        trigrams: bool = True,
+        near: Sequence[str] = (),
     ) -> Lexical:
-        """The lexical rankings of ``query``, each at most ``depth`` long."""
-        conn = self.conn
+        """The lexical rankings of ``query``, each at most ``depth`` long, and the ``near``
+        products that pass the filters (on PostgreSQL in the same statement). A query that
+        is a product's SKU looks for no typos: that product is the answer, and the trigrams
+        of a SKU's parts ("kit flk 000000") only found noise below it."""
         bounds = _filters(filters)
-        sku = None
-        if query.sku is not None:
-            sku = await conn.fetchrow(q.BY_SKU, sku=query.sku, **bounds)
-        rows: list[Row] = []
-        if query.terms and conn.dialect == "postgresql":
-            rows = await self._postgres(query, bounds, depth, trigrams=trigrams)
-        elif query.terms:
-            rows = await self._sqlite(query, bounds, depth)
-        words, grams, shown = _rank(rows, query)
-        if sku is None:
-            return Lexical([], words, grams, shown)
-        shown.setdefault(sku["id"], sku)
-        return Lexical([sku["id"]], words, grams, shown)
+        if query.terms and self.conn.dialect == "postgresql":
+            rows, sku, near_rows = await self._postgres(
+                query, bounds, depth, trigrams=trigrams, near=near
+            )
+        else:
+            sku = await self._by_sku(query, bounds)
+            fuzzy = query.fuzzy and sku is None
+            rows = await self._sqlite(query, bounds, depth, fuzzy=fuzzy) if query.terms else []
+            near_rows = list((await self.shown(near, filters)).values())
+        words, grams, shown = _rank(rows, query, fuzzy=query.fuzzy and sku is None)
+        for row in near_rows:
+            shown.setdefault(row["id"], row)
+        exact = [] if sku is None else [sku["id"]]
+        if sku is not None:
+            shown.setdefault(sku["id"], sku)
+        return Lexical(exact, words, grams, shown, frozenset(near))
+
+    async def _by_sku(self, query: Query, bounds: dict[str, int]) -> Row | None:
+        if query.sku is None:
+            return None
+        return await self.conn.fetchrow(q.BY_SKU, sku=query.sku, **bounds)
 
     async def _postgres(
-        self, query: Query, bounds: dict[str, int], depth: int, *, trigrams: bool
-    ) -> list[Row]:
+        self,
+        query: Query,
+        bounds: dict[str, int],
+        depth: int,
+        *,
+        trigrams: bool,
+        near: Sequence[str],
+    ) -> tuple[list[Row], Row | None, list[Row]]:
+        """The candidates of the one statement, the product with the query's SKU, and the
+        ``near`` products that pass the filters."""
         top, filtered = (
             (q.PG_LEXICAL_TOP, q.PG_LEXICAL_FILTERED) if trigrams else
             (q.PG_WORDS_TOP, q.PG_WORDS_FILTERED)
         )  # fmt: skip
-        params = {"tsquery": q.tsquery(query.terms), "depth": depth, **bounds}
-        if trigrams:
-            params.update(text=" ".join(query.terms), fuzzy=query.fuzzy)
+        params = _pg_params(query, bounds, depth, trigrams=trigrams, near=near)
         rows = await self.conn.fetch(top, **params)
         by_words = [r for r in rows if r["words"] is not None]
         by_grams = [r for r in rows if r["similarity"] is not None]
@@ -110,16 +161,21 @@ class SearchRepository(Repository):
             rows = await self.conn.fetch(filtered, **params)
             by_words = [r for r in rows if r["words"] is not None]
             by_grams = [r for r in rows if r["similarity"] is not None]
+        sku = next((r for r in rows if r["exact"]), None)
+        near_rows = [r for r in rows if r["near"] and r["id"] is not None]
         # best first, as SQLite's statements give them (ties by id: the same answer each time)
         by_words.sort(key=lambda r: (-r["words"], r["id"] or ""))
         by_grams.sort(key=lambda r: (-r["similarity"], r["id"] or ""))
-        return [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)]
+        found = [*_passing(by_words, rank="words"), *_passing(by_grams, rank=None)]
+        return found, sku, near_rows
 
-    async def _sqlite(self, query: Query, bounds: dict[str, int], depth: int) -> list[Row]:
+    async def _sqlite(
+        self, query: Query, bounds: dict[str, int], depth: int, *, fuzzy: bool
+    ) -> list[Row]:
         words = q.fts5_words(query.terms)
         found = await self._fts5(q.SQLITE_WORDS_TOP, q.SQLITE_WORDS_FILTERED, words, bounds, depth)
         rows = _passing(found, rank="rank")
-        grams = q.fts5_grams(query.terms) if query.fuzzy else None
+        grams = q.fts5_grams(query.terms) if fuzzy and not _named(rows, query, depth) else None
         if grams is not None:
             found = await self._fts5(
                 q.SQLITE_GRAMS_TOP, q.SQLITE_GRAMS_FILTERED, grams, bounds, depth
