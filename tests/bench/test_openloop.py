@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from bench.openloop import open_loop, post
@@ -19,9 +20,18 @@ from bench.openloop import open_loop, post
 STALL_S = 1.0
 
 
-def _serve(port_box: list[int], ready: threading.Event, stop: threading.Event) -> None:
+Answer = Callable[[int], Awaitable[bytes | None]]  # request number -> extra head lines, or None
+
+
+@contextmanager
+def _server(answer: Answer) -> Iterator[str]:
+    """A one-file HTTP server in a thread: each request's answer is 200 ``ok`` with the head
+    lines ``answer`` returns for its number (counted from 1); a line ``Connection: close`` ends
+    the connection after it."""
+    port: list[int] = []
+    ready, stop = threading.Event(), threading.Event()
+
     async def main() -> None:
-        one_at_a_time = asyncio.Lock()
         seen = 0
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -31,34 +41,44 @@ def _serve(port_box: list[int], ready: threading.Event, stop: threading.Event) -
                     head = await reader.readuntil(b"\r\n\r\n")
                     length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                     await reader.readexactly(length)
-                    async with one_at_a_time:
-                        seen += 1
-                        if seen == 1:
-                            await asyncio.sleep(STALL_S)
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    seen += 1
+                    extra = await answer(seen) or b""
+                    writer.write(b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nok")
                     await writer.drain()
+                    if b"close" in extra.lower():
+                        break
             except (asyncio.IncompleteReadError, ConnectionError):
-                writer.close()
+                pass
+            writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port_box.append(server.sockets[0].getsockname()[1])
+        port.append(server.sockets[0].getsockname()[1])
         ready.set()
         await asyncio.to_thread(stop.wait)
         server.close()
 
-    asyncio.run(main())
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        yield f"http://127.0.0.1:{port[0]}"
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 @pytest.fixture
 def stalling_server() -> Iterator[str]:
-    port: list[int] = []
-    ready, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(target=_serve, args=(port, ready, stop), daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    yield f"http://127.0.0.1:{port[0]}"
-    stop.set()
-    thread.join(5)
+    """Answers one request at a time and stalls on the first."""
+    one_at_a_time = asyncio.Lock()
+
+    async def answer(number: int) -> None:
+        async with one_at_a_time:
+            if number == 1:
+                await asyncio.sleep(STALL_S)
+
+    with _server(answer) as url:
+        yield url
 
 
 def test_requests_due_during_a_stall_are_charged_the_wait(stalling_server: str) -> None:
@@ -74,50 +94,11 @@ def test_requests_due_during_a_stall_are_charged_the_wait(stalling_server: str) 
     assert result.late_ms < 0.2 * STALL_S * 1000, result  # sent when due, not after the stall
 
 
-def _serve_closing(port_box: list[int], ready: threading.Event, stop: threading.Event) -> None:
-    """A server that closes every other connection after its answer, saying so."""
-
-    async def main() -> None:
-        answered = 0
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            nonlocal answered
-            try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                    await reader.readexactly(length)
-                    answered += 1
-                    close = answered % 2 == 0
-                    extra = b"Connection: close\r\n" if close else b""
-                    writer.write(b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nok")
-                    await writer.drain()
-                    if close:
-                        break
-            except (asyncio.IncompleteReadError, ConnectionError):
-                pass
-            writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port_box.append(server.sockets[0].getsockname()[1])
-        ready.set()
-        await asyncio.to_thread(stop.wait)
-        server.close()
-
-    asyncio.run(main())
-
-
 def test_a_connection_the_server_closes_is_not_used_again() -> None:
-    port: list[int] = []
-    ready, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(target=_serve_closing, args=(port, ready, stop), daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    host = f"127.0.0.1:{port[0]}"
-    requests = [post("/x", host, b"{}", {}) for _ in range(40)]
-    try:
-        result = open_loop(f"http://{host}", requests, rate=200.0)
-    finally:
-        stop.set()
-        thread.join(5)
+    async def every_other_closes(number: int) -> bytes | None:
+        return b"Connection: close\r\n" if number % 2 == 0 else None
+
+    with _server(every_other_closes) as url:
+        host = url.split("//", 1)[1]
+        result = open_loop(url, [post("/x", host, b"{}", {}) for _ in range(40)], rate=200.0)
     assert result.statuses == {"200": 40}

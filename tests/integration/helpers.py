@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import sqlalchemy as sa
 
@@ -167,3 +167,18 @@ class ThingRepository(TrackingRepository[VersionedThing]):
 
     async def _conflict(self, aggregate: VersionedThing) -> Exception:
         return ThingConflict(aggregate.id, self.rows.get(aggregate.id))
+
+
+def plan_access(plan: Any, table: str) -> set[str]:
+    """How an EXPLAIN (FORMAT JSON) plan reads ``table``: each node's index, or its node type
+    (``Seq Scan``) where it uses none."""
+    found: set[str] = set()
+    if isinstance(plan, dict):
+        if plan.get("Relation Name") == table:
+            found.add(str(plan.get("Index Name", plan["Node Type"])))
+        for value in plan.values():
+            found |= plan_access(value, table)
+    elif isinstance(plan, list):
+        for value in plan:
+            found |= plan_access(value, table)
+    return found

@@ -18,6 +18,7 @@ from mercato.bootstrap import Container
 from mercato.orders.store import checkout
 from mercato.payments import store
 from mercato.platform.db import Statement
+from tests.integration.helpers import plan_access
 
 pytestmark = pytest.mark.anyio
 
@@ -30,19 +31,6 @@ FROM generate_series(1, {count}) AS n
 """
 
 
-def _indexes(plan: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(plan, dict):
-        if "Index Name" in plan and plan.get("Relation Name") == "payments_payments":
-            found.add(plan["Index Name"])
-        for value in plan.values():
-            found |= _indexes(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            found |= _indexes(value)
-    return found
-
-
 async def _plans(container: Container, stmt: Statement, **params: Any) -> list[set[str]]:
     compiled = stmt.compiled("postgresql")
     seen = []
@@ -52,7 +40,7 @@ async def _plans(container: Container, stmt: Statement, **params: Any) -> list[s
             text = await conn.raw.fetchval(
                 "EXPLAIN (FORMAT JSON) " + compiled.text, *compiled.args(params)
             )
-            seen.append(_indexes(json.loads(text)))
+            seen.append(plan_access(json.loads(text), "payments_payments"))
     return seen
 
 

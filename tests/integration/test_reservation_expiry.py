@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +17,7 @@ from mercato.catalog.store.stock_store import _EXPIRED_ORDERS
 from mercato.kernel.clock import utcnow
 from mercato.kernel.ids import new_id
 from mercato.platform.db import sql
-from tests.integration.helpers import product
+from tests.integration.helpers import plan_access, product
 
 pytestmark = pytest.mark.anyio
 
@@ -62,19 +61,6 @@ async def test_only_active_reservations_that_expired_are_swept(
     assert {live, settled, released}.isdisjoint(found)
 
 
-def _indexes(plan: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(plan, dict):
-        if plan.get("Relation Name") == "catalog_reservations":
-            found.add(str(plan.get("Index Name", plan["Node Type"])))
-        for value in plan.values():
-            found |= _indexes(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            found |= _indexes(value)
-    return found
-
-
 async def test_the_sweeper_reads_an_index_that_holds_only_active_reservations(
     container: Container, backend: str
 ) -> None:
@@ -94,4 +80,6 @@ async def test_the_sweeper_reads_an_index_that_holds_only_active_reservations(
             "EXPLAIN (FORMAT JSON) " + compiled.text, *compiled.args({"now": utcnow(), "limit": 50})
         )
     assert predicate == "((state)::text = 'active'::text)"
-    assert _indexes(json.loads(plan)) == {"ix_catalog_reservations_active"}
+    assert plan_access(json.loads(plan), "catalog_reservations") == {
+        "ix_catalog_reservations_active"
+    }
