@@ -170,11 +170,11 @@ class ThingRepository(TrackingRepository[VersionedThing]):
 
 
 def plan_access(plan: Any, table: str) -> set[str]:
-    """How an EXPLAIN (FORMAT JSON) plan reads ``table``: each node's index, or its node type
+    """How an EXPLAIN (FORMAT JSON) plan reads ``table``: each scan's index, or its node type
     (``Seq Scan``) where it uses none."""
     found: set[str] = set()
     if isinstance(plan, dict):
-        if plan.get("Relation Name") == table:
+        if plan.get("Relation Name") == table and "Scan" in plan["Node Type"]:
             found.add(str(plan.get("Index Name", plan["Node Type"])))
         for value in plan.values():
             found |= plan_access(value, table)
