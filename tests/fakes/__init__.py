@@ -32,6 +32,15 @@ def fake_for(real: type[Repository]) -> Callable[[type[R]], type[R]]:
 
     def register(fake: type[R]) -> type[R]:
         assert issubclass(fake, real), f"{fake.__name__} must subclass {real.__name__}"
+        made = fake.__init__
+
+        def keeping_the_unit_of_work(self: R, uow: UnitOfWork) -> None:
+            # a fake's rows are its unit of work's tables, so it keeps the unit of work (a real
+            # repository keeps only the connection: no cycle outlives a request)
+            made(self, uow)
+            self._uow = uow  # type: ignore[attr-defined]
+
+        fake.__init__ = keeping_the_unit_of_work  # type: ignore[assignment,method-assign]
         FAKES[real] = fake
         return fake
 

@@ -51,7 +51,7 @@ def _found(uow: UnitOfWork, product_id: str) -> dict[str, Any]:
 
 @fake_for(ProductRepository)
 class FakeProductRepository(ProductRepository):
-    __slots__ = ()
+    __slots__ = ("_uow",)  # its rows are its unit of work's tables
 
     async def get(self, product_id: str, *, lock: bool = False) -> Product:
         return self._track(product_from_row(_found(self._uow, product_id)))
@@ -106,7 +106,7 @@ class FakeProductRepository(ProductRepository):
 
 @fake_for(StockRepository)
 class FakeStockRepository(StockRepository):
-    __slots__ = ()
+    __slots__ = ("_uow",)  # its rows are its unit of work's tables
 
     async def adjust(
         self, product_id: str, *, delta: int, reason: str, actor_id: str, now: datetime

@@ -16,7 +16,7 @@ from tests.fakes import fake_for, tables_of
 
 @fake_for(CustomerRepository)
 class FakeCustomerRepository(CustomerRepository):
-    __slots__ = ()
+    __slots__ = ("_uow",)  # its rows are its unit of work's tables
 
     @property
     def _rows(self) -> dict[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ _LIVE = (Status.PENDING.value, Status.CAPTURED.value, Status.REFUNDED.value)
 
 @fake_for(PaymentRepository)
 class FakePaymentRepository(PaymentRepository):
-    __slots__ = ()
+    __slots__ = ("_uow",)  # its rows are its unit of work's tables
 
     @property
     def _rows(self) -> dict[str, dict[str, Any]]:
